@@ -1,0 +1,48 @@
+"""interp: circuits-style interpretability for small models.
+
+>>> import interp
+>>> run = interp.train("tutorial", "shapes", epochs=2, name="tiny")
+>>> run = interp.load_run("tiny")
+>>> run.layer("conv2")
+LayerInfo(name='conv2', kind='conv', units=16, output_shape=(16, 10, 10), parameters=2416)
+
+Nothing happens at import time: no device choice, no downloads, no heavy imports until a
+function is called.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "InterpError", "Run", "capture", "create_model", "hook_count", "list_models", "load_run", "make_config",
+    "parse_unit", "resume", "train",
+]
+
+_LAZY = {
+    "InterpError": ("errors", "InterpError"),
+    "Run": ("runs", "Run"),
+    "load_run": ("runs", "load_run"),
+    "capture": ("hooks", "capture"),
+    "hook_count": ("hooks", "hook_count"),
+    "create_model": ("zoo", "create_model"),
+    "list_models": ("zoo", "list_models"),
+    "make_config": ("train", "make_config"),
+    "train": ("train", "train"),
+    "resume": ("train", "resume"),
+    "parse_unit": ("units", "parse_unit"),
+}
+
+
+def __getattr__(name: str):
+    # Lazy attributes keep `import interp` (and so `interp --help`) fast.
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
+    raise AttributeError(f"module 'interp' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

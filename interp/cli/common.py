@@ -1,0 +1,53 @@
+"""Options and printing shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def add_run(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--run", metavar="RUN", default=None,
+                   help="run name (under models/) or path; default: the most recent run")
+
+
+def add_device(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
+
+
+def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
+    p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
+
+
+def load_run_announced(args, **kwargs):
+    """Load ``--run`` (default: latest) and say which run was used when it was implicit."""
+    from ..runs import load_run
+
+    run = load_run(args.run, device=getattr(args, "device", "cpu"), **kwargs)
+    if args.run is None:
+        print(f"Using the most recent run: {run.name} ({run.path})", file=sys.stderr)
+    return run
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]], formats: dict | None = None) -> str:
+    """A plain-text table: ``columns`` are (key, header) pairs."""
+    formats = formats or {}
+
+    def cell(row, key):
+        value = row.get(key)
+        if value is None:
+            return "-"
+        fmt = formats.get(key)
+        return fmt(value) if fmt else str(value)
+
+    body = [[cell(r, k) for k, _ in columns] for r in rows]
+    headers = [h for _, h in columns]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}%"

@@ -1,0 +1,153 @@
+"""Foundation commands: models, train, runs, zoo, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_device, load_run_announced, pct, table
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("models", parents=[common], help="list the models that can be trained",
+                       description="List registered models with their family, task and parameter count.")
+    p.add_argument("pattern", nargs="?", default="*", help="glob filter, e.g. 'cnn*'")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser(
+        "train", parents=[common], help="train a model into models/NAME/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a registered model and save it as a run folder (config.json, model.safetensors,\n"
+                    "metrics.jsonl, summary.json). A checkpoint is written after every epoch; Ctrl-C\n"
+                    "leaves a resumable run.",
+        epilog="examples:\n"
+               "  interp train tutorial                          # tutorial net on the embedded shapes data\n"
+               "  interp train tutorial --dataset ../shared/data/cifar10-jpeg --epochs 4\n"
+               "  interp train tutorial --set pooling=avg --set kernel_size=3 --name tut-avg-k3\n"
+               "  interp train tutorial --recipe tutorial        # the PyTorch tutorial's exact loop\n"
+               "  interp train --resume tutorial                 # continue an interrupted run")
+    p.add_argument("model", nargs="?", help="registered model (see `interp models`)")
+    p.add_argument("--dataset", help="shapes (default), cifar10 (downloads), or a folder with train/ and test/")
+    p.add_argument("--epochs", type=int, help="training epochs (recipe default otherwise)")
+    p.add_argument("--batch-size", type=int, help="batch size")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--recipe", default="fast", help="fast (default: AdamW, one-cycle, augmentation) or tutorial")
+    p.add_argument("--name", help="run name (default: the model name, made unique)")
+    p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
+                   help="override a model, training or data setting, e.g. pooling=avg, kernel_size=3, "
+                        "channels=8,16, batch_norm=true, train.weight_decay=0; repeatable")
+    p.add_argument("--resume", metavar="NAME", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("runs", parents=[common], help="list trained runs",
+                       description="List the runs under models/ with model, dataset, status, accuracy and date.")
+    p.set_defaults(func=cmd_runs)
+
+    p = sub.add_parser("zoo", parents=[common], help="train and compare an architecture grid",
+                       description="Train the tutorial net with max/avg/strided/no pooling and kernels 3/5/7, "
+                                   "and two MLPs, then print and save a comparison table.")
+    p.add_argument("--dataset", default="shapes", help="dataset for every model (default shapes)")
+    p.add_argument("--epochs", type=int, default=4, help="epochs per model (default 4)")
+    p.add_argument("--only", help="comma-separated subset of the grid's entry names")
+    p.add_argument("--no-progress", action="store_true")
+    add_device(p)
+    p.set_defaults(func=cmd_zoo)
+
+    p = sub.add_parser("demo", parents=[common], help="run the whole pipeline on embedded data",
+                       description="Train the tutorial net on the embedded shapes data and run every analysis "
+                                   "stage on it, ending with a report. No download; a few minutes on 2 CPU cores.")
+    p.add_argument("--quick", action="store_true", help="smaller data and fewer steps (a smoke test)")
+    p.add_argument("--no-progress", action="store_true")
+    add_device(p)
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_models(args) -> int:
+    from ..zoo import count_parameters, create_model, list_models
+
+    rows = []
+    for spec in list_models(args.pattern):
+        try:
+            params = f"{count_parameters(create_model(spec.name)):,}"
+        except Exception:  # a model needing data-dependent sizes
+            params = "depends on data"
+        rows.append({"name": spec.name, "family": spec.family, "task": spec.task, "params": params,
+                     "description": spec.description})
+    print(table(rows, [("name", "model"), ("family", "family"), ("task", "task"), ("params", "parameters"),
+                       ("description", "description")]))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from ..config import parse_set_options
+    from ..train import resume, train
+
+    progress = not args.no_progress
+    if args.resume:
+        if args.model:
+            print(f"note: --resume continues {args.resume} with its saved config; ignoring {args.model!r}",
+                  file=sys.stderr)
+        run = resume(args.resume, device=args.device, progress=progress)
+    else:
+        if not args.model:
+            from ..errors import InterpError
+
+            raise InterpError("which model? e.g. `interp train tutorial` (see `interp models`), "
+                              "or `interp train --resume NAME`")
+        run = train(args.model, args.dataset, name=args.name, device=args.device, progress=progress,
+                    recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                    seed=args.seed, overrides=parse_set_options(args.sets), overwrite=args.overwrite)
+    print(format_summary(run))
+    return 0
+
+
+def format_summary(run) -> str:
+    s = run.summary or {}
+    lines = [f"Run {run.name}: {run.config.model} on {run.config.data.name}  ->  {run.path}"]
+    if "test_acc" in s:
+        lines.append(f"  test accuracy {pct(s['test_acc'])}   parameters {s['parameters']:,}   "
+                     f"training {s['train_seconds']:.1f}s on {s['device']}")
+        per_class = s.get("per_class_acc") or {}
+        if per_class:
+            lines.append("  per class: " + ", ".join(f"{k} {pct(v)}" for k, v in per_class.items()))
+    elif "val_loss" in s:
+        lines.append(f"  validation loss {s['val_loss']:.4f}   parameters {s['parameters']:,}   "
+                     f"training {s['train_seconds']:.1f}s")
+    if s.get("stopped_early"):
+        lines.append(f"  stopped early: {s['stopped_early']}")
+    return "\n".join(lines)
+
+
+def cmd_runs(args) -> int:
+    from ..runs import models_dir, run_table
+
+    rows = run_table()
+    if not rows:
+        print(f"No runs in {models_dir()}/ yet. Train one: interp train tutorial")
+        return 0
+    print(table(rows, [("name", "run"), ("model", "model"), ("dataset", "dataset"), ("status", "status"),
+                       ("epochs", "epochs"), ("accuracy", "test acc"), ("date", "updated")],
+                {"accuracy": pct}))
+    return 0
+
+
+def cmd_zoo(args) -> int:
+    from ..grid import format_zoo_table, run_zoo
+
+    only = [s for s in args.only.split(",") if s] if args.only else None
+    result = run_zoo(dataset=args.dataset, epochs=args.epochs, device=args.device,
+                     progress=not args.no_progress, only=only)
+    print(format_zoo_table(result["rows"]))
+    print(f"\nSaved: {result['path']}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from ..demo import run_demo
+
+    run_demo(device=args.device, quick=args.quick, progress=not args.no_progress)
+    return 0

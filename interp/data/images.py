@@ -1,0 +1,260 @@
+"""Image classification data as in-memory uint8 tensors.
+
+Sources (``load_image_data(name)``):
+
+- ``shapes``: the embedded procedural dataset (:mod:`interp.data.shapes`), no download.
+- ``cifar10``: torchvision's CIFAR-10, downloaded into ``$INTERP_DATA_DIR`` (default
+  ``~/.cache/interp/data``) the first time a user asks for it.
+- any folder with ``train/<class>/*`` and ``test/<class>/*`` images (an ImageFolder
+  layout, e.g. ``../shared/data/cifar10-jpeg``): decoded once and cached as uint8
+  tensors under ``$INTERP_CACHE_DIR`` (default ``~/.cache/interp/cache``), outside the
+  dataset folder, which may be read-only.
+
+Normalisation (per-channel mean and std of the training split), class names and input
+size travel with the data and then with the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import InterpError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
+BUILTIN_IMAGE_DATASETS = ("shapes", "cifar10")
+
+
+def data_dir() -> Path:
+    """Where downloads go: ``$INTERP_DATA_DIR`` or ``~/.cache/interp/data``."""
+    return Path(os.environ.get("INTERP_DATA_DIR", Path.home() / ".cache" / "interp" / "data"))
+
+
+def cache_dir() -> Path:
+    """Where decoded datasets are cached: ``$INTERP_CACHE_DIR`` or ``~/.cache/interp/cache``."""
+    return Path(os.environ.get("INTERP_CACHE_DIR", Path.home() / ".cache" / "interp" / "cache"))
+
+
+@dataclass
+class ImageData:
+    """Train and test splits as uint8 ``(N, C, H, W)`` tensors with int64 labels."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[str]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_x.shape[1:])
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 or [0, 1] float images -> the model's normalised input."""
+        return normalize(x, self.mean, self.std)
+
+    def subset(self, n_train: int = 0, n_test: int = 0) -> "ImageData":
+        """The first ``n_train`` / ``n_test`` examples (0 keeps a split whole)."""
+        tx, ty = (self.train_x[:n_train], self.train_y[:n_train]) if n_train else (self.train_x, self.train_y)
+        vx, vy = (self.test_x[:n_test], self.test_y[:n_test]) if n_test else (self.test_x, self.test_y)
+        return ImageData(self.name, tx, ty, vx, vy, self.classes, self.mean, self.std)
+
+
+def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """Map uint8 (0..255) or float (0..1) images to ``(x - mean) / std`` per channel."""
+    if x.dtype == torch.uint8:
+        x = x.float().div_(255.0)
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return (x - m) / s
+
+
+def denormalize(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """Inverse of :func:`normalize`, giving [0, 1] floats."""
+    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)
+    return x * s + m
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of uint8 images on the [0, 1] scale (chunked: no big float copy)."""
+    total = torch.zeros(x.shape[1], dtype=torch.float64)
+    total_sq = torch.zeros_like(total)
+    for chunk in x.split(8192):
+        c = chunk.to(torch.float64).div_(255.0)
+        total += c.sum(dim=(0, 2, 3))
+        total_sq += c.pow(2).sum(dim=(0, 2, 3))
+    n = x.shape[0] * x.shape[2] * x.shape[3]
+    mean = total / n
+    std = (total_sq / n - mean**2).clamp_min(1e-12).sqrt()
+    return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
+
+
+def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: bool = True) -> ImageData:
+    """Load an image dataset by name or folder path.
+
+    >>> data = load_image_data("shapes", n_train=100, n_test=50)
+    >>> data.train_x.shape, data.classes[:2]
+    (torch.Size([100, 3, 32, 32]), ['line', 'edge'])
+    """
+    if name == "shapes":
+        from .shapes import shapes_splits
+
+        splits = shapes_splits(n_train=n_train or 50_000, n_test=n_test or 10_000, seed=0)
+        (tx, ty), (vx, vy) = splits["train"], splits["test"]
+        mean, std = channel_stats(tx)
+        return ImageData("shapes", tx, ty, vx, vy, list(splits["classes"]), mean, std)
+    if name == "cifar10":
+        data = _load_cifar10(progress=progress)
+    else:
+        path = Path(name).expanduser()
+        if not path.exists():
+            raise InterpError(
+                f"unknown dataset {name!r}: not a built-in dataset ({', '.join(BUILTIN_IMAGE_DATASETS)}) "
+                f"and no folder at {path}. Give one of those names or a folder with train/ and test/ subfolders."
+            )
+        data = load_image_folder(path, progress=progress)
+    return data.subset(n_train, n_test)
+
+
+def _load_cifar10(progress: bool) -> ImageData:
+    import torchvision
+
+    root = data_dir() / "cifar10"
+    if not (root / "cifar-10-batches-py").exists():
+        print(f"Downloading CIFAR-10 (170 MB) into {root} (set INTERP_DATA_DIR to change) ...", file=sys.stderr)
+    try:
+        train = torchvision.datasets.CIFAR10(root, train=True, download=True)
+        test = torchvision.datasets.CIFAR10(root, train=False, download=True)
+    except Exception as e:  # network errors come in many types
+        raise InterpError(
+            f"could not download CIFAR-10 into {root}: {e}. Without internet, pass a local copy "
+            f"as an image folder: --dataset PATH (with train/ and test/ subfolders)"
+        ) from e
+
+    def to_tensors(ds):
+        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
+        return x, torch.tensor(ds.targets, dtype=torch.int64)
+
+    tx, ty = to_tensors(train)
+    vx, vy = to_tensors(test)
+    mean, std = channel_stats(tx)
+    return ImageData("cifar10", tx, ty, vx, vy, list(train.classes), mean, std)
+
+
+# ----------------------------------------------------------------------- image folders
+
+
+def _list_split(split_dir: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    files = []
+    for label, cls in enumerate(classes):
+        for f in sorted((split_dir / cls).iterdir()):
+            if f.suffix.lower() in IMAGE_SUFFIXES:
+                files.append((f, label))
+    return classes, files
+
+
+def _fingerprint(files: list[tuple[Path, int]]) -> str:
+    h = hashlib.sha1()
+    for f, label in files:
+        st = f.stat()
+        h.update(f"{f}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _decode_one(path: Path, size: tuple[int, int] | None):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("RGB")
+            if size is not None and im.size != size:
+                im = im.resize(size, Image.BILINEAR)
+            return torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.size[1], im.size[0], 3)
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        raise InterpError(f"cannot decode image {path}: {e}. Remove or replace the file.") from e
+
+
+def _decode_split(files, size, desc: str, progress: bool) -> torch.Tensor:
+    from tqdm.auto import tqdm
+
+    w, h = size
+    out = torch.empty(len(files), h, w, 3, dtype=torch.uint8)
+    workers = max(2, min(8, (os.cpu_count() or 2) * 2))
+    with ThreadPoolExecutor(workers) as pool:
+        # PIL releases the GIL while decoding, so threads overlap decodes.
+        results = pool.map(lambda fl: _decode_one(fl[0], size), files, chunksize=64)
+        for i, arr in enumerate(tqdm(results, total=len(files), desc=desc, unit="img",
+                                     disable=not progress, leave=False)):
+            out[i] = arr
+    return out.permute(0, 3, 1, 2).contiguous()
+
+
+def load_image_folder(path: str | os.PathLike, *, progress: bool = True) -> ImageData:
+    """Load ``path/train/<class>/*`` and ``path/test/<class>/*``, decoding once and caching.
+
+    Every image is resized to the size of the first training image when sizes differ.
+    """
+    from safetensors.torch import load_file
+
+    path = Path(path).expanduser().resolve()
+    if not path.is_dir():
+        raise InterpError(f"dataset folder {path} does not exist")
+    missing = [s for s in ("train", "test") if not (path / s).is_dir()]
+    if missing:
+        raise InterpError(
+            f"dataset folder {path} has no {' or '.join(m + '/' for m in missing)} subfolder; "
+            f"expected train/<class>/*.jpg and test/<class>/*.jpg"
+        )
+    train_classes, train_files = _list_split(path / "train")
+    test_classes, test_files = _list_split(path / "test")
+    for split, files in (("train", train_files), ("test", test_files)):
+        if not files:
+            raise InterpError(f"dataset folder {path / split} has no images in class subfolders "
+                              f"(expected {split}/<class>/*.jpg)")
+    if test_classes != train_classes:
+        raise InterpError(f"train/ and test/ of {path} have different class folders: "
+                          f"{train_classes} vs {test_classes}")
+
+    key = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    fp = _fingerprint(train_files + test_files)
+    cache_file = cache_dir() / f"imagefolder-{path.name}-{key}-{fp}.safetensors"
+    if cache_file.exists():
+        try:
+            t = load_file(str(cache_file))
+            mean, std = tuple(t["mean"].tolist()), tuple(t["std"].tolist())
+            return ImageData(str(path), t["train_x"], t["train_y"], t["test_x"], t["test_y"],
+                             train_classes, mean, std)
+        except Exception:
+            cache_file.unlink(missing_ok=True)  # a corrupt cache is rebuilt, never trusted
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(train_files[0][0]) as first:
+            size = first.size
+    except (UnidentifiedImageError, OSError) as e:
+        raise InterpError(f"cannot decode image {train_files[0][0]}: {e}") from e
+    if progress:
+        print(f"Decoding {len(train_files) + len(test_files)} images from {path} once; "
+              f"cached in {cache_file.parent}", file=sys.stderr)
+    tx = _decode_split(train_files, size, "decode train", progress)
+    vx = _decode_split(test_files, size, "decode test", progress)
+    ty = torch.tensor([label for _, label in train_files], dtype=torch.int64)
+    vy = torch.tensor([label for _, label in test_files], dtype=torch.int64)
+    mean, std = channel_stats(tx)
+    from ..io import save_tensors
+
+    save_tensors(cache_file, {"train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy,
+                              "mean": torch.tensor(mean), "std": torch.tensor(std)})
+    return ImageData(str(path), tx, ty, vx, vy, train_classes, mean, std)

@@ -1,0 +1,242 @@
+"""The run folder: everything about one trained model, loadable without unpickling.
+
+::
+
+    models/NAME/
+      config.json          RunConfig: model, data (with preprocessing), training recipe
+      model.safetensors    the latest good weights
+      checkpoint.safetensors  weights + optimiser state for --resume (flat tensors + JSON metadata)
+      metrics.jsonl        one line per epoch
+      state.json           status (running / interrupted / failed / finished), epochs done
+      summary.json         final test metrics, parameter count, timings, library versions
+
+>>> run = load_run("models/tutorial")
+>>> run.model(run.normalize(images))  # logits
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import RunConfig
+from .errors import InterpError, close_matches
+from .io import read_jsonl
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def models_dir() -> Path:
+    """Where runs live: ``$INTERP_MODELS_DIR`` or ``./models``."""
+    return Path(os.environ.get("INTERP_MODELS_DIR", "models"))
+
+
+def reports_dir() -> Path:
+    """Where reports go: ``$INTERP_REPORTS_DIR`` or ``./reports``."""
+    return Path(os.environ.get("INTERP_REPORTS_DIR", "reports"))
+
+
+def check_run_name(name: str) -> str:
+    if not NAME_PATTERN.match(name):
+        raise InterpError(f"bad run name {name!r}: use letters, digits, '.', '_' and '-' (e.g. tutorial-avg)")
+    return name
+
+
+def is_run_dir(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+def list_run_dirs(root: Path | None = None) -> list[Path]:
+    """Run folders under ``root``, most recently updated last."""
+    root = Path(root) if root is not None else models_dir()
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and is_run_dir(p)]
+    return sorted(runs, key=lambda p: (_mtime(p), p.name))
+
+
+def _mtime(path: Path) -> float:
+    for name in ("state.json", "config.json"):
+        if (path / name).exists():
+            return (path / name).stat().st_mtime
+    return 0.0
+
+
+def resolve_run_path(name_or_path: str | os.PathLike | None, root: Path | None = None) -> Path:
+    """A run folder from a name (under ``models/``), a path, or ``None`` (the latest run)."""
+    root = Path(root) if root is not None else models_dir()
+    if name_or_path is None:
+        runs = list_run_dirs(root)
+        if not runs:
+            raise InterpError(f"no runs in {root}/ yet; train one with: interp train tutorial")
+        return runs[-1]
+    candidate = Path(name_or_path).expanduser()
+    for path in (candidate, root / str(name_or_path)):
+        if path.is_dir():
+            if not (path / "config.json").exists():
+                raise InterpError(f"run folder {path} has no config.json; it is not a run (or it is damaged)")
+            return path
+    names = [p.name for p in list_run_dirs(root)]
+    message = f"no run called {str(name_or_path)!r} in {root}/"
+    near = close_matches(str(name_or_path), names)
+    if near:
+        message += "; did you mean " + ", ".join(repr(n) for n in near) + "?"
+    elif names:
+        message += f"; runs there: {', '.join(names[-10:])}"
+    else:
+        message += "; train one with: interp train tutorial"
+    raise InterpError(message)
+
+
+def read_config(path: Path) -> RunConfig:
+    file = path / "config.json"
+    try:
+        return RunConfig.from_dict(json.loads(file.read_text()))
+    except FileNotFoundError:
+        raise InterpError(f"{file} is missing; the run folder is incomplete") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InterpError(f"{file} is corrupt (not valid JSON: {e})") from None
+    except (InterpError, TypeError, KeyError) as e:
+        raise InterpError(f"{file} is not a valid run config: {e}") from None
+
+
+def read_json(file: Path) -> Any:
+    if not file.exists():
+        return None
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InterpError(f"{file} is corrupt (not valid JSON: {e})") from None
+
+
+def load_weights(file: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """Read a safetensors file, naming the file in any error (never unpickles)."""
+    from safetensors.torch import load_file
+
+    if not file.exists():
+        raise InterpError(f"{file} is missing; the run has no saved weights (was training interrupted "
+                          f"before the first epoch ended?)")
+    try:
+        return load_file(str(file), device=str(device))
+    except Exception as e:  # safetensors raises its own error types for truncation/corruption
+        raise InterpError(f"{file} is truncated or corrupt ({e}); retrain, or resume from its checkpoint") from None
+
+
+@dataclass
+class Run:
+    """A trained model with its config, metrics and summary; see :func:`load_run`."""
+
+    path: Path
+    config: RunConfig
+    model: torch.nn.Module
+    state: dict = field(default_factory=dict)
+    summary: dict | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+    @property
+    def metrics(self) -> list[dict]:
+        return read_jsonl(self.path / "metrics.jsonl")
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.config.data.input_shape)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.config.data.classes)
+
+    @cached_property
+    def layers(self):
+        """:class:`~interp.units.LayerInfo` for every analysable layer."""
+        from .units import describe_layers
+
+        return describe_layers(self.model, self.input_shape) if self.input_shape else []
+
+    def layer(self, name: str):
+        from .units import find_layer
+
+        return find_layer(self.layers, name)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 or [0, 1] images -> model input (the run's mean and std)."""
+        from .data.images import normalize
+
+        return normalize(x, self.config.data.mean, self.config.data.std)
+
+    def load_data(self, *, progress: bool = True):
+        """The run's dataset (for image runs an :class:`~interp.data.ImageData`)."""
+        from .data.images import load_image_data
+
+        dc = self.config.data
+        if self.config.task != "image-classification":
+            raise InterpError(f"run {self.name} is a {self.config.task} run; it has no image data")
+        return load_image_data(dc.name, n_train=dc.n_train, n_test=dc.n_test, progress=progress)
+
+    def report_dir(self, root: Path | None = None) -> Path:
+        return (Path(root) if root is not None else reports_dir()) / self.name
+
+    def __repr__(self) -> str:
+        acc = (self.summary or {}).get("test_acc")
+        acc_text = f", test_acc={acc:.3f}" if isinstance(acc, float) else ""
+        return f"Run({self.name!r}, model={self.config.model!r}, data={self.config.data.name!r}{acc_text})"
+
+
+def load_run(name_or_path: str | os.PathLike | None = None, *, device: str | torch.device = "cpu",
+             root: Path | None = None) -> Run:
+    """Rebuild a run's model and metadata from its folder (latest run when ``None``).
+
+    >>> run = load_run("tutorial")          # models/tutorial
+    >>> run.layer("conv2").units
+    16
+    """
+    from .device import resolve_device
+    from .zoo import build_model
+
+    path = resolve_run_path(name_or_path, root)
+    config = read_config(path)
+    device = resolve_device(device)
+    model = build_model(config.model, config.model_config)
+    weights = load_weights(path / "model.safetensors")
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    if missing or unexpected:
+        raise InterpError(f"{path / 'model.safetensors'} does not match the model in config.json "
+                          f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
+    model.to(device).eval()
+    return Run(path, config, model, state=read_json(path / "state.json") or {},
+               summary=read_json(path / "summary.json"))
+
+
+def run_table(root: Path | None = None) -> list[dict]:
+    """One row per run (name, model, dataset, status, accuracy, date), oldest first."""
+    rows = []
+    for path in list_run_dirs(root):
+        try:
+            config = read_config(path)
+            state = read_json(path / "state.json") or {}
+            summary = read_json(path / "summary.json") or {}
+        except InterpError as e:
+            rows.append({"name": path.name, "model": "?", "dataset": "?", "status": f"damaged: {e}",
+                         "accuracy": None, "date": ""})
+            continue
+        rows.append({
+            "name": path.name, "model": config.model, "dataset": config.data.name,
+            "status": state.get("status", "?"), "epochs": f"{state.get('epoch', 0)}/{config.train.epochs}",
+            "accuracy": summary.get("test_acc"), "val_loss": summary.get("val_loss"),
+            "date": state.get("updated", ""),
+        })
+    return rows
