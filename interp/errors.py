@@ -39,6 +39,8 @@ def unknown(kind: str, name: str, choices: Iterable[str], *, list_all: bool = Tr
     near = close_matches(name, choices)
     if near:
         message += "; did you mean " + ", ".join(repr(c) for c in near) + "?"
+    elif list_all and choices:
+        message += "."
     if list_all and choices:
         shown = choices if len(choices) <= 40 else choices[:40] + ["..."]
         message += f" Valid {kind}s: " + ", ".join(shown)

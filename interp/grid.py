@@ -28,7 +28,8 @@ ZOO_GRID: dict[str, tuple[str, dict[str, str]]] = {
 
 
 def run_zoo(dataset: str = "shapes", epochs: int = 4, *, device: str = "auto", progress: bool = True,
-            only: list[str] | None = None, root: Path | None = None, log=print) -> dict:
+            only: list[str] | None = None, overrides: dict[str, str] | None = None,
+            root: Path | None = None, log=print) -> dict:
     """Train every grid entry as run ``zoo-<entry>``; returns rows and the JSON path.
 
     >>> result = run_zoo("shapes", epochs=1, only=["tutorial-max", "mlp-small"])
@@ -48,7 +49,8 @@ def run_zoo(dataset: str = "shapes", epochs: int = 4, *, device: str = "auto", p
         model, sets = ZOO_GRID[entry]
         if log:
             log(f"[{i}/{len(names)}] {entry}: {model} {' '.join(f'{k}={v}' for k, v in sets.items())}".rstrip())
-        run = train(model, dataset, name=f"zoo-{entry}", epochs=epochs, overrides=sets, device=device,
+        run = train(model, dataset, name=f"zoo-{entry}", epochs=epochs, overrides={**(overrides or {}), **sets},
+                    device=device,
                     progress=progress, root=root, overwrite=True, log=None)
         s = run.summary
         metrics = run.metrics
@@ -57,7 +59,7 @@ def run_zoo(dataset: str = "shapes", epochs: int = 4, *, device: str = "auto", p
                      "test_acc": s["test_acc"], "parameters": s["parameters"],
                      "train_seconds": s["train_seconds"], "img_per_s": round(throughput, 1)})
     path = root / "zoo.json"
-    write_json(path, {"dataset": dataset, "epochs": epochs, "rows": rows})
+    write_json(path, {"dataset": dataset, "epochs": epochs, "settings": overrides or {}, "rows": rows})
     return {"rows": rows, "path": path}
 
 

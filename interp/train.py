@@ -33,7 +33,10 @@ from .runs import Run, check_run_name, load_run, load_weights, models_dir, read_
 from .zoo import build_model, count_parameters, get_spec
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
-SCHEDULES = ("onecycle", "cosine", "constant")
+# Filled from the data or chosen by other options: not for --set.
+NOT_SETTABLE = {"input_shape", "classes", "mean", "std", "vocab", "recipe", "num_classes", "in_channels",
+                "input_size"}
+SCHEDULES = ("onecycle", "cosine", "constant", "linear")
 
 
 class TrainingInterrupted(Exception):
@@ -43,7 +46,7 @@ class TrainingInterrupted(Exception):
 # ----------------------------------------------------------------------------- config
 
 
-def make_config(model: str = "tutorial", dataset: str | None = None, *, recipe: str = "fast",
+def make_config(model: str = "tutorial", dataset: str | None = None, *, recipe: str | None = None,
                 epochs: int | None = None, batch_size: int | None = None, lr: float | None = None,
                 seed: int | None = None, overrides: dict[str, str] | None = None) -> RunConfig:
     """A validated :class:`RunConfig` for a registered model.
@@ -56,20 +59,20 @@ def make_config(model: str = "tutorial", dataset: str | None = None, *, recipe: 
     """
     spec = get_spec(model)
     model_cfg = spec.default_config()
-    train_cfg = make_recipe(recipe)
+    train_cfg = make_recipe(recipe or spec.recipe)  # None: the model's own recipe (word2vec: sparse SGD)
     data = from_dict(_data_cls(), {"name": dataset or spec.default_dataset})
     buckets: dict[str, dict[str, str]] = {"model": {}, "train": {}, "data": {}}
-    targets = {"model": model_cfg, "train": train_cfg, "data": data}
+    settable = {section: [f.name for f in fields(obj) if f.name not in NOT_SETTABLE]
+                for section, obj in (("model", model_cfg), ("train", train_cfg), ("data", data))}
     for key, value in (overrides or {}).items():
         section, _, field_name = key.rpartition(".")
-        if section:
-            if section not in buckets:
-                raise InterpError(f"--set {key}: the prefix must be model., train. or data.")
-        else:
-            section = next((s for s, obj in targets.items() if field_name in {f.name for f in fields(obj)}), "")
-            if not section:
-                valid = sorted({f.name for obj in targets.values() for f in fields(obj)})
-                raise unknown("--set key", field_name, valid)
+        if section and section not in buckets:
+            raise InterpError(f"--set {key}: the prefix must be model., train. or data.")
+        if not section:
+            section = next((s for s, names in settable.items() if field_name in names), "")
+        if not section or field_name not in settable[section]:
+            valid = settable[section] if section else sorted({n for names in settable.values() for n in names})
+            raise unknown("--set key", field_name, valid)
         buckets[section][field_name] = value
     model_cfg = apply_overrides(model_cfg, buckets["model"], label=f"{model} model setting")
     train_cfg = apply_overrides(train_cfg, buckets["train"], label="training setting")
@@ -110,6 +113,8 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
     progress = step / total
     if cfg.schedule == "cosine":
         return cfg.lr * 0.5 * (1 + math.cos(math.pi * progress))
+    if cfg.schedule == "linear":  # word2vec's: straight down to lr/250 (0.025 -> 0.0001)
+        return cfg.lr * (1 - (1 - 0.004) * progress)
     # onecycle: linear warm-up over the first 15% from lr/10, then linear decay to lr/100.
     warm = 0.15
     if progress < warm:
@@ -207,7 +212,7 @@ def _unique_name(base: str, root: Path) -> str:
 
 def train(model: str = "tutorial", dataset: str | None = None, *, name: str | None = None,
           device: str = "auto", progress: bool = True, root: Path | None = None, overwrite: bool = False,
-          recipe: str = "fast", epochs: int | None = None, batch_size: int | None = None,
+          recipe: str | None = None, epochs: int | None = None, batch_size: int | None = None,
           lr: float | None = None, seed: int | None = None, overrides: dict[str, str] | None = None,
           log: Callable[[str], None] | None = print) -> Run:
     """Train a registered model and save it as a run folder; returns the loaded :class:`Run`.
@@ -288,6 +293,7 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
     rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 0) <= start_epoch]
     write_jsonl(run_dir / "metrics.jsonl", rows)
     unit = getattr(task, "unit", "ex")
+    updates_weights = getattr(task, "updates_weights", False)
     epoch = start_epoch
     stopped_early = None
     _write_state(run_dir, "running", start_epoch)
@@ -306,18 +312,22 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
                 lr = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                loss, stats = task.loss(model, batch)
+                if updates_weights:  # the task applies its own (sparse) update with this lr
+                    loss, stats = task.train_step(model, batch, lr)
+                else:
+                    loss, stats = task.loss(model, batch)
                 if not torch.isfinite(loss):
                     raise InterpError(
                         f"training diverged: the loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}. "
                         f"The last good checkpoint (epoch {epoch}) is kept in {run_dir}. Try a lower --lr "
                         f"(now {cfg.lr}) or --set grad_clip=1.0"
                     )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
+                if not updates_weights:
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.grad_clip > 0:
+                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    optimizer.step()
                 n = stats["n"]
                 loss_sum += loss.detach() * n
                 correct += stats.get("correct", 0)
@@ -338,6 +348,8 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
                 row["train_acc"] = (correct / max(seen, 1)).item()
             if cfg_eval_due(cfg, epoch, stopped_early):
                 row.update(task.evaluate(model))
+            if hasattr(task, "epoch_metrics"):
+                row.update(task.epoch_metrics(model))
             rows.append(row)
             write_jsonl(run_dir / "metrics.jsonl", rows)
             save_checkpoint(run_dir, model, optimizer, epoch + 1, elapsed)

@@ -29,10 +29,14 @@ Start with:  interp demo          (the whole pipeline on embedded data, a few mi
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # --debug works before or after the subcommand; SUPPRESS keeps a subparser's default
+    # from overwriting a --debug given before it.
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
-    parser = argparse.ArgumentParser(prog="interp", description=DESCRIPTION, parents=[common],
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks for errors")
+    parser = argparse.ArgumentParser(prog="interp", description=DESCRIPTION,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

@@ -32,7 +32,9 @@ def register(sub, common) -> None:
     p.add_argument("--batch-size", type=int, help="batch size")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--recipe", default="fast", help="fast (default: AdamW, one-cycle, augmentation) or tutorial")
+    p.add_argument("--recipe", default=None,
+                   help="fast (AdamW, one-cycle, augmentation; the default for image models), tutorial, or "
+                        "word2vec / word2vec-sgns (the defaults of those models); default: the model's own")
     p.add_argument("--name", help="run name (default: the model name, made unique)")
     p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
                    help="override a model, training or data setting, e.g. pooling=avg, kernel_size=3, "
@@ -53,6 +55,8 @@ def register(sub, common) -> None:
     p.add_argument("--dataset", default="shapes", help="dataset for every model (default shapes)")
     p.add_argument("--epochs", type=int, default=4, help="epochs per model (default 4)")
     p.add_argument("--only", help="comma-separated subset of the grid's entry names")
+    p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
+                   help="a setting applied to every entry, e.g. n_train=10000 or batch_size=128")
     p.add_argument("--no-progress", action="store_true")
     add_device(p)
     p.set_defaults(func=cmd_zoo)
@@ -111,9 +115,9 @@ def format_summary(run) -> str:
     if "test_acc" in s:
         lines.append(f"  test accuracy {pct(s['test_acc'])}   parameters {s['parameters']:,}   "
                      f"training {s['train_seconds']:.1f}s on {s['device']}")
-        per_class = s.get("per_class_acc") or {}
+        per_class = s.get("per_class_acc") or []
         if per_class:
-            lines.append("  per class: " + ", ".join(f"{k} {pct(v)}" for k, v in per_class.items()))
+            lines.append("  per class: " + ", ".join(f"{k} {pct(v)}" for k, v in zip(s["classes"], per_class)))
     elif "val_loss" in s:
         lines.append(f"  validation loss {s['val_loss']:.4f}   parameters {s['parameters']:,}   "
                      f"training {s['train_seconds']:.1f}s")
@@ -139,8 +143,10 @@ def cmd_zoo(args) -> int:
     from ..grid import format_zoo_table, run_zoo
 
     only = [s for s in args.only.split(",") if s] if args.only else None
+    from ..config import parse_set_options
+
     result = run_zoo(dataset=args.dataset, epochs=args.epochs, device=args.device,
-                     progress=not args.no_progress, only=only)
+                     progress=not args.no_progress, only=only, overrides=parse_set_options(args.sets))
     print(format_zoo_table(result["rows"]))
     print(f"\nSaved: {result['path']}")
     return 0

@@ -341,7 +341,17 @@ def smooth_noise(
     torch.Size([2, 1, 32, 32])
     """
     coarse = torch.rand(b, channels, cells + 1, cells + 1, generator=generator) - 0.5
-    return F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=True)
+    # Separable bilinear upsampling (same result as F.interpolate(...,
+    # align_corners=True)) written as two small matrix products with tent
+    # weights: several times faster on CPU than upsample_bilinear2d for a large
+    # batch of tiny images.
+    return _interp_matrix(h, cells + 1) @ coarse @ _interp_matrix(w, cells + 1).T
+
+
+def _interp_matrix(n: int, k: int) -> torch.Tensor:
+    """``[n, k]`` linear-interpolation weights from ``k`` knots to ``n`` samples (align_corners)."""
+    pos = torch.linspace(0.0, k - 1.0, n) if n > 1 else torch.zeros(1)
+    return (1.0 - (pos[:, None] - torch.arange(k, dtype=torch.float32)).abs()).clamp_min(0.0)
 
 
 def pixel_noise(

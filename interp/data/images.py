@@ -256,5 +256,6 @@ def load_image_folder(path: str | os.PathLike, *, progress: bool = True) -> Imag
     from ..io import save_tensors
 
     save_tensors(cache_file, {"train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy,
-                              "mean": torch.tensor(mean), "std": torch.tensor(std)})
+                              "mean": torch.tensor(mean, dtype=torch.float64),
+                              "std": torch.tensor(std, dtype=torch.float64)})
     return ImageData(str(path), tx, ty, vx, vy, train_classes, mean, std)

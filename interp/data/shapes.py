@@ -143,7 +143,9 @@ def _circle(bg_img, fg, bg, S, s, g):
 def _corner(bg_img, fg, bg, S, s, g):
     m = bg_img.shape[0]
     a1 = _angle(g, m)
-    a2 = a1 + _u(g, m, math.radians(55), math.radians(125))
+    # Opening capped well below 180 deg: wider Vs become hard to tell from a
+    # gently curved arc at 32x32.
+    a2 = a1 + _u(g, m, math.radians(45), math.radians(105))
     vx, vy = _u(g, m, -5, 5) * s, _u(g, m, -5, 5) * s
     l1, l2 = _u(g, m, 8, 14) * s, _u(g, m, 8, 14) * s
     t = _thickness(g, m, s)

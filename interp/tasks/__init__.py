@@ -16,6 +16,12 @@ class Task(Protocol):
     def prepare(self, config) -> Any:
         """Load the data; return the config with data-dependent fields filled in."""
 
+    unit: str
+    """What one example is, for throughput figures: "img", "tok", "pair"."""
+
+    def steps_per_epoch(self) -> int:
+        """Optimiser steps in one epoch."""
+
     def train_batches(self, epoch: int, generator: torch.Generator) -> Iterator[Any]:
         """This epoch's batches, in an order that depends only on the generator."""
 
@@ -24,6 +30,12 @@ class Task(Protocol):
 
     def evaluate(self, model, *, final: bool = False) -> dict[str, Any]:
         """Held-out metrics; ``final=True`` may add detail (per-class, confusion)."""
+
+    # Optional: ``epoch_metrics(model) -> dict`` adds numbers to each epoch's metrics row
+    # (for example head scores, so training dynamics can be plotted).
+    # Optional: ``updates_weights = True`` with ``train_step(model, batch, lr) -> (loss, stats)``:
+    # the task applies its own update (word2vec's sparse SGD) and the core skips
+    # backward() and the optimiser; schedule, checkpoints and metrics are unchanged.
 
 
 def make_task(task: str, device: torch.device, *, progress: bool = True) -> Task:

@@ -34,6 +34,8 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) 
 
 
 class ImageClassificationTask:
+    unit = "img"
+
     def __init__(self, device: torch.device, *, progress: bool = True):
         self.device = device
         self.progress = progress
@@ -115,6 +117,7 @@ class ImageClassificationTask:
             confusion = torch.zeros(k, k, dtype=torch.int64)
             confusion.index_put_((y.cpu(), pred.cpu()), torch.ones(len(y), dtype=torch.int64), accumulate=True)
             per_class = (confusion.diag().float() / confusion.sum(1).clamp_min(1).float()).tolist()
-            metrics["per_class_acc"] = dict(zip(self.data.classes, per_class))
+            metrics["classes"] = list(self.data.classes)
+            metrics["per_class_acc"] = per_class  # in the order of "classes"
             metrics["confusion"] = confusion.tolist()
         return metrics

@@ -30,6 +30,8 @@ class ModelSpec:
     builder: Callable[[Any], Any]
     description: str
     default_dataset: str
+    recipe: str = "fast"
+    """The training recipe (:data:`interp.config.RECIPES`) used when none is asked for."""
 
     def default_config(self) -> Any:
         return self.config_cls(**self.defaults)
@@ -49,14 +51,14 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(name: str, *, family: str, task: str, config: type, description: str,
-                   default_dataset: str = "shapes", **defaults: Any):
+                   default_dataset: str = "shapes", recipe: str = "fast", **defaults: Any):
     """Decorator registering ``builder(cfg) -> nn.Module`` under ``name``."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}")
 
     def decorate(builder):
         _REGISTRY[name] = ModelSpec(name, family, task, config, dict(defaults), builder,
-                                    description, default_dataset)
+                                    description, default_dataset, recipe)
         return builder
 
     return decorate

@@ -1,0 +1,492 @@
+"""How far can an attribution map be trusted? Three checks.
+
+1. **Completeness** (Integrated Gradients): the attributions should sum to the change
+   in the target's output between the baseline and the input,
+   ``sum(IG) = f(x) - f(baseline)``. :func:`ig_completeness` reports both sides and the
+   relative error; :func:`~interp.analysis.attribution.attribute` attaches it to every
+   IG result. A large error means too few ``steps``.
+2. **Deletion and insertion** (Petsiuk et al., RISE, 2018): remove the pixels a map
+   ranks highest first (deletion: replaced by a black image) and watch the target's
+   probability fall; or start from a blurred image and insert them (insertion) and watch
+   it rise. The area under each curve (fraction of pixels on x, probability on y, both
+   in [0, 1]) scores the map: low deletion AUC and high insertion AUC are good. A random
+   ranking is reported beside the methods as the floor to beat.
+3. **Model randomisation** (Adebayo et al., "Sanity Checks for Saliency Maps", 2018):
+   compare each method's maps on the trained model with its maps on a copy whose
+   weights were redrawn at random. A map that explains the *model* must change, so the
+   Spearman rank correlation should be low; a high one means the method mostly shows
+   the input (edges), whatever the model learnt.
+
+>>> report = trust_report(run, sample=16, steps=32)
+>>> report.curves.auc("deletion")["ig"], report.sanity.mean()["ig"]
+>>> save_trust(report)          # reports/RUN/attribution/trust.{json,npz} + two PNGs
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import InterpError, unknown
+from ..io import write_bytes, write_json
+from .attribution import (
+    Attribution, Subject, _pyplot, as_subject, attribute, attribution_dir, evaluating, gaussian_blur,
+    load_examples, make_baseline, npz_bytes, parse_methods, write_figure, METHODS,
+)
+
+# --------------------------------------------------------------------------- completeness
+
+
+@dataclass
+class Completeness:
+    """Both sides of IG's completeness axiom, per image."""
+
+    attribution_sum: torch.Tensor
+    """(N,) the sum of each IG map."""
+    output_difference: torch.Tensor
+    """(N,) f(x)[target] - f(baseline)[target], on the model's output (logits)."""
+
+    @property
+    def delta(self) -> torch.Tensor:
+        return self.attribution_sum - self.output_difference
+
+    @property
+    def relative_error(self) -> torch.Tensor:
+        """|sum - difference| / |difference| (the difference floored at 1e-6)."""
+        return self.delta.abs() / self.output_difference.abs().clamp_min(1e-6)
+
+    @property
+    def max_relative_error(self) -> float:
+        return float(self.relative_error.max())
+
+    def ok(self, tolerance: float = 0.01) -> bool:
+        return self.max_relative_error <= tolerance
+
+    def row(self, i: int) -> dict:
+        return {"attribution_sum": float(self.attribution_sum[i]),
+                "output_difference": float(self.output_difference[i]),
+                "relative_error": float(self.relative_error[i])}
+
+    def subset(self, idx: torch.Tensor) -> "Completeness":
+        return Completeness(self.attribution_sum[idx], self.output_difference[idx])
+
+    def to_dict(self) -> dict:
+        return {"attribution_sum": self.attribution_sum.tolist(),
+                "output_difference": self.output_difference.tolist(),
+                "relative_error": self.relative_error.tolist(),
+                "max_relative_error": self.max_relative_error}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Completeness":
+        return cls(torch.tensor(d["attribution_sum"]), torch.tensor(d["output_difference"]))
+
+
+def ig_completeness(model: nn.Module, inputs: torch.Tensor, baselines: torch.Tensor, targets: torch.Tensor,
+                    attributions: torch.Tensor) -> Completeness:
+    """Compare the sum of IG ``attributions`` with ``f(inputs) - f(baselines)`` for ``targets``.
+
+    >>> c = ig_completeness(model, x, torch.zeros_like(x), targets, ig_maps)
+    >>> c.relative_error  # one value per image
+    """
+    device = inputs.device
+    idx = torch.arange(len(inputs), device=device)
+    t = targets.to(device)
+    with evaluating(model), torch.no_grad():
+        difference = model(inputs)[idx, t] - model(baselines.to(device))[idx, t]
+    total = attributions.to(device).flatten(1).sum(1)
+    return Completeness(total.double().cpu(), difference.double().cpu())
+
+
+# --------------------------------------------------------------------------- deletion / insertion
+
+
+@dataclass
+class PerturbationCurves:
+    """Deletion and insertion curves per method (and for a random ranking)."""
+
+    fractions: np.ndarray
+    """(S+1,) fraction of pixels removed / inserted, 0..1."""
+    deletion: dict[str, np.ndarray]
+    """method -> (N, S+1) target probability as pixels are removed."""
+    insertion: dict[str, np.ndarray]
+    """method -> (N, S+1) target probability as pixels are inserted."""
+    deletion_baseline: str = "black"
+    insertion_baseline: str = "blur"
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.deletion)
+
+    def auc_per_image(self, kind: str) -> dict[str, np.ndarray]:
+        """method -> (N,) area under the curve, in [0, 1] (trapezoid rule)."""
+        curves = self._kind(kind)
+        return {m: np.trapezoid(c, self.fractions, axis=1) for m, c in curves.items()}
+
+    def auc(self, kind: str) -> dict[str, float]:
+        """method -> mean AUC over the images. Deletion: lower is better; insertion: higher."""
+        return {m: float(v.mean()) for m, v in self.auc_per_image(kind).items()}
+
+    def _kind(self, kind: str) -> dict[str, np.ndarray]:
+        if kind not in ("deletion", "insertion"):
+            raise unknown("curve", kind, ["deletion", "insertion"])
+        return self.deletion if kind == "deletion" else self.insertion
+
+    def to_dict(self) -> dict:
+        return {"fractions": self.fractions.tolist(), "deletion_baseline": self.deletion_baseline,
+                "insertion_baseline": self.insertion_baseline,
+                "deletion_auc": self.auc("deletion"), "insertion_auc": self.auc("insertion"),
+                "deletion_mean_curve": {m: c.mean(0).tolist() for m, c in self.deletion.items()},
+                "insertion_mean_curve": {m: c.mean(0).tolist() for m, c in self.insertion.items()}}
+
+
+def pixel_ranks(scores: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) scores -> (N, H, W) ranks, 0 for the highest score (ties: lower index first)."""
+    n = scores.shape[0]
+    flat = scores.reshape(n, -1)
+    order = torch.sort(flat, dim=1, descending=True, stable=True).indices
+    ranks = torch.empty_like(order)
+    ranks.scatter_(1, order, torch.arange(flat.shape[1]).expand(n, -1).contiguous())
+    return ranks.view_as(scores)
+
+
+@torch.no_grad()
+def perturbation_curve(model: nn.Module, image: torch.Tensor, start: torch.Tensor, finish: torch.Tensor,
+                       ranks: torch.Tensor, target: int, steps: int) -> np.ndarray:
+    """Target probability along the path from ``start`` to ``finish``, pixels switched in rank order.
+
+    Deletion is ``start=image, finish=baseline``; insertion ``start=baseline, finish=image``.
+    ``image`` only fixes the shape; at step k the first k/steps of the pixels come from ``finish``.
+    """
+    n_pixels = ranks.numel()
+    counts = torch.round(torch.linspace(0, n_pixels, steps + 1)).long()
+    switched = (ranks.flatten()[None, :] < counts[:, None]).view(steps + 1, 1, *ranks.shape)  # (S+1, 1, H, W)
+    switched = switched.to(image.device)
+    batch = torch.where(switched, finish.unsqueeze(0), start.unsqueeze(0))  # (S+1, C, H, W)
+    probs = model(batch).float().softmax(1)[:, target]
+    return probs.cpu().numpy()
+
+
+def deletion_insertion(run_or_model: Any, attr: Attribution, *, steps: int = 32, deletion_baseline: str = "black",
+                       insertion_baseline: str = "blur", random_reference: bool = True, seed: int = 0,
+                       progress: bool = False) -> PerturbationCurves:
+    """Deletion and insertion curves of every map in ``attr`` (plus a random ranking).
+
+    Pixels are ranked by :meth:`Attribution.pixel_map` (highest first) and switched in
+    ``steps`` equal groups, all channels of a pixel together.
+    """
+    from tqdm.auto import tqdm
+
+    if steps < 1:
+        raise InterpError(f"steps must be at least 1, got {steps}")
+    subject = as_subject(run_or_model)
+    model = subject.model
+    x = attr.inputs.to(subject.device)
+    removed = make_baseline(subject, x, deletion_baseline)
+    blank = make_baseline(subject, x, insertion_baseline)
+    scores = {m: attr.pixel_map(m) for m in attr.methods}
+    if random_reference:
+        g = torch.Generator().manual_seed(seed)
+        scores["random"] = torch.rand(attr.pixel_map(attr.methods[0]).shape, generator=g)
+    deletion: dict[str, list] = {m: [] for m in scores}
+    insertion: dict[str, list] = {m: [] for m in scores}
+    with evaluating(model):
+        for m, s in tqdm(scores.items(), desc="deletion/insertion", disable=not progress, leave=False):
+            ranks = pixel_ranks(s)
+            for i in range(len(x)):
+                t = int(attr.targets[i])
+                deletion[m].append(perturbation_curve(model, x[i], x[i], removed[i], ranks[i], t, steps))
+                insertion[m].append(perturbation_curve(model, x[i], blank[i], x[i], ranks[i], t, steps))
+    return PerturbationCurves(np.linspace(0, 1, steps + 1), {m: np.stack(v) for m, v in deletion.items()},
+                              {m: np.stack(v) for m, v in insertion.items()}, deletion_baseline, insertion_baseline)
+
+
+# --------------------------------------------------------------------------- model randomisation
+
+
+def randomized_copy(model: nn.Module, *, seed: int = 0, layers: Sequence[str] | None = None) -> nn.Module:
+    """A copy of ``model`` with the weights of ``layers`` (default: all) redrawn at random.
+
+    Each parameter tensor is redrawn from a normal distribution with that tensor's own
+    mean and standard deviation, so activations keep roughly their scale while everything
+    learnt is gone. The original model is untouched.
+    """
+    clone = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    modules = dict(clone.named_modules())
+    if layers is not None:
+        for name in layers:
+            if name not in modules:
+                raise unknown("layer", name, getattr(model, "layer_names", None) or [n for n in modules if n])
+    chosen = [modules[n] for n in layers] if layers is not None else [clone]
+    with torch.no_grad():
+        for module in chosen:
+            for p in module.parameters():
+                std = float(p.std()) if p.numel() > 1 else 0.0
+                std = std or 0.05
+                noise = torch.randn(p.shape, generator=g, dtype=torch.float32)
+                p.copy_((noise * std + float(p.mean())).to(p.dtype))
+    return clone
+
+
+@dataclass
+class SanityCheck:
+    """Spearman rank correlation between trained-model and randomised-model maps, per method and image."""
+
+    correlations: dict[str, np.ndarray]
+    """method -> (N,) Spearman's rho (NaN where a map is constant)."""
+    trained_maps: dict[str, np.ndarray] = field(default_factory=dict)
+    """method -> (N, H, W) pixel maps of the trained model (for the figure)."""
+    random_maps: dict[str, np.ndarray] = field(default_factory=dict)
+    absolute: bool = True
+    seed: int = 0
+
+    @property
+    def methods(self) -> list[str]:
+        return list(self.correlations)
+
+    def mean(self) -> dict[str, float]:
+        """method -> mean rho over images (NaN images skipped; NaN if all are)."""
+        out = {}
+        for m, v in self.correlations.items():
+            ok = v[~np.isnan(v)]
+            out[m] = float(ok.mean()) if len(ok) else float("nan")
+        return out
+
+    def to_dict(self) -> dict:
+        return {"absolute": self.absolute, "seed": self.seed,
+                "mean_spearman": {m: _finite(v) for m, v in self.mean().items()},
+                "spearman": {m: [_finite(x) for x in v] for m, v in self.correlations.items()}}
+
+
+def _finite(v: float) -> float | None:
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation of two flattened maps (NaN if either is constant)."""
+    from scipy.stats import spearmanr
+
+    a, b = np.ravel(a), np.ravel(b)
+    if np.all(a == a[0]) or np.all(b == b[0]):
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def sanity_check(run_or_model: Any, inputs: torch.Tensor, target: Any = None, methods: Any = None, *,
+                 seed: int = 0, absolute: bool = True, layers: Sequence[str] | None = None,
+                 trained: Attribution | None = None, progress: bool = False, **options: Any) -> SanityCheck:
+    """Model-randomisation test: each method's maps on the model against those on a randomised copy.
+
+    The randomised model explains the trained model's target (its prediction by
+    default). ``absolute`` compares |maps|, as Adebayo et al. do for their headline
+    figures. Pass ``trained`` to reuse maps already computed with the same options.
+    """
+    subject = as_subject(run_or_model)
+    if trained is None:
+        trained = attribute(subject, inputs, target, methods, progress=progress, **options)
+    random_subject = replace(subject, model=randomized_copy(subject.model, seed=seed, layers=layers))
+    opts = {**asdict(trained.options), **options}
+    random_attr = attribute(random_subject, trained.inputs, trained.targets, trained.methods, normalized=True,
+                            progress=progress, **opts)
+    correlations, tmaps, rmaps = {}, {}, {}
+    for m in trained.methods:
+        a = trained.pixel_map(m).numpy()
+        b = random_attr.pixel_map(m).numpy()
+        tmaps[m], rmaps[m] = a, b
+        if absolute:
+            a, b = np.abs(a), np.abs(b)
+        correlations[m] = np.array([spearman(a[i], b[i]) for i in range(len(a))])
+    return SanityCheck(correlations, tmaps, rmaps, absolute, seed)
+
+
+# --------------------------------------------------------------------------- all three on a sample
+
+
+@dataclass
+class TrustReport:
+    """Completeness, deletion/insertion and the randomisation check on one sample of test images."""
+
+    run: str | None
+    sources: list[str]
+    methods: list[str]
+    completeness: Completeness | None
+    curves: PerturbationCurves
+    sanity: SanityCheck
+    options: dict = field(default_factory=dict)
+
+    def table(self) -> list[dict]:
+        """One row per method: deletion AUC, insertion AUC, mean Spearman vs the randomised model."""
+        deletion, insertion = self.curves.auc("deletion"), self.curves.auc("insertion")
+        rho = self.sanity.mean()
+        rows = []
+        for m in [*self.methods, "random"]:
+            if m not in deletion:
+                continue
+            rows.append({"method": m, "title": METHODS[m].title if m in METHODS else "random ranking",
+                         "deletion_auc": deletion[m], "insertion_auc": insertion[m],
+                         "randomization_spearman": _finite(rho.get(m))})
+        return rows
+
+    def headline(self) -> str:
+        """A one-line summary for logs."""
+        parts = [f"{len(self.sources)} test images"]
+        if self.completeness is not None:
+            parts.append(f"IG completeness error <= {self.completeness.max_relative_error:.1%}")
+        best = min((r for r in self.table() if r["method"] != "random"), key=lambda r: r["deletion_auc"], default=None)
+        if best:
+            parts.append(f"lowest deletion AUC: {best['method']} {best['deletion_auc']:.3f} "
+                         f"(random {self.curves.auc('deletion').get('random', float('nan')):.3f})")
+        return "; ".join(parts)
+
+    def to_dict(self) -> dict:
+        return {"kind": "attribution-trust", "run": self.run, "sources": self.sources, "methods": self.methods,
+                "options": self.options, "table": self.table(),
+                "completeness": self.completeness.to_dict() if self.completeness is not None else None,
+                "curves": self.curves.to_dict(), "sanity": self.sanity.to_dict()}
+
+
+def sample_indices(n_available: int, sample: int, seed: int = 0) -> list[int]:
+    """``sample`` distinct indices out of ``n_available``, drawn by a seeded generator, sorted."""
+    if sample < 1:
+        raise InterpError(f"sample must be at least 1, got {sample}")
+    g = torch.Generator().manual_seed(seed)
+    return sorted(torch.randperm(n_available, generator=g)[:sample].tolist())
+
+
+def trust_report(run: Any, sample: int = 16, methods: Any = None, *, data: Any = None, seed: int = 0,
+                 curve_steps: int = 32, progress: bool = False, **options: Any) -> TrustReport:
+    """Run the three checks on ``sample`` random test images (targets: the model's predictions).
+
+    ``options`` go to :func:`~interp.analysis.attribution.attribute` (``steps``, ``baseline`` ...).
+    """
+    subject = as_subject(run)
+    data = data if data is not None else run.load_data(progress=progress)
+    indices = sample_indices(len(data.test_y), sample, seed)
+    images, labels = load_examples(run, indices, "test", data=data)
+    names = parse_methods(methods, subject)
+    attr = attribute(run, images, None, names, labels=labels, sources=[f"test:{i}" for i in indices],
+                     progress=progress, **options)
+    curves = deletion_insertion(run, attr, steps=curve_steps, seed=seed, progress=progress)
+    sanity = sanity_check(run, images, None, names, seed=seed, trained=attr, progress=progress, **options)
+    return TrustReport(subject.run_name, attr.sources, names, attr.completeness, curves, sanity,
+                       {"sample": sample, "seed": seed, "curve_steps": curve_steps, **asdict(attr.options)})
+
+
+# --------------------------------------------------------------------------- save / load / plot
+
+
+def save_trust(report: TrustReport, directory: str | Path | None = None) -> dict[str, Path]:
+    """Write ``trust.json``, ``trust.npz`` (curves, correlations, maps) and two PNGs."""
+    directory = Path(directory) if directory is not None else attribution_dir(report.run)
+    paths = {"json": directory / "trust.json", "npz": directory / "trust.npz",
+             "curves_png": directory / "trust-deletion-insertion.png",
+             "sanity_png": directory / "trust-randomization.png"}
+    arrays = {"fractions": report.curves.fractions}
+    for m in report.curves.methods:
+        arrays[f"deletion:{m}"] = report.curves.deletion[m]
+        arrays[f"insertion:{m}"] = report.curves.insertion[m]
+    for m in report.sanity.methods:
+        arrays[f"spearman:{m}"] = report.sanity.correlations[m]
+        if m in report.sanity.trained_maps:
+            arrays[f"trained_map:{m}"] = report.sanity.trained_maps[m].astype(np.float32)
+            arrays[f"random_map:{m}"] = report.sanity.random_maps[m].astype(np.float32)
+    if report.completeness is not None:
+        arrays["ig_sum"] = report.completeness.attribution_sum.numpy()
+        arrays["ig_difference"] = report.completeness.output_difference.numpy()
+    write_bytes(paths["npz"], npz_bytes(arrays))
+    write_figure(paths["curves_png"], plot_curves(report.curves))
+    write_figure(paths["sanity_png"], plot_sanity(report.sanity))
+    write_json(paths["json"], {**report.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
+    return paths
+
+
+def load_trust(path: str | Path) -> TrustReport:
+    """Read what :func:`save_trust` wrote (the folder or its ``trust.json``)."""
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    meta_file, npz_file = folder / "trust.json", folder / "trust.npz"
+    for f in (meta_file, npz_file):
+        if not f.is_file():
+            raise InterpError(f"{f} not found; run the trust checks first (interp attribute-trust)")
+    try:
+        meta = json.loads(meta_file.read_text())
+        with np.load(npz_file, allow_pickle=False) as z:
+            a = {k: z[k] for k in z.files}
+    except (json.JSONDecodeError, OSError, ValueError) as e:
+        raise InterpError(f"{folder}/trust.json/.npz is corrupt: {e}") from None
+    cmeta = meta["curves"]
+    curve_methods = [k.split(":", 1)[1] for k in a if k.startswith("deletion:")]
+    curves = PerturbationCurves(a["fractions"], {m: a[f"deletion:{m}"] for m in curve_methods},
+                                {m: a[f"insertion:{m}"] for m in curve_methods},
+                                cmeta["deletion_baseline"], cmeta["insertion_baseline"])
+    smeta = meta["sanity"]
+    sanity_methods = list(smeta["spearman"])
+    sanity = SanityCheck({m: a[f"spearman:{m}"] for m in sanity_methods},
+                         {m: a[f"trained_map:{m}"] for m in sanity_methods if f"trained_map:{m}" in a},
+                         {m: a[f"random_map:{m}"] for m in sanity_methods if f"random_map:{m}" in a},
+                         smeta["absolute"], smeta["seed"])
+    completeness = (Completeness(torch.from_numpy(a["ig_sum"]), torch.from_numpy(a["ig_difference"]))
+                    if "ig_sum" in a else None)
+    return TrustReport(meta["run"], meta["sources"], meta["methods"], completeness, curves, sanity, meta["options"])
+
+
+def _title(method: str) -> str:
+    return METHODS[method].title if method in METHODS else "random ranking"
+
+
+def plot_curves(curves: PerturbationCurves):
+    """Mean deletion and insertion curves per method, AUC in the legend."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, kind in zip(axes, ("deletion", "insertion")):
+        auc = curves.auc(kind)
+        for m, c in curves._kind(kind).items():
+            style = dict(color="gray", linestyle="--") if m == "random" else {}
+            ax.plot(curves.fractions, c.mean(0), label=f"{_title(m)} (AUC {auc[m]:.3f})", **style)
+        base = curves.deletion_baseline if kind == "deletion" else curves.insertion_baseline
+        better = "lower" if kind == "deletion" else "higher"
+        ax.set_title(f"{kind} ({base} image; {better} AUC is better)", fontsize=10)
+        ax.set_xlabel(f"fraction of pixels {'removed' if kind == 'deletion' else 'inserted'}")
+        ax.set_ylabel("probability of the target class")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sanity(sanity: SanityCheck, max_images: int = 3):
+    """Per method: trained-model map, randomised-model map (a few images) and mean Spearman."""
+    plt = _pyplot()
+    methods = [m for m in sanity.methods if m in sanity.trained_maps]
+    n = min(max_images, len(next(iter(sanity.trained_maps.values()))) if methods else 0)
+    if not methods or n == 0:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no maps", ha="center")
+        return fig
+    rho = sanity.mean()
+    fig, axes = plt.subplots(len(methods), 2 * n, figsize=(1.6 * 2 * n + 1, 1.8 * len(methods)), squeeze=False)
+    for r, m in enumerate(methods):
+        for i in range(n):
+            for j, (maps, label) in enumerate(((sanity.trained_maps, "trained"), (sanity.random_maps, "random"))):
+                ax = axes[r, 2 * i + j]
+                pm = np.abs(maps[m][i]) if sanity.absolute else maps[m][i]
+                ax.imshow(pm, cmap="inferno")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if r == 0:
+                    ax.set_title(f"image {i + 1}: {label}", fontsize=8)
+        value = rho[m]
+        axes[r, 0].set_ylabel(f"{_title(m)}\nrho {value:.2f}" if np.isfinite(value) else f"{_title(m)}\nrho n/a",
+                              fontsize=8)
+    fig.suptitle("model randomisation: maps should change (low rank correlation)", fontsize=10)
+    fig.tight_layout()
+    return fig

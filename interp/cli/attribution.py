@@ -1,0 +1,288 @@
+"""Attribution commands: attribute, attribute-units, attribute-trust, attribute-gallery."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import add_device, add_run, load_run_announced, table
+
+METHOD_HELP = "saliency, ig, smoothgrad, gradcam, occlusion, guided-backprop, deeplift, or all (default all)"
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser(
+        "attribute", parents=[common], help="which pixels did the model use for one prediction",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Attribute one prediction to the input pixels with Captum's methods and save a figure\n"
+                    "(input, top-5 prediction, one map per method) plus the data (npz + JSON) under\n"
+                    "reports/RUN/attribution/. Integrated Gradients also reports completeness: the sum of\n"
+                    "its attributions against f(input) - f(baseline).",
+        epilog="examples:\n"
+               "  interp attribute --index 0                       # test image 0, its predicted class\n"
+               "  interp attribute --index 12 --target circle --methods ig,gradcam,occlusion\n"
+               "  interp attribute --run tutorial --image cat.png --target cat\n"
+               "  interp attribute --index 3,4,5 --steps 100 --baseline mean\n"
+               "\nbaselines (ig, deeplift, occlusion) live in the model's normalised input space:\n"
+               "  black = a black image, mean = the dataset mean colour, blur = the image blurred")
+    add_run(p)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", metavar="PATH", help="an image file (resized to the model's input, with a notice)")
+    source.add_argument("--index", metavar="N", help="dataset image index, or several: 3,4,5")
+    p.add_argument("--split", default="test", help="split for --index: test (default) or train")
+    p.add_argument("--target", metavar="CLASS", help="class name or index to explain (default: the prediction)")
+    p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
+    _add_attribution_options(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
+    p.add_argument("--name", help="file name stem (default from the image: test-12, cat, ...)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(p)
+    p.set_defaults(func=cmd_attribute)
+
+    p = sub.add_parser(
+        "attribute-units", parents=[common], help="which units of a layer contribute to a class",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Attribute a class to the units of one layer (LayerIntegratedGradients by default,\n"
+                    "summed over space). With --index or --image: for that input. With --class: over that\n"
+                    "class's test images. With neither: the per-class summary over the test set (top\n"
+                    "units for every class, top classes for every unit), saved for the report.",
+        epilog="examples:\n"
+               "  interp attribute-units --layer conv2                  # every class: which conv2 units make it\n"
+               "  interp attribute-units --layer conv2 --class circle --top 5\n"
+               "  interp attribute-units --layer conv2 --index 7 --method conductance\n"
+               "  interp attribute-units --layer fc1 --image cat.png --target cat")
+    add_run(p)
+    p.add_argument("--layer", required=True, help="layer whose units are ranked (e.g. conv2, fc1)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--image", metavar="PATH", help="an image file")
+    source.add_argument("--index", metavar="N", help="dataset image index, or several: 3,4,5")
+    source.add_argument("--class", dest="class_", metavar="CLASS", help="a class: average over its test images")
+    p.add_argument("--split", default="test", help="split for --index: test (default) or train")
+    p.add_argument("--target", metavar="CLASS", help="with --index/--image: the class to explain (default: prediction)")
+    p.add_argument("--method", default="ig", help="ig (LayerIntegratedGradients, default), conductance "
+                                                  "(LayerConductance) or grad-x-act (LayerGradientXActivation)")
+    p.add_argument("--top", type=int, default=10, help="units to list (default 10)")
+    p.add_argument("--per-class", type=int, default=50, help="test images per class (default 50)")
+    p.add_argument("--correct-only", action="store_true", help="use only correctly classified test images")
+    p.add_argument("--steps", type=int, default=32, help="integration steps (default 32)")
+    p.add_argument("--baseline", default="black", help="black (default), mean or blur")
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(p)
+    p.set_defaults(func=cmd_attribute_units)
+
+    p = sub.add_parser(
+        "attribute-trust", parents=[common], help="how far can the attribution maps be trusted",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Three checks on a random sample of test images: IG completeness; deletion and\n"
+                    "insertion curves per method with their area (Petsiuk et al.); and the model-\n"
+                    "randomisation sanity check (Adebayo et al.): the Spearman rank correlation between\n"
+                    "maps of the trained model and of a weight-randomised copy (low is good).",
+        epilog="examples:\n"
+               "  interp attribute-trust                      # 16 test images, every method\n"
+               "  interp attribute-trust --sample 64 --methods ig,gradcam,guided-backprop")
+    add_run(p)
+    p.add_argument("--sample", type=int, default=16, help="test images in the sample (default 16)")
+    p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
+    p.add_argument("--curve-steps", type=int, default=32, help="points on each deletion/insertion curve (default 32)")
+    _add_attribution_options(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(p)
+    p.set_defaults(func=cmd_attribute_trust)
+
+    p = sub.add_parser(
+        "attribute-gallery", parents=[common], help="maps of a few test images per class, for the report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Attribute the first test images of every class (target: the prediction) with every\n"
+                    "method; saves one figure per class and the data under reports/RUN/attribution/gallery/.",
+        epilog="examples:\n"
+               "  interp attribute-gallery\n"
+               "  interp attribute-gallery --per-class 4 --methods ig,gradcam")
+    add_run(p)
+    p.add_argument("--per-class", type=int, default=2, help="test images per class (default 2)")
+    p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
+    _add_attribution_options(p)
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution/gallery)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(p)
+    p.set_defaults(func=cmd_attribute_gallery)
+
+
+def _add_attribution_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("method settings")
+    g.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps (default 50)")
+    g.add_argument("--baseline", default="black", help="black (default), mean or blur: ig/deeplift/occlusion reference")
+    g.add_argument("--samples", type=int, default=16, help="SmoothGrad noisy samples (default 16)")
+    g.add_argument("--noise", type=float, default=0.15, help="SmoothGrad noise, fraction of the value range (0.15)")
+    g.add_argument("--window", type=int, default=0, help="occlusion window in px (default: input size / 8)")
+    g.add_argument("--gradcam-layer", default="", help="Grad-CAM layer (default: the last conv layer)")
+    g.add_argument("--seed", type=int, default=0, help="seed for SmoothGrad noise and sampling (default 0)")
+
+
+def _options(args) -> dict:
+    return {"steps": args.steps, "baseline": args.baseline, "samples": args.samples, "noise": args.noise,
+            "window": args.window, "gradcam_layer": args.gradcam_layer, "seed": args.seed}
+
+
+def _parse_indices(text: str) -> list[int]:
+    from ..errors import InterpError
+
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise InterpError(f"--index {text!r}: expected an image index like 7, or several like 3,4,5") from None
+    if not values:
+        raise InterpError("--index needs at least one image index")
+    for v in values:
+        if v < 0:
+            raise InterpError(f"index {v} is out of range: indices start at 0")
+    return values
+
+
+def _load_inputs(run, args, progress: bool):
+    """(images, labels or None, sources) from --image or --index."""
+    from ..analysis.attribution import load_examples, read_image
+
+    if args.image:
+        return read_image(args.image, run.input_shape), None, [str(args.image)]
+    indices = _parse_indices(args.index)
+    if args.split not in ("test", "train"):
+        from ..errors import unknown
+
+        raise unknown("split", args.split, ["test", "train"])
+    images, labels = load_examples(run, indices, args.split, progress=progress)
+    return images, labels, [f"{args.split}:{i}" for i in indices]
+
+
+def _check_image_run(run) -> None:
+    from ..errors import InterpError
+
+    if run.config.task != "image-classification":
+        raise InterpError(f"run {run.name} is a {run.config.task} run; these commands need an image classifier")
+
+
+def cmd_attribute(args) -> int:
+    from ..analysis.attribution import attribute, parse_methods, resolve_class, save_attribution
+
+    progress = not args.no_progress
+    parse_methods(args.methods)  # a typo fails before the run and data load
+    run = load_run_announced(args)
+    _check_image_run(run)
+    if args.target is not None:
+        resolve_class(args.target, run.classes)
+    images, labels, sources = _load_inputs(run, args, progress)
+    attr = attribute(run, images, args.target, args.methods, labels=labels, sources=sources, progress=progress,
+                     **_options(args))
+    for i, row in enumerate(attr.summary()):
+        label = f" (label {row['label']})" if "label" in row else ""
+        print(f"{row['source']}{label}: explaining {row['target']} (p={row['target_prob']:.3f})")
+        print("  top 5: " + ", ".join(f"{t['class']} {t['prob']:.3f}" for t in row["top5"]))
+        if "ig_completeness" in row:
+            c = row["ig_completeness"]
+            print(f"  IG completeness: sum of attributions {c['attribution_sum']:.4f} vs f(x)-f(baseline) "
+                  f"{c['output_difference']:.4f} (error {100 * c['relative_error']:.2f}%)")
+    per_image = {m: s / len(attr) for m, s in attr.seconds.items()}
+    print("seconds per image: " + ", ".join(f"{m} {s:.3f}" for m, s in per_image.items()))
+    paths = save_attribution(attr, args.out, args.name)
+    print(f"Saved: {paths['png']}  (+ {paths['npz'].name}, {paths['json'].name})")
+    return 0
+
+
+def cmd_attribute_units(args) -> int:
+    from ..analysis.attribution import load_examples, resolve_class
+    from ..analysis.unit_attribution import (
+        UNIT_METHODS, class_unit_summary, save_class_unit_summary, save_unit_attribution, unit_attribution,
+    )
+    from ..errors import InterpError, unknown
+
+    progress = not args.no_progress
+    if args.method not in UNIT_METHODS:
+        raise unknown("unit attribution method", args.method, UNIT_METHODS)
+    if args.top < 1 or args.per_class < 1:
+        raise InterpError("--top and --per-class must be at least 1")
+    run = load_run_announced(args)
+    _check_image_run(run)
+    layer = run.layer(args.layer).name
+    if args.target is not None:
+        resolve_class(args.target, run.classes)
+    if args.image or args.index:
+        images, _, sources = _load_inputs(run, args, progress)
+        result = unit_attribution(run, images, args.target, layer=layer, method=args.method, steps=args.steps,
+                                  baseline=args.baseline, sources=sources, progress=progress)
+        name = sources[0].replace(":", "-").rsplit("/", 1)[-1] if len(sources) == 1 else f"batch-{len(sources)}"
+    elif args.class_:
+        k = resolve_class(args.class_, run.classes)
+        data = run.load_data(progress=progress)
+        idx = (data.test_y == k).nonzero().flatten()[:args.per_class].tolist()
+        if not idx:
+            raise InterpError(f"the test split has no images of class {run.classes[k]}")
+        images, _ = load_examples(run, idx, "test", data=data)
+        result = unit_attribution(run, images, k, layer=layer, method=args.method, steps=args.steps,
+                                  baseline=args.baseline, sources=[f"test:{i}" for i in idx], progress=progress)
+        name = f"class-{run.classes[k]}"
+    else:
+        summary = class_unit_summary(run, layer, per_class=args.per_class, method=args.method, steps=args.steps,
+                                     baseline=args.baseline, correct_only=args.correct_only, progress=progress)
+        rows = []
+        for c in summary.classes:
+            top = summary.top_units(c, min(args.top, 5))
+            rows.append({"class": c, "n": summary.counts[summary.classes.index(c)],
+                         "units": ", ".join(f"{u['index']} ({u['attribution']:+.2f})" for u in top)})
+        print(f"Top {layer} units per class ({args.method}, mean over test images of the class):")
+        print(table(rows, [("class", "class"), ("n", "images"), ("units", f"{layer} units (attribution)")]))
+        paths = save_class_unit_summary(summary, args.out)
+        print(f"Saved: {paths['png']}  (+ {paths['json'].name}: top units per class, top classes per unit)")
+        return 0
+    targets = sorted({run.classes[t] for t in result.targets.tolist()})
+    print(f"{layer} units for {', '.join(targets)} ({args.method}, {len(result.scores)} image(s)):")
+    rows = result.ranking(args.top)
+    print(table(rows, [("unit", "unit"), ("attribution", "attribution")], {"attribution": lambda v: f"{v:+.4f}"}))
+    if result.output_difference is not None:
+        print(f"sum over all units {float(result.scores.sum(1).mean()):.4f} vs f(x)-f(baseline) "
+              f"{float(result.output_difference.mean()):.4f} (mean over images)")
+    paths = save_unit_attribution(result, args.out, name)
+    print(f"Saved: {paths['png']}  (+ {paths['json'].name})")
+    return 0
+
+
+def cmd_attribute_trust(args) -> int:
+    from ..analysis.attribution import parse_methods
+    from ..analysis.trust import save_trust, trust_report
+
+    progress = not args.no_progress
+    parse_methods(args.methods)
+    run = load_run_announced(args)
+    _check_image_run(run)
+    report = trust_report(run, args.sample, args.methods, seed=args.seed, curve_steps=args.curve_steps,
+                          progress=progress, **{k: v for k, v in _options(args).items() if k != "seed"})
+    fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"{len(report.sources)} test images. Deletion AUC: lower is better; insertion AUC: higher is better; "
+          f"randomisation rho: lower is better.")
+    print(table(report.table(), [("title", "method"), ("deletion_auc", "deletion AUC"),
+                                 ("insertion_auc", "insertion AUC"), ("randomization_spearman", "randomisation rho")],
+                {"deletion_auc": fmt, "insertion_auc": fmt, "randomization_spearman": fmt}))
+    if report.completeness is not None:
+        err = report.completeness.relative_error
+        print(f"IG completeness error: median {100 * float(err.median()):.2f}%, max {100 * float(err.max()):.2f}% "
+              f"({args.steps} steps)")
+    paths = save_trust(report, args.out)
+    print(f"Saved: {paths['curves_png']}, {paths['sanity_png'].name}  (+ {paths['json'].name})")
+    return 0
+
+
+def cmd_attribute_gallery(args) -> int:
+    from ..analysis.attribution import attribution_gallery, parse_methods
+
+    progress = not args.no_progress
+    parse_methods(args.methods)
+    run = load_run_announced(args)
+    _check_image_run(run)
+    gallery = attribution_gallery(run, args.per_class, args.methods, directory=args.out, progress=progress,
+                                  **_options(args))
+    for e in gallery.entries:
+        print(f"  {e.class_name:<14} test {', '.join(map(str, e.indices))}: predicted "
+              f"{', '.join(f'{p} ({q:.2f})' for p, q in zip(e.predictions, e.probs))}")
+    print(f"Saved: {gallery.directory}/ ({len(gallery.entries)} figures + gallery.json, gallery.npz)",
+          file=sys.stdout)
+    return 0

@@ -1,0 +1,45 @@
+"""``interp report``: the static HTML report of a run."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import add_device, add_run, load_run_announced
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser(
+        "report", parents=[common], help="write the static HTML report of a run",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compute what is missing (reusing saved results) and write reports/RUN/index.html:\n"
+                    "model page, a page per layer with every unit, and a Microscope-style page per unit.\n"
+                    "The report is static and self-contained: open it from disk or any static host.",
+        epilog="examples:\n"
+               "  interp report                      # the most recent run\n"
+               "  interp report --run tutorial --layers conv1,conv2 --steps 128\n"
+               "  interp report --out /tmp/site      # write somewhere else")
+    add_run(p)
+    p.add_argument("--layers", help="comma-separated layers to visualise (default: every layer)")
+    p.add_argument("--steps", type=int, help="feature-visualisation steps (default: the visualiser's)")
+    p.add_argument("--out", help="output folder (default reports/RUN)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    add_device(p)
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from ..errors import InterpError
+    from ..report import build_report
+
+    if args.steps is not None and args.steps <= 0:
+        raise InterpError(f"--steps must be > 0, got {args.steps}")
+    run = load_run_announced(args)
+    layers = [s for s in args.layers.split(",") if s] if args.layers else None
+    if layers:
+        for name in layers:
+            run.layer(name)  # unknown layer -> clear error before any work
+    index = build_report(run, out=args.out, layers=layers, steps=args.steps, device=args.device,
+                         progress=not args.no_progress, seed=args.seed)
+    print(f"Report: {index}")
+    return 0

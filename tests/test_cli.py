@@ -1,0 +1,118 @@
+"""Every user error of the foundation: one clear message, exit code 2, no traceback."""
+
+import json
+
+import pytest
+
+SMALL = ["--set", "n_train=300", "--set", "n_test=100", "--no-progress", "--device", "cpu"]
+
+
+def _error(cli, *argv):
+    code, out, err = cli(*argv)
+    assert code == 2, (code, out, err)
+    assert "Traceback" not in err
+    return err
+
+
+def test_help_explains(cli):
+    code, out, _ = cli("train", "--help")
+    assert code == 0 and "--resume" in out and "examples:" in out
+
+
+def test_models_lists_parameter_counts(cli):
+    code, out, _ = cli("models")
+    assert code == 0 and "tutorial" in out and "62,006" in out
+
+
+def test_train_then_runs(cli, tmp_path):
+    code, out, _ = cli("train", "tutorial", "--epochs", "1", "--name", "one", *SMALL)
+    assert code == 0 and "test accuracy" in out
+    code, out, _ = cli("runs")
+    assert code == 0 and "one" in out and "finished" in out
+
+
+def test_unknown_model(cli):
+    err = _error(cli, "train", "tutorail")
+    assert "unknown model 'tutorail'; did you mean 'tutorial'?" in err and "mlp" in err
+
+
+def test_unknown_dataset(cli):
+    err = _error(cli, "train", "tutorial", "--dataset", "imagenet21k", *SMALL)
+    assert "unknown dataset 'imagenet21k'" in err and "shapes" in err
+
+
+def test_dataset_folder_without_splits(cli, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    err = _error(cli, "train", "tutorial", "--dataset", str(tmp_path / "imgs"), *SMALL)
+    assert "no train/ or test/ subfolder" in err
+
+
+def test_bad_set_key_and_value(cli):
+    err = _error(cli, "train", "tutorial", "--set", "kernal_size=3", *SMALL)
+    assert "unknown --set key 'kernal_size'; did you mean 'kernel_size'" in err and "Valid --set keys:" in err
+    err = _error(cli, "train", "tutorial", "--set", "kernel_size=three", *SMALL)
+    assert "expected int" in err
+    err = _error(cli, "train", "tutorial", "--set", "pooling", *SMALL)
+    assert "expected key=value" in err
+
+
+@pytest.mark.parametrize("flag,value,name", [("--epochs", "0", "epochs"), ("--lr", "-0.1", "lr"),
+                                             ("--batch-size", "0", "batch-size")])
+def test_non_positive_numbers(cli, flag, value, name):
+    err = _error(cli, "train", "tutorial", flag, value, *SMALL)
+    assert f"{name} must be > 0" in err
+
+
+def test_unknown_run_suggests_close_matches(cli):
+    cli("train", "tutorial", "--epochs", "1", "--name", "tutorial-avg", *SMALL)
+    err = _error(cli, "train", "--resume", "tutorial-agv")
+    assert "no run called 'tutorial-agv'" in err and "did you mean 'tutorial-avg'" in err
+
+
+def test_resume_finished_run(cli):
+    cli("train", "tutorial", "--epochs", "1", "--name", "fin", *SMALL)
+    err = _error(cli, "train", "--resume", "fin", "--no-progress")
+    assert "is finished" in err
+
+
+def test_corrupt_run_files_are_named(cli, tmp_path):
+    from interp.runs import load_run
+    from interp.errors import InterpError
+
+    cli("train", "tutorial", "--epochs", "1", "--name", "c", *SMALL)
+    run_dir = tmp_path / "models" / "c"
+    weights = run_dir / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    with pytest.raises(InterpError, match=r"model\.safetensors is truncated or corrupt"):
+        load_run("c")
+    weights.unlink()
+    with pytest.raises(InterpError, match=r"model\.safetensors is missing"):
+        load_run("c")
+    (run_dir / "config.json").write_text("{not json")
+    with pytest.raises(InterpError, match=r"config\.json is corrupt"):
+        load_run("c")
+    (run_dir / "config.json").write_text(json.dumps({"model": "tutorial"}))
+    with pytest.raises(InterpError, match=r"config\.json is not a valid run config"):
+        load_run("c")
+
+
+def test_debug_shows_traceback(cli):
+    code, _, err = cli("--debug", "train", "nonexistent-model")
+    assert code == 2 and "Traceback" in err
+    code, _, err = cli("train", "nonexistent-model", "--debug")
+    assert code == 2 and "Traceback" in err
+
+
+def test_argparse_errors_exit_2(cli):
+    code, _, err = cli("train", "tutorial", "--epochs", "many")
+    assert code == 2 and "invalid int value" in err
+
+
+def test_zoo_subset(cli, tmp_path):
+    code, out, _ = cli("zoo", "--epochs", "1", "--only", "tutorial-avg,mlp-small", "--dataset", "shapes",
+                       "--set", "n_train=300", "--set", "n_test=100", "--no-progress", "--device", "cpu")
+    assert code == 0, out
+    assert "tutorial-avg" in out and "mlp-small" in out
+    rows = json.loads((tmp_path / "models" / "zoo.json").read_text())["rows"]
+    assert [r["entry"] for r in rows] == ["tutorial-avg", "mlp-small"]
+    assert all(0 <= r["test_acc"] <= 1 for r in rows)

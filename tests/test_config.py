@@ -1,0 +1,57 @@
+import pytest
+
+from interp.config import DataConfig, RunConfig, TrainConfig, parse_value, recipe
+from interp.errors import InterpError
+from interp.train import make_config
+
+
+def test_run_config_round_trips_through_json():
+    import json
+
+    cfg = make_config("tutorial", overrides={"pooling": "avg", "channels": "8,16", "train.weight_decay": "0"})
+    again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again == cfg
+    assert again.model_config["channels"] == [8, 16]
+    assert again.train.weight_decay == 0.0
+
+
+def test_bare_keys_resolve_to_model_then_train_then_data():
+    cfg = make_config("tutorial", overrides={"kernel_size": "3", "label_smoothing": "0.1", "n_train": "100"})
+    assert cfg.model_config["kernel_size"] == 3
+    assert cfg.train.label_smoothing == 0.1
+    assert cfg.data.n_train == 100
+
+
+def test_unknown_set_key_lists_valid_keys():
+    with pytest.raises(InterpError, match=r"unknown --set key 'poolng'; did you mean 'pooling'"):
+        make_config("tutorial", overrides={"poolng": "avg"})
+
+
+def test_wrong_value_type_is_a_clear_error():
+    with pytest.raises(InterpError, match=r"--set kernel_size=big: expected int"):
+        make_config("tutorial", overrides={"kernel_size": "big"})
+    with pytest.raises(InterpError, match="expected bool"):
+        parse_value(bool, "maybe", "batch_norm")
+
+
+def test_bad_choice_values_fail_when_building():
+    with pytest.raises(InterpError, match="pooling must be one of"):
+        make_config("tutorial", overrides={"pooling": "median"})
+
+
+@pytest.mark.parametrize("key,value", [("epochs", 0), ("lr", -1.0), ("batch_size", 0)])
+def test_non_positive_training_numbers_are_rejected(key, value):
+    with pytest.raises(InterpError, match=f"{key.replace('_', '-')} must be > 0"):
+        make_config("tutorial", **{key: value})
+
+
+def test_tutorial_recipe_is_the_pytorch_tutorial():
+    r = recipe("tutorial")
+    assert (r.batch_size, r.lr, r.optimizer, r.momentum, r.epochs, r.augment) == (4, 0.001, "sgd", 0.9, 2, False)
+
+
+def test_from_dict_rejects_unknown_keys():
+    with pytest.raises(InterpError, match="unknown keys"):
+        RunConfig.from_dict({"model": "tutorial", "family": "cnn", "task": "image-classification",
+                             "model_config": {}, "bogus": 1})
+    assert isinstance(DataConfig().name, str) and TrainConfig().epochs > 0
