@@ -75,6 +75,19 @@ RECIPES: dict[str, dict[str, Any]] = {
         epochs=2, batch_size=4, lr=0.001, optimizer="sgd", momentum=0.9, weight_decay=0.0,
         schedule="constant", augment=False, label_smoothing=0.0,
     ),
+    # The word2vec exercise (one-hot skip-gram, softmax): Adam on small batches of pairs;
+    # an epoch is steps_per_epoch steps (0: one pass). No weight decay on embeddings.
+    "word2vec": dict(
+        epochs=10, batch_size=32, lr=0.01, optimizer="adam", weight_decay=0.0, schedule="cosine",
+        augment=False, steps_per_epoch=100,
+    ),
+    # Skip-gram with negative sampling as word2vec.c/gensim train it: SGD at 0.025 falling
+    # linearly, applied by the task to the touched rows only; a batch is a span of text
+    # giving about batch_size (center, context) pairs.
+    "word2vec-sgns": dict(
+        epochs=5, batch_size=16384, lr=0.025, optimizer="sgd", momentum=0.0, weight_decay=0.0,
+        schedule="linear", augment=False,
+    ),
 }
 
 

@@ -36,8 +36,17 @@ def stage_train(ctx: DemoContext) -> None:
     ctx.outputs["trained run"] = ctx.run.path
 
 
+def stage_report(ctx: DemoContext) -> None:
+    from .report import build_report
+
+    index = build_report(ctx.run, steps=64 if ctx.quick else None, device=ctx.device, progress=ctx.progress)
+    ctx.outputs["report"] = index
+    print(f"Report: {index}")
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("train the tutorial net on the embedded shapes data", stage_train),
+    ("write the HTML report", stage_report),
 ]
 
 

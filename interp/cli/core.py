@@ -27,7 +27,10 @@ def register(sub, common) -> None:
                "  interp train tutorial --recipe tutorial        # the PyTorch tutorial's exact loop\n"
                "  interp train --resume tutorial                 # continue an interrupted run")
     p.add_argument("model", nargs="?", help="registered model (see `interp models`)")
-    p.add_argument("--dataset", help="shapes (default), cifar10 (downloads), or a folder with train/ and test/")
+    p.add_argument("--dataset", help="shapes (default), cifar10 (downloads), or a folder with train/ and test/; "
+                                     "language models: tinyshakespeare (downloads), induction, text:PATH")
+    p.add_argument("--text", metavar="PATH", help="train a language model (gpt) on this UTF-8 text file, "
+                                                  "e.g. ../shared/data/tinyshakespeare.txt (= --dataset text:PATH)")
     p.add_argument("--epochs", type=int, help="training epochs (recipe default otherwise)")
     p.add_argument("--batch-size", type=int, help="batch size")
     p.add_argument("--lr", type=float, help="peak learning rate")
@@ -102,7 +105,14 @@ def cmd_train(args) -> int:
 
             raise InterpError("which model? e.g. `interp train tutorial` (see `interp models`), "
                               "or `interp train --resume NAME`")
-        run = train(args.model, args.dataset, name=args.name, device=args.device, progress=progress,
+        dataset = args.dataset
+        if args.text:
+            if dataset:
+                from ..errors import InterpError
+
+                raise InterpError("give either --text PATH or --dataset, not both")
+            dataset = f"text:{args.text}"
+        run = train(args.model, dataset, name=args.name, device=args.device, progress=progress,
                     recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, overrides=parse_set_options(args.sets), overwrite=args.overwrite)
     print(format_summary(run))
@@ -147,8 +157,11 @@ def cmd_zoo(args) -> int:
 
     result = run_zoo(dataset=args.dataset, epochs=args.epochs, device=args.device,
                      progress=not args.no_progress, only=only, overrides=parse_set_options(args.sets))
+    from ..report.zoo_page import build_zoo_report
+
     print(format_zoo_table(result["rows"]))
-    print(f"\nSaved: {result['path']}")
+    page = build_zoo_report(result["path"])
+    print(f"\nSaved: {result['path']}\nPage:  {page}")
     return 0
 
 

@@ -16,6 +16,7 @@ size travel with the data and then with the run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
@@ -107,12 +108,7 @@ def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: b
     (torch.Size([100, 3, 32, 32]), ['line', 'edge'])
     """
     if name == "shapes":
-        from .shapes import shapes_splits
-
-        splits = shapes_splits(n_train=n_train or 50_000, n_test=n_test or 10_000, seed=0)
-        (tx, ty), (vx, vy) = splits["train"], splits["test"]
-        mean, std = channel_stats(tx)
-        return ImageData("shapes", tx, ty, vx, vy, list(splits["classes"]), mean, std)
+        return _shapes(n_train or 50_000, n_test or 10_000)
     if name == "cifar10":
         data = _load_cifar10(progress=progress)
     else:
@@ -124,6 +120,18 @@ def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: b
             )
         data = load_image_folder(path, progress=progress)
     return data.subset(n_train, n_test)
+
+
+@functools.lru_cache(maxsize=2)
+def _shapes(n_train: int, n_test: int) -> ImageData:
+    # Cached in-process: training, examples and reports of one session reuse the same
+    # tensors (never modified in place) instead of regenerating them.
+    from .shapes import shapes_splits
+
+    splits = shapes_splits(n_train=n_train, n_test=n_test, seed=0)
+    (tx, ty), (vx, vy) = splits["train"], splits["test"]
+    mean, std = channel_stats(tx)
+    return ImageData("shapes", tx, ty, vx, vy, list(splits["classes"]), mean, std)
 
 
 def _load_cifar10(progress: bool) -> ImageData:

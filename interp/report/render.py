@@ -38,7 +38,7 @@ def _num(value, digits: int = 3) -> str:
         return "-"
     if isinstance(value, int):
         return f"{value:,}"
-    if abs(value) >= 1000:
+    if abs(value) >= 100:
         return f"{value:,.0f}"
     return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
 

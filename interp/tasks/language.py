@@ -35,7 +35,20 @@ EVAL_SEED = 1234
 
 
 def is_token_task(name: str) -> bool:
-    return name == "induction"
+    return name == "induction" or name.startswith("induction:")
+
+
+def parse_task_options(name: str) -> dict[str, int]:
+    """``"induction:vocab_size=64,max_block=16"`` -> ``{"vocab_size": 64, "max_block": 16}``."""
+    _, _, text = name.partition(":")
+    options = {}
+    for item in filter(None, text.replace(" ", "").split(",")):
+        key, sep, value = item.partition("=")
+        if not sep or not value.lstrip("-").isdigit():
+            raise InterpError(f"bad dataset {name!r}: expected induction:KEY=N,..., e.g. "
+                              f"induction:vocab_size=64,min_block=4,max_block=12")
+        options[key] = int(value)
+    return options
 
 
 class LanguageModelTask:
@@ -54,6 +67,7 @@ class LanguageModelTask:
         model_cfg = dict(config.model_config)
         options = dict(dc.options)
         if is_token_task(dc.name):
+            options.update(parse_task_options(dc.name))
             unknown = set(options) - set(INDUCTION_DEFAULTS)
             if unknown:
                 raise InterpError(f"unknown induction option(s) {sorted(unknown)}; valid: {sorted(INDUCTION_DEFAULTS)}")
@@ -74,7 +88,8 @@ class LanguageModelTask:
         if not train_cfg.steps_per_epoch:
             train_cfg = replace(train_cfg, steps_per_epoch=DEFAULT_STEPS[kind])
         config = replace(config, model_config=model_cfg, train=train_cfg,
-                         data=replace(dc, vocab=tuple(vocab.tokens), options=options))
+                         data=replace(dc, name="induction" if self.spec else dc.name, vocab=tuple(vocab.tokens),
+                                      options=options))
         self.attach(config)
         return config
 

@@ -1,0 +1,127 @@
+"""Head ablation: how much the loss on the induction task rises when one head is removed.
+
+Each head's output (``blocks.L.attn.hook_z``, before ``W_O``) is replaced by zeros
+(zero-ablation) or by its mean over the batch at each position (mean-ablation), through
+TransformerLens's scoped ``run_with_hooks``; the loss is measured where induction can
+help: at positions whose token appeared earlier in the sequence, predicting the next
+token (which then repeats too).
+
+>>> result = ablate_heads(run, kind="mean")
+>>> result.delta            # (n_layers, n_heads): loss increase per ablated head
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import InterpError
+from ..io import write_json
+from .heads import _pyplot, _tensor_json, as_bridge, check_heads, head_type_masks, repeated_tokens, write_png
+
+KINDS = ("zero", "mean")
+
+
+@dataclass
+class AblationResult:
+    """Loss with each head ablated (``ablated[layer, head]``) against the clean ``base_loss``."""
+
+    kind: str
+    base_loss: float
+    ablated: torch.Tensor  # (n_layers, n_heads); NaN where a head was not ablated
+    n_sequences: int
+    run: str = ""
+
+    @property
+    def delta(self) -> torch.Tensor:
+        return self.ablated - self.base_loss
+
+    def rows(self) -> list[dict]:
+        L, H = self.ablated.shape
+        return [{"head": f"L{layer}H{head}", "loss": float(self.ablated[layer, head]),
+                 "delta": float(self.delta[layer, head])}
+                for layer in range(L) for head in range(H) if not torch.isnan(self.ablated[layer, head])]
+
+    def to_json(self) -> dict:
+        return {"run": self.run, "kind": self.kind, "base_loss": self.base_loss, "n_sequences": self.n_sequences,
+                "ablated": _tensor_json(self.ablated)}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "AblationResult":
+        return cls(d["kind"], d["base_loss"], torch.tensor(d["ablated"]), d["n_sequences"], d.get("run", ""))
+
+
+def induction_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean next-token loss at positions whose token occurred earlier (where induction applies)."""
+    where = head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1].to(logits.device)  # (B, T-1)
+    loss = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none")
+    return loss[where].mean()
+
+
+def ablate_heads(model_or_run, *, kind: str = "zero", tokens: torch.Tensor | None = None, n_sequences: int = 64,
+                 seed: int = 0, layers: list[int] | None = None, heads: list[int] | None = None) -> AblationResult:
+    """Loss on repeated random sequences with each head zero- or mean-ablated in turn.
+
+    ``tokens`` ``(B, T)`` default to the run's induction task (or repeated random blocks
+    of its vocabulary). ``layers``/``heads`` restrict which heads are ablated.
+    """
+    if kind not in KINDS:
+        raise InterpError(f"unknown ablation {kind!r}; use zero or mean")
+    bridge = as_bridge(model_or_run)
+    L, H = bridge.cfg.n_layers, bridge.cfg.n_heads
+    layers, heads = check_heads(L, H, layers, heads)
+    if tokens is None:
+        if not hasattr(model_or_run, "config") or not hasattr(model_or_run.config, "data"):
+            raise ValueError("pass tokens= when ablating a bare model or bridge")
+        tokens = repeated_tokens(model_or_run, n_sequences, seed=seed)
+    tokens = tokens.to(bridge.cfg.device)
+    with torch.no_grad():
+        logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_z"))
+        base = induction_loss(logits, tokens).item()
+        ablated = torch.full((L, H), float("nan"))
+        for layer in layers:
+            mean_z = cache["z", layer].mean(0, keepdim=True)  # (1, T, H, d_head)
+            for head in heads:
+                def hook(z, hook, head=head, mean_z=mean_z):
+                    z[:, :, head] = 0.0 if kind == "zero" else mean_z[:, :, head]
+                    return z
+
+                out = bridge.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
+                ablated[layer, head] = induction_loss(out, tokens).item()
+    return AblationResult(kind, base, ablated, len(tokens), getattr(model_or_run, "name", ""))
+
+
+def plot_ablation(result: AblationResult):
+    plt = _pyplot()
+    delta = result.delta.numpy()
+    L, H = delta.shape
+    bound = float(abs(torch.nan_to_num(result.delta)).max()) or 1.0
+    fig, ax = plt.subplots(figsize=(max(3.0, 0.6 * H + 1.8), 0.5 * L + 1.6))
+    im = ax.imshow(delta, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
+    for layer in range(L):
+        for head in range(H):
+            if delta[layer, head] == delta[layer, head]:  # not NaN
+                ax.text(head, layer, f"{delta[layer, head]:+.2f}", ha="center", va="center", fontsize=7)
+    ax.set_xticks(range(H))
+    ax.set_yticks(range(L))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    fig.colorbar(im, ax=ax, label="loss increase (nats)")
+    ax.set_title(f"{result.kind}-ablation on the induction task (clean loss {result.base_loss:.3f})", fontsize=9)
+    return fig
+
+
+def save_ablation(result: AblationResult, out_dir: str | os.PathLike) -> dict[str, Path]:
+    out = Path(out_dir)
+    name = f"ablation_{result.kind}"
+    write_json(out / f"{name}.json", result.to_json())
+    return {"json": out / f"{name}.json", "png": write_png(out / f"{name}.png", plot_ablation(result))}
+
+
+def load_ablation(out_dir: str | os.PathLike, kind: str = "zero") -> AblationResult:
+    return AblationResult.from_json(json.loads((Path(out_dir) / f"ablation_{kind}.json").read_text()))

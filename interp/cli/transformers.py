@@ -1,0 +1,299 @@
+"""Transformer commands: sample, attention, heads, lens, ablate, composition.
+
+Each loads a ``gpt`` or ``attn-only`` run, calls one analysis function of
+:mod:`interp.analysis` (through TransformerLens), prints a summary and saves JSON + PNG
+under ``reports/RUN/transformer/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import add_device, add_run, add_seed, load_run_announced, table
+
+EPILOG_TRAIN = (
+    "training:\n"
+    "  interp train gpt --text ../shared/data/tinyshakespeare.txt --set time_budget=300\n"
+    "  interp train attn-only --epochs 30 --set steps_per_epoch=20   # induction task, head scores per epoch\n"
+)
+
+
+def register(sub, common) -> None:
+    def parser(name, help, description, examples):
+        p = sub.add_parser(name, parents=[common], help=help, description=description,
+                           formatter_class=argparse.RawDescriptionHelpFormatter,
+                           epilog="examples:\n" + examples + "\n" + EPILOG_TRAIN)
+        add_run(p)
+        add_device(p)
+        return p
+
+    p = parser("sample", "generate text from a language-model run",
+               "Sample tokens from a trained gpt or attn-only run, starting from a prompt.",
+               "  interp sample --run gpt --prompt 'ROMEO:' --tokens 300\n"
+               "  interp sample --run gpt --temperature 0.8 --seed 1\n")
+    p.add_argument("--prompt", help="text to continue (characters of the training text); default: a newline")
+    p.add_argument("--tokens", type=int, default=200, help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
+    add_seed(p)
+    p.set_defaults(func=cmd_sample)
+
+    p = parser("attention", "attention patterns of every head for a prompt",
+               "Draw the attention pattern of every head (rows: layers, columns: heads) on a prompt, with\n"
+               "token labels, as a PNG; the patterns are saved as JSON beside it.",
+               "  interp attention --run gpt --prompt 'First Citizen:'\n"
+               "  interp attention --run attn-only                 # a random induction sequence\n"
+               "  interp attention --run attn-only --prompt '<bos> 5 9 13 5 9 13' --layer 1 --head 0,2\n")
+    p.add_argument("--prompt", help="the prompt (token-task runs: token names separated by spaces; "
+                                    "default there: a random induction sequence)")
+    p.add_argument("--layer", help="layers to draw, e.g. 1 or 0,1 (default: all)")
+    p.add_argument("--head", help="heads to draw, e.g. 0,2 (default: all)")
+    add_seed(p)
+    p.set_defaults(func=cmd_attention)
+
+    p = parser("heads", "score every head (previous-token, induction, duplicate, first-token)",
+               "Score every head on repeated random sequences: previous-token, induction, duplicate-token and\n"
+               "first-token scores, one table row per head. Also writes the loss by token position with the\n"
+               "in-context-learning score and, for runs that recorded them, the head scores over training.",
+               "  interp heads --run attn-only\n"
+               "  interp heads --run gpt --sequences 128\n")
+    p.add_argument("--sequences", type=int, default=64, help="repeated random sequences to average over (default 64)")
+    add_seed(p)
+    p.set_defaults(func=cmd_heads)
+
+    p = parser("lens", "logit lens and direct logit attribution per head for a prompt",
+               "Decode the residual stream after every layer through the final LayerNorm and unembedding\n"
+               "(logit lens), and split each next-token logit into the heads' direct contributions.",
+               "  interp lens --run gpt --prompt 'ROMEO:\\nWhat say'\n"
+               "  interp lens --run attn-only\n")
+    p.add_argument("--prompt", help="the prompt (default for token-task runs: a random induction sequence)")
+    p.add_argument("--top-k", type=int, default=5, help="top predictions kept per layer and position (default 5)")
+    add_seed(p)
+    p.set_defaults(func=cmd_lens)
+
+    p = parser("ablate", "loss change on the induction task when each head is ablated",
+               "Zero- or mean-ablate each head in turn (TransformerLens hooks on hook_z) and report the\n"
+               "loss on repeated random sequences, where induction applies.",
+               "  interp ablate --run attn-only\n"
+               "  interp ablate --run attn-only --kind mean --layer 1\n")
+    p.add_argument("--kind", default="zero", choices=("zero", "mean", "both"), help="ablation (default zero)")
+    p.add_argument("--layer", help="only heads of these layers, e.g. 1")
+    p.add_argument("--head", help="only these heads, e.g. 0,3")
+    p.add_argument("--sequences", type=int, default=64, help="sequences to average over (default 64)")
+    add_seed(p)
+    p.set_defaults(func=cmd_ablate)
+
+    p = parser("composition", "OV copying scores and Q/K/V composition between heads",
+               "Weight-based circuit analysis: the copying score of each head's OV circuit (eigenvalues of\n"
+               "W_E W_OV W_U) and Q-, K- and V-composition scores between heads of different layers, beside the\n"
+               "score of random matrices of the same shapes.",
+               "  interp composition --run attn-only\n")
+    p.add_argument("--top", type=int, default=5, help="strongest pairs listed per mode (default 5)")
+    p.set_defaults(func=cmd_composition)
+
+
+# --------------------------------------------------------------------- helpers
+
+
+def _load(args):
+    from ..errors import InterpError
+
+    run = load_run_announced(args)
+    if run.config.family != "gpt":
+        raise InterpError(f"run {run.name} is a {run.config.model} ({run.config.task}) run; this command needs a "
+                          f"transformer run (gpt or attn-only). Train one: interp train attn-only")
+    return run
+
+
+def _out_dir(run) -> Path:
+    return run.report_dir() / "transformer"
+
+
+def _index_list(text: str | None, what: str) -> list[int] | None:
+    """``"0,2"`` -> ``[0, 2]``; validity against the model is checked by the analysis."""
+    from ..errors import InterpError
+    from ..units import parse_unit_list
+
+    if text is None:
+        return None
+    try:
+        return parse_unit_list(text, 1 << 30)
+    except InterpError:
+        raise InterpError(f"bad --{what} {text!r}: expected numbers like 0 or 0,2 or 1-3") from None
+
+
+def _saved(paths: dict) -> None:
+    for path in paths.values():
+        print(f"Saved: {path}")
+
+
+# -------------------------------------------------------------------- commands
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from ..analysis.heads import prompt_tokens, run_vocabulary
+    from ..errors import InterpError
+
+    run = _load(args)
+    if args.tokens < 0:
+        raise InterpError(f"--tokens must be >= 0, got {args.tokens}")
+    vocab = run_vocabulary(run)
+    if args.prompt is None:
+        start = torch.tensor([vocab.bos if vocab.bos is not None else
+                              (vocab.tokens.index("\n") if "\n" in vocab.tokens else 0)])
+    else:
+        start = prompt_tokens(run, args.prompt)
+    g = torch.Generator().manual_seed(args.seed)
+    out = run.model.generate(start[None].to(run.device), args.tokens, temperature=args.temperature, generator=g)
+    print(vocab.decode(out[0].cpu()))
+    return 0
+
+
+def cmd_attention(args) -> int:
+    from ..analysis.heads import attention_patterns, check_heads, prompt_tokens, save_attention
+
+    run = _load(args)
+    cfg = run.config.model_config
+    layers, heads = check_heads(cfg["n_layer"], cfg["n_head"], _index_list(args.layer, "layer"),
+                                _index_list(args.head, "head"))
+    tokens = prompt_tokens(run, args.prompt, seed=args.seed)
+    result = attention_patterns(run, tokens)
+    print(f"Attention of {len(layers) * len(heads)} head(s) on {len(tokens)} tokens: {' '.join(result.tokens)}")
+    _saved(save_attention(result, _out_dir(run), layers=layers, heads=heads))
+    return 0
+
+
+def cmd_heads(args) -> int:
+    from ..analysis.heads import (head_scores, loss_by_position, save_head_scores, save_position_loss,
+                                  save_training_dynamics, training_dynamics)
+    from ..errors import InterpError
+
+    run = _load(args)
+    if args.sequences < 1:
+        raise InterpError(f"--sequences must be >= 1, got {args.sequences}")
+    scores = head_scores(run, n_sequences=args.sequences, seed=args.seed)
+    print(table(scores.rows(), [("head", "head"), ("prev_token", "prev-token"), ("induction", "induction"),
+                                ("duplicate", "duplicate"), ("first_token", "first-token")],
+                {k: (lambda v: f"{v:.3f}") for k in ("prev_token", "induction", "duplicate", "first_token")}))
+    paths = save_head_scores(scores, _out_dir(run))
+    try:
+        position = loss_by_position(run, seed=args.seed)
+    except InterpError as e:  # e.g. the training text is no longer where the run says
+        print(f"(loss by position skipped: {e})", file=sys.stderr)
+    else:
+        print(f"\nIn-context-learning score (loss late minus early in the context): {position.icl_score:+.3f} nats")
+        paths.update({f"position_{k}": v for k, v in save_position_loss(position, _out_dir(run)).items()})
+    if any("head_scores" in r for r in run.metrics):
+        paths.update({f"dynamics_{k}": v for k, v in save_training_dynamics(training_dynamics(run), _out_dir(run)).items()})
+    print()
+    _saved(paths)
+    return 0
+
+
+def cmd_lens(args) -> int:
+    from ..analysis.heads import prompt_tokens
+    from ..analysis.lens import direct_logit_attribution, logit_lens, save_lens
+    from ..errors import InterpError
+
+    run = _load(args)
+    if args.top_k < 1:
+        raise InterpError(f"--top-k must be >= 1, got {args.top_k}")
+    tokens = prompt_tokens(run, args.prompt, seed=args.seed)
+    if len(tokens) < 2:
+        raise InterpError("the logit lens needs a prompt of at least 2 tokens")
+    lens = logit_lens(run, tokens, top_k=args.top_k)
+    dla = direct_logit_attribution(run, tokens)
+    print(f"Prompt: {' '.join(lens.tokens)}")
+    print("Top predictions after the last token, by layer:")
+    for layer, tops, probs in zip(lens.layers, lens.top_tokens, lens.top_probs):
+        print(f"  {layer:<10} " + "  ".join(f"{t!r} {p:.2f}" for t, p in zip(tops[-1], probs[-1].tolist())))
+    print("\nHeads with the largest mean direct effect on the actual next token:")
+    by_head = dla.by_head()
+    for i in by_head.abs().argsort(descending=True)[:5].tolist():
+        print(f"  {dla.heads[i]:<6} {float(by_head[i]):+.3f}")
+    print()
+    _saved(save_lens(lens, dla, _out_dir(run)))
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from ..analysis.patching import ablate_heads, save_ablation
+    from ..errors import InterpError
+
+    run = _load(args)
+    if args.sequences < 1:
+        raise InterpError(f"--sequences must be >= 1, got {args.sequences}")
+    kinds = ("zero", "mean") if args.kind == "both" else (args.kind,)
+    results = [ablate_heads(run, kind=kind, n_sequences=args.sequences, seed=args.seed,
+                            layers=_index_list(args.layer, "layer"), heads=_index_list(args.head, "head"))
+               for kind in kinds]
+    print(f"Loss on repeated random sequences where induction applies: clean {results[0].base_loss:.4f}")
+    rows = {}
+    for result in results:
+        for row in result.rows():
+            rows.setdefault(row["head"], {"head": row["head"]})[result.kind] = row["delta"]
+    print(table(list(rows.values()), [("head", "head")] + [(k, f"{k}-ablated delta") for k in kinds],
+                {k: (lambda v: f"{v:+.4f}") for k in kinds}))
+    print()
+    for result in results:
+        _saved(save_ablation(result, _out_dir(run)))
+    return 0
+
+
+def cmd_composition(args) -> int:
+    from ..analysis.circuits import MODES, circuit_scores, save_circuit_scores
+
+    run = _load(args)
+    result = circuit_scores(run)
+    L, H = result.copying.shape
+    print(table([{"head": f"L{layer}H{head}", "copying": float(result.copying[layer, head])}
+                 for layer in range(L) for head in range(H)],
+                [("head", "head"), ("copying", "OV copying score")], {"copying": lambda v: f"{v:+.3f}"}))
+    if L > 1:
+        for mode in MODES:
+            print(f"\n{mode}-composition (random matrices of the same shapes: {result.baseline[mode]:.3f}); strongest:")
+            for a, b, score in result.strongest(mode, args.top):
+                print(f"  {a} -> {b}  {score:.3f}")
+    else:
+        print("\n(one layer: no composition between layers)")
+    print()
+    _saved(save_circuit_scores(result, _out_dir(run)))
+    return 0
+
+
+# ------------------------------------------------------------------------ demo
+
+
+DEMO_RUN = "demo-induction"
+
+
+def demo_stage(ctx) -> None:
+    """``interp demo``: a 2-layer attention-only transformer learns induction; its heads are analysed."""
+    from ..analysis.heads import (attention_patterns, head_scores, prompt_tokens, save_attention, save_head_scores,
+                                  save_training_dynamics, training_dynamics)
+    from ..analysis.patching import ablate_heads, save_ablation
+    from ..cli.core import format_summary
+    from ..train import train
+
+    epochs, steps = (6, 25) if ctx.quick else (20, 25)
+    run = train("attn-only", "induction", name=DEMO_RUN, overwrite=True, device=ctx.device, progress=ctx.progress,
+                epochs=epochs, overrides={"steps_per_epoch": str(steps), **DEMO_SETTINGS})
+    print(format_summary(run))
+    out = _out_dir(run)
+    scores = head_scores(run)
+    best = scores.induction[1].max().item()
+    print(f"  best layer-1 induction score {best:.2f}; best layer-0 previous-token score "
+          f"{scores.prev_token[0].max().item():.2f}")
+    save_head_scores(scores, out)
+    save_attention(attention_patterns(run, prompt_tokens(run, None)), out)
+    save_training_dynamics(training_dynamics(run), out)
+    save_ablation(ablate_heads(run, kind="zero"), out)
+    ctx.outputs["induction run"] = run.path
+    ctx.outputs["transformer plots"] = out
+    ctx.extra["induction_score"] = best
+
+
+DEMO_SETTINGS = {"n_embd": "64", "n_head": "4", "block_size": "64", "batch_size": "32", "lr": "1e-3"}

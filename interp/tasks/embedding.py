@@ -1,0 +1,210 @@
+"""Word embeddings: skip-gram pairs from a word corpus, for the two word2vec models.
+
+``word2vec`` (the exercise): every (center, context) pair of the corpus is built once;
+an epoch is ``steps_per_epoch`` batches drawn from shuffled passes over them; loss is
+softmax cross-entropy over the vocabulary; the core's optimiser (Adam) updates.
+
+``word2vec-sgns``: each epoch subsamples frequent words and draws every center's
+window size afresh, as word2vec does. A batch is a contiguous span of the text, so an
+epoch walks the corpus in order (like word2vec and gensim) and the learning rate falls
+with the words processed; the span is sized to give about ``batch_size`` pairs. Each
+pair gets ``negatives`` noise words; the task applies the sparse SGD update itself
+(:func:`interp.zoo.word2vec.sgns_sgd_step`, ``updates_weights``), so throughput is
+counted in raw corpus tokens per second (``tok_per_s``, all words of the text as gensim's
+"raw words", also those below min-count).
+
+Evaluation: ``pair_loss``, the loss on a fixed sample of training pairs (word2vec has
+no held-out objective), and for the toy corpus ``toy_relations``: the share of planted
+relations (king nearer queen than girl, ...) that hold.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import replace
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..data.words import (STOP_WORDS, TOY_DATASET, NoiseSampler, build_vocabulary, encode, expected_pair_count,
+                          keep_probabilities, load_word_corpus, skipgram_pairs, subsample)
+from ..errors import InterpError
+
+EVAL_PAIRS = 5000
+EVAL_SEED = 1234
+TOY_RELATIONS = (
+    # (word, nearer, farther): cosine(word, nearer) > cosine(word, farther) in a sound embedding.
+    ("king", "queen", "girl"), ("queen", "king", "boy"), ("prince", "princess", "woman"),
+    ("princess", "prince", "man"), ("man", "woman", "princess"), ("woman", "man", "prince"),
+    ("boy", "girl", "queen"), ("girl", "boy", "king"),
+)
+
+
+class WordEmbeddingTask:
+    unit = "pair"
+    updates_weights = False
+
+    def __init__(self, device: torch.device, *, progress: bool = True):
+        self.device = device
+        self.progress = progress
+
+    # -- setup -------------------------------------------------------------------
+    def prepare(self, config):
+        """Tokenise, build the vocabulary and the pairs; fill ``vocab`` and ``vocab_size``."""
+        dc = config.data
+        opts = dict(config.model_config)
+        self.sgns = "negatives" in opts
+        self.train_cfg = config.train
+        self.is_toy = dc.name in (TOY_DATASET, "toy")
+        self.window = opts["window"]
+        corpus = load_word_corpus(dc.name, progress=self.progress).head(dc.n_train)
+        vocab = build_vocabulary(corpus.sentences, min_count=opts["min_count"],
+                                 stopwords=STOP_WORDS if opts["stopwords"] else ())
+        where = (f"corpus {dc.name!r} ({corpus.n_tokens:,} words, {len(corpus.sentences):,} sentences) "
+                 f"with min_count={opts['min_count']}, window={self.window}"
+                 f"{', stop words removed' if opts['stopwords'] else ''}")
+        if len(vocab) < 2:
+            raise InterpError(f"{where} is too small: only {len(vocab)} word(s) remain in the vocabulary. "
+                              f"Lower --set min_count, or train on a larger corpus")
+        encoded = encode(corpus.sentences, vocab)
+        self.words = vocab.words
+        self.ids, self.sentence_ids, self.raw_tokens = encoded.ids, encoded.sentence_ids, encoded.raw_tokens
+        self.keep = keep_probabilities(vocab.counts, opts["subsample"])
+        self.stats = {"raw_tokens": self.raw_tokens, "vocab_size": len(vocab), "corpus_tokens": len(self.ids)}
+        if self.sgns:
+            self._prepare_sgns(opts, vocab, where)
+        else:
+            self._prepare_exercise(where)
+        model_cfg = {**opts, "vocab_size": len(vocab)}
+        return replace(config, data=replace(dc, vocab=tuple(vocab.words)), model_config=model_cfg)
+
+    def _prepare_exercise(self, where: str) -> None:
+        self.centers, self.contexts = skipgram_pairs(self.ids, self.sentence_ids, self.window)
+        if len(self.centers) == 0:
+            raise InterpError(f"{where} gives no (center, context) pairs: every sentence is shorter than two "
+                              f"kept words. Lower --set min_count, keep stop words (--set stopwords=false), "
+                              f"or use a larger corpus")
+        self.stats["pairs"] = len(self.centers)
+
+    def _prepare_sgns(self, opts: dict, vocab, where: str) -> None:
+        self.unit = "tok"
+        self.updates_weights = True
+        self.negatives = opts["negatives"]
+        self.dynamic = opts["dynamic_window"]
+        self.noise = NoiseSampler(vocab.counts)
+        expected = expected_pair_count(self.sentence_ids, self.keep[self.ids], self.window, dynamic=self.dynamic)
+        if expected < 1:
+            raise InterpError(f"{where} gives no (center, context) pairs: sentences are too short after "
+                              f"min-count and subsampling. Lower --set min_count or --set subsample, or use "
+                              f"a larger corpus")
+        self.stats["pairs_per_epoch"] = round(expected)
+        self.n_steps = max(1, round(expected / self.train_cfg.batch_size))
+        # Fixed evaluation pairs: random centers, one random context each, fixed noise words.
+        g = torch.Generator().manual_seed(EVAL_SEED)
+        n = len(self.ids)
+        pos = torch.randint(0, n, (4 * EVAL_PAIRS,), generator=g)
+        offset = torch.randint(1, self.window + 1, (len(pos),), generator=g)
+        ctx = pos + torch.where(torch.rand(len(pos), generator=g) < 0.5, offset, -offset)
+        ok = (ctx >= 0) & (ctx < n)
+        pos, ctx = pos[ok], ctx[ok]
+        ok = self.sentence_ids[pos] == self.sentence_ids[ctx]
+        pos, ctx = pos[ok][:EVAL_PAIRS], ctx[ok][:EVAL_PAIRS]
+        self.eval_batch = self._with_negatives(self.ids[pos], self.ids[ctx], g)
+
+    # -- batches -----------------------------------------------------------------
+    def steps_per_epoch(self) -> int:
+        if self.sgns:
+            return self.n_steps
+        return self.train_cfg.steps_per_epoch or math.ceil(len(self.centers) / self.train_cfg.batch_size)
+
+    def train_batches(self, epoch: int, generator: torch.Generator) -> Iterator[Any]:
+        if self.sgns:
+            yield from self._sgns_batches(generator)
+            return
+        bs, steps, n = self.train_cfg.batch_size, self.steps_per_epoch(), len(self.centers)
+        passes = math.ceil(steps * bs / n)
+        order = torch.cat([torch.randperm(n, generator=generator) for _ in range(passes)])
+        for step in range(steps):
+            idx = order[step * bs:(step + 1) * bs]
+            yield self.centers[idx].to(self.device), self.contexts[idx].to(self.device)
+
+    def _with_negatives(self, centers: torch.Tensor, contexts: torch.Tensor, generator: torch.Generator):
+        noise = self.noise.sample((len(centers), self.negatives), generator)
+        valid = (noise != contexts[:, None]).float()  # word2vec skips a noise word equal to the context
+        targets = torch.cat([contexts[:, None], noise], 1)
+        return centers.to(self.device), targets.to(self.device), valid.to(self.device)
+
+    def _sgns_batches(self, generator: torch.Generator) -> Iterator[Any]:
+        mask = subsample(self.ids, self.keep, generator)
+        kept = mask.nonzero().squeeze(1)
+        ids, sids = self.ids[kept], self.sentence_ids[kept]
+        radius = torch.randint(1, self.window + 1, (len(kept),), generator=generator) if self.dynamic else None
+        # Equal spans of the text; each batch's centers are the kept tokens in its span.
+        bounds = torch.linspace(0, len(self.ids), self.n_steps + 1).round().long()
+        starts = torch.searchsorted(kept, bounds).tolist()
+        raw = [round(self.raw_tokens * b / len(self.ids)) for b in bounds.tolist()]
+        for step in range(self.n_steps):
+            centers, contexts = skipgram_pairs(ids, sids, self.window, radius=radius,
+                                               centers=slice(starts[step], starts[step + 1]))
+            batch = self._with_negatives(centers, contexts, generator)
+            yield (*batch, raw[step + 1] - raw[step])
+
+    # -- the loss and the update ------------------------------------------------
+    def loss(self, model, batch):
+        if self.sgns:
+            from ..zoo.word2vec import sgns_loss
+
+            centers, targets, valid, n = batch
+            return sgns_loss(model(centers, targets), valid), {"n": n}
+        centers, contexts = batch
+        return F.cross_entropy(model(centers), contexts), {"n": len(centers)}
+
+    def train_step(self, model, batch, lr: float):
+        """The SGNS update (sparse SGD); the core calls this instead of backward + optimiser."""
+        from ..zoo.word2vec import sgns_sgd_step
+
+        centers, targets, valid, n = batch
+        if len(centers) == 0:  # a span whose tokens were all subsampled away
+            return torch.zeros((), device=self.device), {"n": n}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
+            loss = sgns_sgd_step(model, centers, targets, lr, valid)
+        return loss, {"n": n}
+
+    # -- evaluation --------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model, *, final: bool = False) -> dict[str, Any]:
+        from ..zoo.word2vec import embedding_matrix, sgns_loss
+
+        was_training = model.training
+        model.eval()
+        try:
+            if self.sgns:
+                centers, targets, valid = self.eval_batch
+                metrics = {"pair_loss": sgns_loss(model(centers, targets), valid).item()}
+            else:
+                logits = model(self.centers.to(self.device))
+                metrics = {"pair_loss": F.cross_entropy(logits, self.contexts.to(self.device)).item()}
+        finally:
+            model.train(was_training)
+        if self.is_toy:
+            relations = relation_score(embedding_matrix(model).float().cpu(), self.words)
+            if relations is not None:
+                metrics["toy_relations"] = relations
+        if final:
+            metrics.update(self.stats)
+        return metrics
+
+
+def relation_score(matrix: torch.Tensor, words, relations=TOY_RELATIONS) -> float | None:
+    """Share of ``(word, nearer, farther)`` triples whose cosines are ordered as named; None if none apply."""
+    index = {w: i for i, w in enumerate(words)}
+    usable = [r for r in relations if all(w in index for w in r)]
+    if not usable:
+        return None
+    unit = F.normalize(matrix, dim=1)
+    held = sum(float(unit[index[a]] @ unit[index[b]] > unit[index[a]] @ unit[index[c]]) for a, b, c in usable)
+    return held / len(usable)
+

@@ -1,0 +1,203 @@
+"""word2vec: the exercise's two-layer skip-gram and skip-gram with negative sampling.
+
+``word2vec`` is the classic exercise (two Keras ``Dense`` layers) written in PyTorch::
+
+    one-hot word (V) -> hidden: Linear(V, d) -> output: Linear(d, V) -> softmax over contexts
+
+trained with cross-entropy on (center, context) pairs, window 2, stop words removed,
+``d = 2`` so the embedding can be plotted as it is. A word's vector is its column of
+the first layer's weight (``hidden.weight[:, i]``), as the exercise reads it with
+``get_weights()[0]``.
+
+``word2vec-sgns`` is Mikolov et al.'s skip-gram with negative sampling for real corpora:
+two ``nn.Embedding`` tables (``in_embed``: the word vectors, ``out_embed``: the context
+vectors), ``d = 100``, trained the way word2vec.c and gensim train it: plain SGD with a
+learning rate that falls linearly from 0.025, touching only the rows of each step's
+words (:func:`sgns_sgd_step`), frequent-word subsampling and a dynamic window.
+
+Data options live in the model config, so ``--set window=5 --set min_count=3`` work:
+``window``, ``min_count``, ``stopwords`` (drop English stop words), ``subsample``
+(threshold ``t``; 0 keeps every token), ``negatives`` and ``dynamic_window``.
+
+>>> model = create_model("word2vec", vocab_size=40)
+>>> embedding_matrix(model).shape
+torch.Size([40, 2])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InterpError
+from .registry import register_model
+
+TOY_DATASET = "toy-royalty"
+
+
+@dataclass(frozen=True)
+class Word2VecConfig:
+    """The exercise: one-hot skip-gram with a full softmax."""
+
+    vocab_size: int = 0
+    """Filled from the data (the vocabulary after min-count and stop words)."""
+    dim: int = 2
+    window: int = 2
+    """Context words on each side of the center."""
+    min_count: int = 1
+    """Drop words seen fewer times than this."""
+    stopwords: bool = True
+    """Remove English stop words before building pairs (as the exercise does)."""
+    subsample: float = 0.0
+    """Frequent-word subsampling threshold t (0: off; word2vec uses 1e-3 to 1e-5)."""
+
+
+@dataclass(frozen=True)
+class SGNSConfig:
+    """Skip-gram with negative sampling (word2vec.c / gensim ``sg=1, negative=5``)."""
+
+    vocab_size: int = 0
+    """Filled from the data (the vocabulary after min-count)."""
+    dim: int = 100
+    window: int = 5
+    """Largest distance between center and context (see dynamic_window)."""
+    min_count: int = 5
+    """Drop words seen fewer times than this."""
+    negatives: int = 5
+    """Noise words per (center, context) pair, drawn from unigram counts ** 0.75."""
+    subsample: float = 1e-3
+    """Frequent-word subsampling threshold t (0: keep every token)."""
+    dynamic_window: bool = True
+    """Each center draws its window size from 1..window, as word2vec does."""
+    stopwords: bool = False
+    """Remove English stop words (subsampling usually does this job)."""
+
+
+def _check(cfg) -> None:
+    if cfg.vocab_size < 0 or cfg.dim <= 0:
+        raise InterpError(f"dim must be > 0 and vocab_size >= 0; got dim={cfg.dim}, vocab_size={cfg.vocab_size}")
+    if cfg.window <= 0:
+        raise InterpError(f"window must be >= 1, got {cfg.window}")
+    if cfg.min_count <= 0:
+        raise InterpError(f"min_count must be >= 1, got {cfg.min_count}")
+    if cfg.subsample < 0:
+        raise InterpError(f"subsample must be >= 0 (0: off), got {cfg.subsample}")
+    if getattr(cfg, "negatives", 1) <= 0:
+        raise InterpError(f"negatives must be >= 1, got {cfg.negatives}")
+
+
+class OneHotSkipGram(nn.Module):
+    """``hidden = Linear(V, d)`` on a one-hot word, ``output = Linear(d, V)``: context logits."""
+
+    def __init__(self, cfg: Word2VecConfig):
+        super().__init__()
+        _check(cfg)
+        self.config = cfg
+        self.hidden = nn.Linear(cfg.vocab_size, cfg.dim)
+        self.output = nn.Linear(cfg.dim, cfg.vocab_size)
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        """Word ids ``(B,)`` or one-hot rows ``(B, V)`` -> context logits ``(B, V)``."""
+        if words.dtype in (torch.int64, torch.int32):
+            words = F.one_hot(words.long(), self.config.vocab_size).to(self.hidden.weight.dtype)
+        return self.output(self.hidden(words))
+
+
+class SkipGramNS(nn.Module):
+    """Word vectors ``in_embed`` and context vectors ``out_embed``; scores are their dot products."""
+
+    def __init__(self, cfg: SGNSConfig):
+        super().__init__()
+        _check(cfg)
+        self.config = cfg
+        self.in_embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        self.out_embed = nn.Embedding(cfg.vocab_size, cfg.dim)
+        # word2vec's initialisation: small uniform word vectors, zero context vectors.
+        with torch.no_grad():
+            self.in_embed.weight.uniform_(-0.5 / cfg.dim, 0.5 / cfg.dim)
+            self.out_embed.weight.zero_()
+
+    def forward(self, centers: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Scores ``(B, T)``: word vector of each center against the context vectors of its targets."""
+        h = self.in_embed(centers)                      # (B, d)
+        u = self.out_embed(targets)                     # (B, T, d)
+        return torch.bmm(u, h.unsqueeze(2)).squeeze(2)  # (B, T)
+
+
+def sgns_loss(scores: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over pairs of ``-log s(pos) - sum log s(-neg)``; column 0 holds the true context."""
+    per = -F.logsigmoid(scores[:, 0]) - (F.logsigmoid(-scores[:, 1:]) * (1 if valid is None else valid)).sum(1)
+    return per.mean()
+
+
+@torch.no_grad()
+def sgns_sgd_step(model: SkipGramNS, centers: torch.Tensor, targets: torch.Tensor, lr: float,
+                  valid: torch.Tensor | None = None) -> torch.Tensor:
+    """One sparse SGD step on a batch of pairs, as word2vec.c does it; returns the mean loss.
+
+    ``targets`` is ``(B, 1 + K)``: the context word, then K noise words; ``valid``
+    ``(B, K)`` masks noise words equal to the context word (word2vec skips those). Each
+    pair's gradient of its own loss is applied with step ``lr``; only the rows of the
+    batch's words change. Updates of one word within the batch add up (word2vec applies
+    them one after another, a difference that vanishes for small ``lr * count``).
+
+    On CPU the scores and the context-table update are sparse-matrix products
+    (``sampled_addmm`` and a transposed CSR product), which never build the
+    ``(B, 1 + K, d)`` block of context rows; elsewhere a plain gather/``index_add_``.
+    """
+    w_in, w_out = model.in_embed.weight, model.out_embed.weight
+    b, t = targets.shape
+    weights = torch.ones(b, t, device=w_in.device)
+    label = torch.zeros(1, t, device=w_in.device)
+    label[0, 0] = 1.0
+    if valid is not None:
+        weights[:, 1:] = valid
+    h = w_in[centers]                                                      # (B, d)
+    if w_in.device.type == "cpu":
+        crow = torch.arange(0, b * t + 1, t, dtype=torch.int64)
+        col = targets.reshape(-1)
+        pattern = torch.sparse_csr_tensor(crow, col, torch.zeros(b * t), (b, len(w_out)), check_invariants=False)
+        scores = torch.sparse.sampled_addmm(pattern, h, w_out.t(), beta=0.0).values().view(b, t)
+        g = (label - torch.sigmoid(scores)) * weights * lr                 # (B, T)
+        grad_h = F.embedding_bag(targets, w_out, mode="sum", per_sample_weights=g)  # (B, d), before w_out moves
+        step = torch.sparse_csr_tensor(crow, col, g.reshape(-1), (b, len(w_out)), check_invariants=False)
+        w_out.add_(torch.sparse.mm(step.t(), h))
+    else:
+        u = w_out[targets]                                                 # (B, T, d)
+        scores = torch.bmm(u, h.unsqueeze(2)).squeeze(2)
+        g = (label - torch.sigmoid(scores)) * weights * lr
+        grad_h = torch.bmm(g.unsqueeze(1), u).squeeze(1)
+        w_out.index_add_(0, targets.reshape(-1), (g.unsqueeze(2) * h.unsqueeze(1)).reshape(b * t, -1))
+    w_in.index_add_(0, centers, grad_h)
+    return sgns_loss(scores, weights[:, 1:])
+
+
+def embedding_matrix(model: nn.Module) -> torch.Tensor:
+    """The word vectors ``(V, d)`` of a word2vec model (detached, on the model's device).
+
+    >>> embedding_matrix(create_model("word2vec-sgns", vocab_size=10)).shape
+    torch.Size([10, 100])
+    """
+    if isinstance(model, OneHotSkipGram):
+        return model.hidden.weight.detach().t()
+    if isinstance(model, SkipGramNS):
+        return model.in_embed.weight.detach()
+    raise InterpError(f"{type(model).__name__} is not a word2vec model; word vectors come from "
+                      f"word2vec or word2vec-sgns runs, or a --vectors file")
+
+
+@register_model("word2vec", family="word2vec", task="word-embedding", config=Word2VecConfig,
+                default_dataset=TOY_DATASET, recipe="word2vec",
+                description="The classic exercise: one-hot Linear(V,2) -> Linear(2,V), softmax, window 2")
+def word2vec(cfg: Word2VecConfig) -> OneHotSkipGram:
+    return OneHotSkipGram(cfg)
+
+
+@register_model("word2vec-sgns", family="word2vec", task="word-embedding", config=SGNSConfig,
+                default_dataset="tinyshakespeare", recipe="word2vec-sgns",
+                description="Skip-gram with negative sampling (nn.Embedding, d=100), sparse SGD like gensim")
+def word2vec_sgns(cfg: SGNSConfig) -> SkipGramNS:
+    return SkipGramNS(cfg)
