@@ -57,6 +57,12 @@ class TrainConfig:
     schedule: str = "onecycle"  # onecycle | cosine | constant
     label_smoothing: float = 0.0
     augment: bool = True
+    channels_last: bool = False
+    """Image batches in channels-last memory layout (faster convolutions on CPU and GPU)."""
+    precision: str = "fp32"
+    """fp32, or bf16: autocast to bfloat16 (about 1.7x faster convs on CPUs with AVX512-BF16)."""
+    eval_flip: bool = False
+    """Test-time augmentation: classify by the mean logits of each test image and its mirror image."""
     grad_clip: float = 0.0
     steps_per_epoch: int = 0
     """For sampled tasks (language models): optimiser steps per epoch (0: one pass)."""
@@ -78,8 +84,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     # The word2vec exercise (one-hot skip-gram, softmax): Adam on small batches of pairs;
     # an epoch is steps_per_epoch steps (0: one pass). No weight decay on embeddings.
     "word2vec": dict(
-        epochs=10, batch_size=32, lr=0.01, optimizer="adam", weight_decay=0.0, schedule="cosine",
-        augment=False, steps_per_epoch=100,
+        epochs=10, batch_size=64, lr=0.1, optimizer="adam", weight_decay=0.0, schedule="cosine",
+        augment=False, steps_per_epoch=300,
     ),
     # Skip-gram with negative sampling as word2vec.c/gensim train it: SGD at 0.025 falling
     # linearly, applied by the task to the touched rows only; a batch is a span of text

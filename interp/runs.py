@@ -178,14 +178,21 @@ class Run:
 
         return normalize(x, self.config.data.mean, self.config.data.std)
 
-    def load_data(self, *, progress: bool = True):
-        """The run's dataset (for image runs an :class:`~interp.data.ImageData`)."""
+    def load_data(self, *, progress: bool = True, split: str = "both"):
+        """The run's dataset (for image runs an :class:`~interp.data.ImageData`).
+
+        ``split="test"`` when only the test split is needed (faster for generated data).
+        Normalisation always comes from the run's config, as in training.
+        """
+        from dataclasses import replace
+
         from .data.images import load_image_data
 
         dc = self.config.data
         if self.config.task != "image-classification":
             raise InterpError(f"run {self.name} is a {self.config.task} run; it has no image data")
-        return load_image_data(dc.name, n_train=dc.n_train, n_test=dc.n_test, progress=progress)
+        data = load_image_data(dc.name, n_train=dc.n_train, n_test=dc.n_test, progress=progress, split=split)
+        return replace(data, mean=tuple(dc.mean), std=tuple(dc.std), classes=list(dc.classes))
 
     def report_dir(self, root: Path | None = None) -> Path:
         return (Path(root) if root is not None else reports_dir()) / self.name

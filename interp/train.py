@@ -37,6 +37,7 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 NOT_SETTABLE = {"input_shape", "classes", "mean", "std", "vocab", "recipe", "num_classes", "in_channels",
                 "input_size"}
 SCHEDULES = ("onecycle", "cosine", "constant", "linear")
+PRECISIONS = ("fp32", "bf16")
 
 
 class TrainingInterrupted(Exception):
@@ -101,6 +102,8 @@ def _check_train(cfg: TrainConfig) -> None:
         raise unknown("optimizer", cfg.optimizer, OPTIMIZERS)
     if cfg.schedule not in SCHEDULES:
         raise unknown("schedule", cfg.schedule, SCHEDULES)
+    if cfg.precision not in PRECISIONS:
+        raise unknown("precision", cfg.precision, PRECISIONS)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -17,18 +17,18 @@ The methods are Captum's, registered in :data:`METHODS` under short names. The n
 is the same one level down: ``ig`` is IntegratedGradients here and
 LayerIntegratedGradients in :mod:`interp.analysis.unit_attribution`.
 
-============== ======================================= =================== ===========
-name           Captum                                  baseline            channels ->
-============== ======================================= =================== ===========
-saliency       Saliency (absolute gradient)            -                   max
-ig             IntegratedGradients                     ``baseline``        sum
-smoothgrad     NoiseTunnel(Saliency), smoothgrad       -                   max
-gradcam        LayerGradCam + LayerAttribution.        -                   mean
-               interpolate (bilinear) to input size
-occlusion      Occlusion (window ``window`` px)        ``baseline``        mean
-guided-backprop GuidedBackprop                         -                   sum
-deeplift       DeepLift                                ``baseline``        sum
-============== ======================================= =================== ===========
+=============== ========================================== ============ ========
+name            Captum                                     baseline     channels
+=============== ========================================== ============ ========
+saliency        Saliency (absolute gradient)               -            max
+ig              IntegratedGradients                        ``baseline`` sum
+smoothgrad      NoiseTunnel(Saliency), smoothgrad          -            max
+gradcam         LayerGradCam, then LayerAttribution.       -            mean
+                interpolate (bilinear) to the input size
+occlusion       Occlusion (``window`` px, ``stride`` px)   ``baseline`` mean
+guided-backprop GuidedBackprop                             -            sum
+deeplift        DeepLift                                   ``baseline`` sum
+=============== ========================================== ============ ========
 
 The run's model takes normalised inputs, so baselines live in normalised space:
 ``black`` is a black image (0 before normalisation, ``-mean/std`` after), ``mean`` the
@@ -188,7 +188,8 @@ def as_subject(run_or_model: Any) -> Subject:
     if config is not None and hasattr(run_or_model, "model"):
         if config.task != "image-classification":
             raise InterpError(f"run {run_or_model.name} is a {config.task} run; image attribution needs an "
-                              f"image classifier (token attribution: interp.analysis.attribution.attribute_tokens)")
+                              f"image classifier (for language models: "
+                              f"interp.analysis.token_attribution.attribute_tokens)")
         dc = config.data
         return Subject(run_or_model.model, classes=list(dc.classes), input_shape=tuple(dc.input_shape),
                        mean=tuple(dc.mean), std=tuple(dc.std), run_name=run_or_model.name, run=run_or_model)
@@ -427,10 +428,9 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
 def parse_methods(methods: str | Sequence[str] | None, subject: Subject | None = None) -> list[str]:
     """``"ig,saliency"`` or a list -> validated method names; ``None``/``"all"`` -> every applicable one."""
     if methods is None or methods == "all" or methods == ["all"]:
-        names = list(ALL_METHODS)
-        if subject is not None and not subject.spatial_layers():
-            names.remove("gradcam")  # an MLP has no layer for it
-        return names
+        if subject is not None and not subject.spatial_layers():  # an MLP: no layer for Grad-CAM
+            return [n for n in ALL_METHODS if not METHODS[n].needs_conv]
+        return list(ALL_METHODS)
     if isinstance(methods, str):
         methods = [m for m in methods.replace(" ", "").split(",") if m]
     if not methods:
@@ -468,13 +468,16 @@ def resolve_targets(target: Any, n: int, classes: Sequence[str], logits: torch.T
     """Per-image target classes: ``None`` (the prediction), one class for all, or one per image."""
     if target is None:
         return logits.argmax(1).cpu()
+    if isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim == 0:
+        target = int(target)
     if isinstance(target, (int, str, np.integer)):
-        return torch.full((n,), resolve_class(target, classes), dtype=torch.long)
-    values = target.tolist() if isinstance(target, (torch.Tensor, np.ndarray)) else list(target)
-    if len(values) != n:
-        raise InterpError(f"got {len(values)} targets for {n} images; give one target or one per image")
+        out = torch.full((n,), resolve_class(target, classes), dtype=torch.long)
+    else:
+        values = target.tolist() if isinstance(target, (torch.Tensor, np.ndarray)) else list(target)
+        if len(values) != n:
+            raise InterpError(f"got {len(values)} targets for {n} images; give one target or one per image")
+        out = torch.tensor([resolve_class(v, classes) for v in values], dtype=torch.long)
     k = logits.shape[1]
-    out = torch.tensor([resolve_class(v, classes) for v in values], dtype=torch.long)
     if (out >= k).any():
         raise InterpError(f"target {int(out.max())} is out of range for a model with {k} outputs")
     return out
@@ -546,13 +549,14 @@ class Attribution:
     def summary(self) -> list[dict]:
         """One plain dict per image: source, label, target, top-5, IG completeness."""
         rows = []
+        top = self.top(5)
         for i in range(len(self)):
             row = {
                 "source": self.sources[i] if i < len(self.sources) else f"#{i}",
                 "target": self.class_name(int(self.targets[i])),
                 "target_index": int(self.targets[i]),
                 "target_prob": float(self.probs[i, self.targets[i]]),
-                "top5": [{"class": c, "prob": p} for c, p in self.top(5)[i]],
+                "top5": [{"class": c, "prob": p} for c, p in top[i]],
             }
             if self.labels is not None:
                 row["label"] = self.class_name(int(self.labels[i]))
@@ -594,8 +598,6 @@ def attribute(run_or_model: Any, inputs: torch.Tensor, target: Any = None,
         logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
     probs = logits.float().softmax(1).cpu()
     targets = resolve_targets(target, len(x), subject.classes, logits)
-    if int(targets.max()) >= logits.shape[1]:
-        raise InterpError(f"target {int(targets.max())} is out of range for a model with {logits.shape[1]} outputs")
     baselines = make_baseline(subject, x, opts.baseline)
     layer = gradcam_layer(subject, opts) if "gradcam" in names else None
     if layer is not None:
@@ -667,7 +669,7 @@ def load_examples(run: Any, indices: Sequence[int], split: str = "test", *, data
     """
     if split not in ("test", "train"):
         raise unknown("split", split, ["test", "train"])
-    data = data if data is not None else run.load_data(progress=progress)
+    data = data if data is not None else run.load_data(progress=progress, split="test" if split == "test" else "both")
     x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
     for i in indices:
         if not 0 <= int(i) < len(x):
@@ -749,6 +751,8 @@ def save_attribution(attr: Attribution, directory: str | Path | None = None, nam
         arrays["labels"] = attr.labels.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
     if figure:
+        from .attribution_plots import plot_attribution, write_figure
+
         paths["png"] = directory / f"{name}.png"
         write_figure(paths["png"], plot_attribution(attr))
     meta = {
@@ -797,78 +801,6 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def write_figure(path: Path, fig) -> None:
-    """Save a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    write_bytes(path, buffer.getvalue())
-
-
-def _pyplot():
-    import matplotlib
-
-    if matplotlib.get_backend().lower() not in ("agg", "module://matplotlib_inline.backend_inline"):
-        with contextlib.suppress(Exception):
-            matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def show_map(ax, attr: Attribution, method: str, i: int) -> None:
-    """Draw image ``i``'s map for ``method`` on ``ax``: diverging colours for signed maps."""
-    pm = attr.pixel_map(method)[i].numpy()
-    gray = attr.images[i].mean(0).numpy()
-    ax.imshow(gray, cmap="gray", vmin=0, vmax=1)
-    if METHODS.get(method, METHODS["ig"]).signed:
-        lim = float(np.quantile(np.abs(pm), 0.99)) or 1e-12
-        ax.imshow(pm, cmap="RdBu_r", vmin=-lim, vmax=lim, alpha=0.8)
-    else:
-        lim = float(np.quantile(pm, 0.99)) or 1e-12
-        ax.imshow(pm, cmap="inferno", vmin=0, vmax=lim, alpha=0.8)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
-def plot_attribution(attr: Attribution, max_images: int = 8):
-    """A figure: per image the input, the top-5 prediction and one map per method."""
-    plt = _pyplot()
-    n = min(len(attr), max_images)
-    cols = 2 + len(attr.methods)
-    fig, axes = plt.subplots(n, cols, figsize=(1.9 * cols + 1.2, 2.1 * n), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1.4] + [1] * len(attr.methods)})
-    top = attr.top(5)
-    for i in range(n):
-        ax = axes[i, 0]
-        ax.imshow(attr.images[i].permute(1, 2, 0).numpy().squeeze(), cmap="gray" if attr.images.shape[1] == 1 else None)
-        label = f"label {attr.class_name(int(attr.labels[i]))}\n" if attr.labels is not None else ""
-        ax.set_title(f"{attr.sources[i] if i < len(attr.sources) else ''}\n{label}"
-                     f"target {attr.class_name(int(attr.targets[i]))}", fontsize=8)
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax = axes[i, 1]
-        names = [c for c, _ in top[i]][::-1]
-        values = [p for _, p in top[i]][::-1]
-        colors = ["tab:orange" if c == attr.class_name(int(attr.targets[i])) else "tab:blue" for c in names]
-        ax.barh(range(len(names)), values, color=colors)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.set_xlim(0, 1)
-        ax.tick_params(axis="x", labelsize=6)
-        ax.set_title("top 5", fontsize=8)
-        for j, method in enumerate(attr.methods):
-            ax = axes[i, 2 + j]
-            show_map(ax, attr, method, i)
-            title = METHODS[method].title if method in METHODS else method
-            if method == "ig" and attr.completeness is not None:
-                title += f"\ncompleteness err {100 * float(attr.completeness.relative_error[i]):.1f}%"
-            ax.set_title(title, fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
 # --------------------------------------------------------------------------- gallery
 
 
@@ -911,7 +843,7 @@ def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[st
     if per_class < 1:
         raise InterpError(f"per_class must be at least 1, got {per_class}")
     subject = as_subject(run)
-    data = data if data is not None else run.load_data(progress=progress)
+    data = data if data is not None else run.load_data(progress=progress, split="test")
     chosen: list[int] = []
     for k in range(len(subject.classes)):
         idx = (data.test_y == k).nonzero().flatten()[:per_class].tolist()
@@ -919,6 +851,8 @@ def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[st
     images, labels = load_examples(run, chosen, "test", data=data)
     attr = attribute(run, images, None, methods, labels=labels, sources=[f"test:{i}" for i in chosen],
                      progress=progress, **options)
+    from .attribution_plots import plot_attribution, write_figure
+
     entries = []
     folder = Path(directory) if directory is not None else attribution_dir(subject.run_name) / "gallery"
     for k, name in enumerate(subject.classes):
@@ -954,12 +888,12 @@ def subset(attr: Attribution, rows: Sequence[int]) -> Attribution:
 
 
 def demo_stage(ctx: Any) -> None:
-    """Demo: one attribution figure, the gallery, the trust checks and conv2's class-to-unit summary."""
+    """Demo: one attribution figure, the gallery, the trust checks and the class-to-unit summaries."""
     from .trust import save_trust, trust_report
     from .unit_attribution import class_unit_summary, save_class_unit_summary
 
     run = ctx.run
-    data = run.load_data(progress=False)
+    data = run.load_data(progress=False, split="test")
     quick = getattr(ctx, "quick", False)
     steps = 16 if quick else 32
     images, labels = load_examples(run, [0], data=data)
@@ -969,10 +903,14 @@ def demo_stage(ctx: Any) -> None:
           f"({attr.top(1)[0][0][1]:.0%}); IG completeness error {attr.completeness.max_relative_error:.2%}")
     gallery = attribution_gallery(run, per_class=1 if quick else 2, data=data, steps=steps)
     trust = trust_report(run, sample=4 if quick else 16, data=data, steps=steps)
-    save_trust(trust)
+    trust_paths = save_trust(trust)
     print("   " + trust.headline())
-    layer = [info.name for info in run.layers if info.spatial][-1]
-    summary = class_unit_summary(run, layer, per_class=5 if quick else 20, data=data, steps=steps)
-    save_class_unit_summary(summary)
+    for layer in [info.name for info in run.layers][:-1]:  # every layer but the output (for the unit pages)
+        summary = class_unit_summary(run, layer, per_class=5 if quick else 20, data=data, steps=steps)
+        save_class_unit_summary(summary)
+        if layer == "conv2":
+            print("   units that make each class, conv2: " + "; ".join(
+                f"{c} {summary.top_units(c, 1)[0]['unit']}" for c in summary.classes[:4]) + " ...")
     ctx.outputs["attribution figure"] = paths["png"]
     ctx.outputs["attribution gallery"] = gallery.directory
+    ctx.outputs["attribution trust"] = trust_paths["curves_png"]

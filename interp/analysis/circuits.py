@@ -76,7 +76,8 @@ def composition_scores(model_or_run, mode: str) -> torch.Tensor:
         raise ValueError(f"mode must be one of {MODES}")
     bridge = as_bridge(model_or_run, fold_ln=True)
     with torch.no_grad():
-        return bridge.all_composition_scores(mode).scores.float().cpu()
+        scores = bridge.all_composition_scores(mode).scores.float().cpu()
+    return scores.nan_to_num(0.0)  # a head with all-zero weights composes with nothing (0 / 0)
 
 
 def random_composition_baseline(d_model: int, d_head: int, mode: str, *, n_samples: int = 200,

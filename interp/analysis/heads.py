@@ -17,8 +17,9 @@ over the query positions where such a key exists (so a perfect head scores 1):
 - induction: the positions right after an earlier copy of the token at ``q``;
 - first-token: key 0 (BOS where the vocabulary has one).
 
-They are measured on repeated random blocks (:func:`interp.data.text.induction_batch`
-for induction runs, :func:`~interp.data.text.repeated_random_tokens` otherwise).
+They are measured on the usual induction probe (:func:`repeated_tokens`): BOS, a
+random block of half the context, the same block again. A 1-layer model that attends
+to every earlier token (all it can do on this task) scores about 1/q there.
 TransformerLens's ``head_detector`` scores the same masks but divides by all query
 positions, including those with nothing to find; ours equals its score times
 ``seq_len / rows with a target`` (tests check this).
@@ -75,6 +76,17 @@ def as_bridge(model_or_run: Any, **kwargs):
     return to_bridge(model_or_run, **kwargs)
 
 
+def bridge_hook_count(bridge) -> int:
+    """Hooks on the bridge's hook points (what ``run_with_hooks`` adds); 0 after every analysis.
+
+    :func:`interp.hooks.hook_count` of a whole bridge also counts the pre-hooks the bridge
+    wires into itself on its first forward pass, which are part of its machinery.
+    """
+    from ..hooks import hook_count
+
+    return sum(hook_count(point) for point in bridge.hook_dict.values())
+
+
 def head_labels(n_layers: int, n_heads: int) -> list[str]:
     return [f"L{layer}H{head}" for layer in range(n_layers) for head in range(n_heads)]
 
@@ -115,14 +127,16 @@ def run_vocabulary(run):
 def prompt_tokens(run, prompt: str | None, *, seed: int = 0) -> torch.Tensor:
     """A prompt as token ids ``(T,)``, checked against the run's vocabulary and context.
 
-    ``None`` gives a random induction sequence for token-task runs (an error for text runs).
+    ``None`` gives a short induction probe (BOS, a random block, the block again) for
+    token-task runs, and an error for text runs.
     """
     vocab = run_vocabulary(run)
     context = run.config.model_config["block_size"]
     if prompt is None:
         if vocab.is_char:
             raise InterpError("give a prompt with --prompt TEXT (characters of the run's training text)")
-        return repeated_tokens(run, 1, seed=seed)[0]
+        # A short induction probe: BOS, 12 random tokens, the same 12 again (readable heatmaps).
+        return repeated_tokens(run, 1, seed=seed, seq_len=min(25, context))[0]
     tokens = vocab.encode(prompt)
     if len(tokens) == 0:
         raise InterpError("the prompt is empty; give at least one character")
@@ -133,7 +147,24 @@ def prompt_tokens(run, prompt: str | None, *, seed: int = 0) -> torch.Tensor:
 
 
 def repeated_tokens(run, n: int, *, seed: int = 0, seq_len: int | None = None) -> torch.Tensor:
-    """Repeated random blocks for a run: its own induction task, or random blocks of its vocabulary."""
+    """The head-score probe: BOS (if the vocabulary has one), a random block, the same block again.
+
+    Blocks fill the context ((seq_len - 1) // 2 tokens, distinct where the vocabulary
+    allows), as in the usual induction-score recipe; a head that merely attends to all
+    earlier tokens then scores near 0 on the induction mask, and an induction head near 1.
+    """
+    from ..data.text import repeated_random_tokens
+
+    seq_len = seq_len or run.config.model_config["block_size"]
+    vocab = run_vocabulary(run)
+    block = (seq_len - 1) // 2
+    g = torch.Generator().manual_seed(seed)
+    return repeated_random_tokens(n, seq_len, len(vocab), g, bos=vocab.bos, min_block=block, max_block=block)
+
+
+def task_tokens(run, n: int, *, seed: int = 0, seq_len: int | None = None) -> torch.Tensor:
+    """Sequences of the run's induction task (blocks of varying length, repeated to fill the
+    context); for text runs, repeated random blocks of their vocabulary in the same way."""
     from ..data.text import InductionSpec, induction_batch, repeated_random_tokens
 
     g = torch.Generator().manual_seed(seed)
@@ -426,7 +457,7 @@ def loss_by_position(model_or_run, tokens: torch.Tensor | None = None, *, n_sequ
             corpus = load_char_corpus(data, progress=False)
             tokens = random_windows(corpus.val, n_sequences, context, torch.Generator().manual_seed(seed))
         else:
-            tokens = repeated_tokens(run, n_sequences, seed=seed, seq_len=context + 1)
+            tokens = task_tokens(run, n_sequences, seed=seed, seq_len=context + 1)
     was_training = model.training
     model.eval()
     try:

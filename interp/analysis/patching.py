@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from ..errors import InterpError
 from ..io import write_json
-from .heads import _pyplot, _tensor_json, as_bridge, check_heads, head_type_masks, repeated_tokens, write_png
+from .heads import _pyplot, _tensor_json, as_bridge, check_heads, head_type_masks, task_tokens, write_png
 
 KINDS = ("zero", "mean")
 
@@ -78,7 +78,7 @@ def ablate_heads(model_or_run, *, kind: str = "zero", tokens: torch.Tensor | Non
     if tokens is None:
         if not hasattr(model_or_run, "config") or not hasattr(model_or_run.config, "data"):
             raise ValueError("pass tokens= when ablating a bare model or bridge")
-        tokens = repeated_tokens(model_or_run, n_sequences, seed=seed)
+        tokens = task_tokens(model_or_run, n_sequences, seed=seed)
     tokens = tokens.to(bridge.cfg.device)
     with torch.no_grad():
         logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_z"))

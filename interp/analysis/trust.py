@@ -37,8 +37,8 @@ from torch import nn
 from ..errors import InterpError, unknown
 from ..io import write_bytes, write_json
 from .attribution import (
-    Attribution, Subject, _pyplot, as_subject, attribute, attribution_dir, evaluating, gaussian_blur,
-    load_examples, make_baseline, npz_bytes, parse_methods, write_figure, METHODS,
+    METHODS, Attribution, as_subject, attribute, attribution_dir, evaluating, load_examples, make_baseline,
+    npz_bytes, parse_methods,
 )
 
 # --------------------------------------------------------------------------- completeness
@@ -85,7 +85,8 @@ class Completeness:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Completeness":
-        return cls(torch.tensor(d["attribution_sum"]), torch.tensor(d["output_difference"]))
+        return cls(torch.tensor(d["attribution_sum"], dtype=torch.float64),
+                   torch.tensor(d["output_difference"], dtype=torch.float64))
 
 
 def ig_completeness(model: nn.Module, inputs: torch.Tensor, baselines: torch.Tensor, targets: torch.Tensor,
@@ -367,7 +368,7 @@ def trust_report(run: Any, sample: int = 16, methods: Any = None, *, data: Any =
     ``options`` go to :func:`~interp.analysis.attribution.attribute` (``steps``, ``baseline`` ...).
     """
     subject = as_subject(run)
-    data = data if data is not None else run.load_data(progress=progress)
+    data = data if data is not None else run.load_data(progress=progress, split="test")
     indices = sample_indices(len(data.test_y), sample, seed)
     images, labels = load_examples(run, indices, "test", data=data)
     names = parse_methods(methods, subject)
@@ -401,6 +402,8 @@ def save_trust(report: TrustReport, directory: str | Path | None = None) -> dict
         arrays["ig_sum"] = report.completeness.attribution_sum.numpy()
         arrays["ig_difference"] = report.completeness.output_difference.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
+    from .attribution_plots import plot_curves, plot_sanity, write_figure
+
     write_figure(paths["curves_png"], plot_curves(report.curves))
     write_figure(paths["sanity_png"], plot_sanity(report.sanity))
     write_json(paths["json"], {**report.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
@@ -435,58 +438,3 @@ def load_trust(path: str | Path) -> TrustReport:
     completeness = (Completeness(torch.from_numpy(a["ig_sum"]), torch.from_numpy(a["ig_difference"]))
                     if "ig_sum" in a else None)
     return TrustReport(meta["run"], meta["sources"], meta["methods"], completeness, curves, sanity, meta["options"])
-
-
-def _title(method: str) -> str:
-    return METHODS[method].title if method in METHODS else "random ranking"
-
-
-def plot_curves(curves: PerturbationCurves):
-    """Mean deletion and insertion curves per method, AUC in the legend."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, kind in zip(axes, ("deletion", "insertion")):
-        auc = curves.auc(kind)
-        for m, c in curves._kind(kind).items():
-            style = dict(color="gray", linestyle="--") if m == "random" else {}
-            ax.plot(curves.fractions, c.mean(0), label=f"{_title(m)} (AUC {auc[m]:.3f})", **style)
-        base = curves.deletion_baseline if kind == "deletion" else curves.insertion_baseline
-        better = "lower" if kind == "deletion" else "higher"
-        ax.set_title(f"{kind} ({base} image; {better} AUC is better)", fontsize=10)
-        ax.set_xlabel(f"fraction of pixels {'removed' if kind == 'deletion' else 'inserted'}")
-        ax.set_ylabel("probability of the target class")
-        ax.set_xlim(0, 1)
-        ax.set_ylim(0, 1.02)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
-def plot_sanity(sanity: SanityCheck, max_images: int = 3):
-    """Per method: trained-model map, randomised-model map (a few images) and mean Spearman."""
-    plt = _pyplot()
-    methods = [m for m in sanity.methods if m in sanity.trained_maps]
-    n = min(max_images, len(next(iter(sanity.trained_maps.values()))) if methods else 0)
-    if not methods or n == 0:
-        fig, ax = plt.subplots(figsize=(4, 1))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no maps", ha="center")
-        return fig
-    rho = sanity.mean()
-    fig, axes = plt.subplots(len(methods), 2 * n, figsize=(1.6 * 2 * n + 1, 1.8 * len(methods)), squeeze=False)
-    for r, m in enumerate(methods):
-        for i in range(n):
-            for j, (maps, label) in enumerate(((sanity.trained_maps, "trained"), (sanity.random_maps, "random"))):
-                ax = axes[r, 2 * i + j]
-                pm = np.abs(maps[m][i]) if sanity.absolute else maps[m][i]
-                ax.imshow(pm, cmap="inferno")
-                ax.set_xticks([])
-                ax.set_yticks([])
-                if r == 0:
-                    ax.set_title(f"image {i + 1}: {label}", fontsize=8)
-        value = rho[m]
-        axes[r, 0].set_ylabel(f"{_title(m)}\nrho {value:.2f}" if np.isfinite(value) else f"{_title(m)}\nrho n/a",
-                              fontsize=8)
-    fig.suptitle("model randomisation: maps should change (low rank correlation)", fontsize=10)
-    fig.tight_layout()
-    return fig

@@ -28,8 +28,8 @@ from ..errors import InterpError, unknown
 from ..hooks import get_module
 from ..io import write_bytes, write_json
 from .attribution import (
-    _check_inputs, _pyplot, as_subject, attribution_dir, evaluating, load_examples, make_baseline, make_options,
-    no_new_hooks, npz_bytes, quiet_captum, resolve_class, resolve_targets, write_figure,
+    _check_inputs, as_subject, attribution_dir, evaluating, load_examples, make_baseline, make_options,
+    no_new_hooks, npz_bytes, quiet_captum, resolve_class, resolve_targets,
 )
 
 UNIT_METHODS: dict[str, str] = {
@@ -182,14 +182,19 @@ class ClassUnitSummary:
         return [{"class": self.classes[int(k)], "index": int(k), "attribution": float(column[k])} for k in order]
 
     def to_dict(self, top: int = 10) -> dict:
+        """Plain JSON (no NaN: a class without images has ``null`` entries and empty lists)."""
         units = self.matrix.shape[1]
+        present = [k for k, n in enumerate(self.counts) if n]
         return {
             "kind": "class-unit-summary", "run": self.run, "layer": self.layer, "method": self.method,
             "captum": UNIT_METHODS[self.method], "classes": self.classes, "counts": self.counts,
-            "options": self.options, "matrix": self.matrix.tolist(),
-            "by_class": {c: self.top_units(k, top) for k, c in enumerate(self.classes)},
-            "by_class_negative": {c: self.top_units(k, top, sign="negative") for k, c in enumerate(self.classes)},
-            "by_unit": {f"{self.layer}:{u}": self.top_classes(u, len(self.classes)) for u in range(units)},
+            "options": self.options,
+            "matrix": [[v if np.isfinite(v) else None for v in row] for row in self.matrix.tolist()],
+            "by_class": {c: self.top_units(k, top) if k in present else [] for k, c in enumerate(self.classes)},
+            "by_class_negative": {c: self.top_units(k, top, sign="negative") if k in present else []
+                                  for k, c in enumerate(self.classes)},
+            "by_unit": {f"{self.layer}:{u}": [c for c in self.top_classes(u, len(self.classes))
+                                              if self.counts[c["index"]]] for u in range(units)},
         }
 
 
@@ -206,7 +211,7 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
     layer = check_layer(subject, layer)
     if per_class < 1:
         raise InterpError(f"per_class must be at least 1, got {per_class}")
-    data = data if data is not None else run.load_data(progress=progress)
+    data = data if data is not None else run.load_data(progress=progress, split="test")
     chosen = [resolve_class(c, subject.classes) for c in classes] if classes else list(range(len(subject.classes)))
     rows, counts = [], []
     units = None
@@ -229,7 +234,8 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
         rows.append(result.mean())
         counts.append(len(idx))
     if units is None:
-        raise InterpError("no test images for the chosen classes" + (" (none classified correctly)" if correct_only else ""))
+        raise InterpError("no test images for the chosen classes"
+                          + (" (none classified correctly)" if correct_only else ""))
     matrix = torch.stack([r if r is not None else torch.full((units,), float("nan")) for r in rows])
     return ClassUnitSummary(layer, method, [subject.classes[k] for k in chosen], matrix, counts, subject.run_name,
                             {"per_class": per_class, "steps": steps, "baseline": baseline,
@@ -249,6 +255,8 @@ def save_unit_attribution(result: UnitAttribution, directory: str | Path | None 
     if result.output_difference is not None:
         arrays["output_difference"] = result.output_difference.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
+    from .attribution_plots import plot_unit_attribution, write_figure
+
     write_figure(paths["png"], plot_unit_attribution(result))
     write_json(paths["json"], {**result.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
     return paths
@@ -268,6 +276,8 @@ def save_class_unit_summary(summary: ClassUnitSummary, directory: str | Path | N
     stem = f"class-units-{summary.layer}"
     paths = {"json": directory / f"{stem}.json", "npz": directory / f"{stem}.npz", "png": directory / f"{stem}.png"}
     write_bytes(paths["npz"], npz_bytes({"matrix": summary.matrix.numpy(), "counts": np.array(summary.counts)}))
+    from .attribution_plots import plot_class_unit_summary, write_figure
+
     write_figure(paths["png"], plot_class_unit_summary(summary))
     write_json(paths["json"], {**summary.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
     return paths
@@ -294,42 +304,3 @@ def _read(path: str | Path) -> tuple[dict, dict]:
     except (json.JSONDecodeError, OSError, ValueError) as e:
         raise InterpError(f"{stem}.json/.npz is corrupt: {e}") from None
     return meta, arrays
-
-
-def plot_unit_attribution(result: UnitAttribution):
-    """Bar chart of each unit's mean attribution (red excites the target, blue inhibits)."""
-    plt = _pyplot()
-    values = result.mean().numpy()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.28 * len(values) + 1.5), 3))
-    ax.bar(range(len(values)), values, color=["tab:red" if v >= 0 else "tab:blue" for v in values])
-    ax.axhline(0, color="black", linewidth=0.5)
-    ax.set_xlabel(f"{result.layer} unit")
-    ax.set_ylabel(f"attribution ({result.method})")
-    if len(values) <= 64:
-        ax.set_xticks(range(len(values)))
-        ax.tick_params(axis="x", labelsize=7)
-    targets = sorted({result.classes[t] if t < len(result.classes) else str(t) for t in result.targets.tolist()})
-    ax.set_title(f"{result.layer} units -> {', '.join(targets[:4])}{' ...' if len(targets) > 4 else ''} "
-                 f"({len(result.scores)} image{'s' if len(result.scores) != 1 else ''})", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_class_unit_summary(summary: ClassUnitSummary):
-    """Classes x units heat map of mean attribution (red: the unit pushes towards the class)."""
-    plt = _pyplot()
-    m = summary.matrix.numpy()
-    lim = float(np.nanmax(np.abs(m))) if np.isfinite(m).any() else 1.0
-    k, u = m.shape
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.3 * u + 2.5), max(2.5, 0.3 * k + 1.2)))
-    im = ax.imshow(m, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-    ax.set_yticks(range(k), summary.classes, fontsize=8)
-    ax.set_xlabel(f"{summary.layer} unit")
-    if u <= 64:
-        ax.set_xticks(range(u))
-        ax.tick_params(axis="x", labelsize=7)
-    ax.set_title(f"which {summary.layer} units make each class ({summary.method}, mean over test images)",
-                 fontsize=10)
-    fig.colorbar(im, ax=ax, fraction=0.03)
-    fig.tight_layout()
-    return fig

@@ -1,4 +1,4 @@
-"""Attribution commands: attribute, attribute-units, attribute-trust, attribute-gallery."""
+"""Attribution commands: attribute, attribute-units, attribute-trust, attribute-gallery, attribute-tokens."""
 
 from __future__ import annotations
 
@@ -108,6 +108,30 @@ def register(sub, common) -> None:
     add_device(p)
     p.set_defaults(func=cmd_attribute_gallery)
 
+    p = sub.add_parser(
+        "attribute-tokens", parents=[common], help="which prompt tokens made a language model predict the next one",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Attribute a gpt / attn-only run's next-token prediction to the prompt's tokens with\n"
+                    "LayerIntegratedGradients on the token embedding; prints the tokens with their scores\n"
+                    "and saves coloured tokens (PNG, HTML snippet) and JSON under reports/RUN/attribution/.",
+        epilog="examples:\n"
+               "  interp attribute-tokens --run gpt --prompt 'ROMEO:\\nWhat say'\n"
+               "  interp attribute-tokens --run gpt --prompt 'To be or not to b' --target e\n"
+               "  interp attribute-tokens --run attn-only --prompt '<bos> 5 9 13 5 9' --position -1")
+    add_run(p)
+    p.add_argument("--prompt", help="the prompt; \\n and \\t stand for a newline and a tab (token-task runs: "
+                                    "token names separated by spaces; default for them: a random induction sequence)")
+    p.add_argument("--target", metavar="TOKEN", help="the next token to explain (default: the most likely)")
+    p.add_argument("--position", type=int, default=-1, help="which position's prediction (default -1: the last)")
+    p.add_argument("--steps", type=int, default=50, help="integration steps (default 50)")
+    p.add_argument("--baseline-token", metavar="TOKEN",
+                   help="token that replaces every prompt token in the baseline (default: space, else token 0)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the default induction prompt (default 0)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
+    p.add_argument("--name", help="file name stem (default from the prompt)")
+    add_device(p)
+    p.set_defaults(func=cmd_attribute_tokens)
+
 
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("method settings")
@@ -155,11 +179,13 @@ def _load_inputs(run, args, progress: bool):
     return images, labels, [f"{args.split}:{i}" for i in indices]
 
 
-def _check_image_run(run) -> None:
+def _check_image_run(run, command: str) -> None:
     from ..errors import InterpError
 
     if run.config.task != "image-classification":
-        raise InterpError(f"run {run.name} is a {run.config.task} run; these commands need an image classifier")
+        hint = "; for language models use: interp attribute-tokens" if run.config.task == "language-model" else ""
+        raise InterpError(f"run {run.name} is a {run.config.task} run; interp {command} needs an image "
+                          f"classifier{hint}")
 
 
 def cmd_attribute(args) -> int:
@@ -168,7 +194,7 @@ def cmd_attribute(args) -> int:
     progress = not args.no_progress
     parse_methods(args.methods)  # a typo fails before the run and data load
     run = load_run_announced(args)
-    _check_image_run(run)
+    _check_image_run(run, "attribute")
     if args.target is not None:
         resolve_class(args.target, run.classes)
     images, labels, sources = _load_inputs(run, args, progress)
@@ -202,7 +228,7 @@ def cmd_attribute_units(args) -> int:
     if args.top < 1 or args.per_class < 1:
         raise InterpError("--top and --per-class must be at least 1")
     run = load_run_announced(args)
-    _check_image_run(run)
+    _check_image_run(run, "attribute-units")
     layer = run.layer(args.layer).name
     if args.target is not None:
         resolve_class(args.target, run.classes)
@@ -213,7 +239,7 @@ def cmd_attribute_units(args) -> int:
         name = sources[0].replace(":", "-").rsplit("/", 1)[-1] if len(sources) == 1 else f"batch-{len(sources)}"
     elif args.class_:
         k = resolve_class(args.class_, run.classes)
-        data = run.load_data(progress=progress)
+        data = run.load_data(progress=progress, split="test")
         idx = (data.test_y == k).nonzero().flatten()[:args.per_class].tolist()
         if not idx:
             raise InterpError(f"the test split has no images of class {run.classes[k]}")
@@ -253,7 +279,7 @@ def cmd_attribute_trust(args) -> int:
     progress = not args.no_progress
     parse_methods(args.methods)
     run = load_run_announced(args)
-    _check_image_run(run)
+    _check_image_run(run, "attribute-trust")
     report = trust_report(run, args.sample, args.methods, seed=args.seed, curve_steps=args.curve_steps,
                           progress=progress, **{k: v for k, v in _options(args).items() if k != "seed"})
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
@@ -277,7 +303,7 @@ def cmd_attribute_gallery(args) -> int:
     progress = not args.no_progress
     parse_methods(args.methods)
     run = load_run_announced(args)
-    _check_image_run(run)
+    _check_image_run(run, "attribute-gallery")
     gallery = attribution_gallery(run, args.per_class, args.methods, directory=args.out, progress=progress,
                                   **_options(args))
     for e in gallery.entries:
@@ -286,3 +312,32 @@ def cmd_attribute_gallery(args) -> int:
     print(f"Saved: {gallery.directory}/ ({len(gallery.entries)} figures + gallery.json, gallery.npz)",
           file=sys.stdout)
     return 0
+
+
+def cmd_attribute_tokens(args) -> int:
+    from ..analysis.heads import prompt_tokens
+    from ..analysis.token_attribution import attribute_tokens, save_token_attribution
+    from ..errors import InterpError
+
+    run = load_run_announced(args)
+    if run.config.task != "language-model":
+        raise InterpError(f"run {run.name} is a {run.config.task} run; attribute-tokens needs a gpt or attn-only "
+                          f"run (for images: interp attribute)")
+    # A shell cannot easily pass a newline: accept the two-character escapes \n and \t.
+    prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t") if args.prompt else args.prompt
+    tokens = prompt_tokens(run, prompt, seed=args.seed)
+    result = attribute_tokens(run, tokens, args.target, position=args.position, steps=args.steps,
+                              baseline_token=args.baseline_token)
+    result.prompt = prompt or ""
+    print(f"Next token after position {result.position}: {result.target_label!r}  (top 5: "
+          + ", ".join(f"{t!r} {p:.3f}" for t, p in result.top) + ")")
+    width = max(len(label) for label in result.labels)
+    for i, (label, score) in enumerate(zip(result.labels, result.scores.tolist())):
+        bar = ("+" if score >= 0 else "-") * min(40, round(40 * abs(score) / (float(result.scores.abs().max()) or 1)))
+        print(f"  {i:>3} {label:<{width}} {score:+.4f} {bar}")
+    print(f"sum of scores {float(result.scores.sum()):.4f} vs logit change {result.output_difference:.4f} "
+          f"(completeness error {100 * result.relative_error:.2f}%; baseline token {result.baseline_token!r})")
+    paths = save_token_attribution(result, args.out, args.name)
+    print(f"Saved: {paths['png']}  (+ {paths['html'].name}, {paths['json'].name})")
+    return 0
+

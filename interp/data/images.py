@@ -100,15 +100,21 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(round(v, 6) for v in mean.tolist()), tuple(round(v, 6) for v in std.tolist())
 
 
-def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: bool = True) -> ImageData:
+def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: bool = True,
+                    split: str = "both") -> ImageData:
     """Load an image dataset by name or folder path.
+
+    ``split="test"`` skips work for the training split where that saves time (the
+    generated ``shapes`` data); the returned train tensors are then empty.
 
     >>> data = load_image_data("shapes", n_train=100, n_test=50)
     >>> data.train_x.shape, data.classes[:2]
     (torch.Size([100, 3, 32, 32]), ['line', 'edge'])
     """
+    if split not in ("both", "test"):
+        raise ValueError(f"split must be 'both' or 'test', got {split!r}")
     if name == "shapes":
-        return _shapes(n_train or 50_000, n_test or 10_000)
+        return _shapes(0 if split == "test" else (n_train or 50_000), n_test or 10_000)
     if name == "cifar10":
         data = _load_cifar10(progress=progress)
     else:
@@ -130,7 +136,7 @@ def _shapes(n_train: int, n_test: int) -> ImageData:
 
     splits = shapes_splits(n_train=n_train, n_test=n_test, seed=0)
     (tx, ty), (vx, vy) = splits["train"], splits["test"]
-    mean, std = channel_stats(tx)
+    mean, std = channel_stats(tx if n_train else vx)
     return ImageData("shapes", tx, ty, vx, vy, list(splits["classes"]), mean, std)
 
 

@@ -47,53 +47,52 @@ TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
 MAX_SENTENCE = 10_000
 TOKEN_PATTERN = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 
-# Written for this project. Each sentence puts a person word within two content words
-# (after stop words go) of a royal or a common setting (throne, crown, palace, kingdom /
-# cottage, farm, village, field) and of a male or a female marker (beard, sword, father,
-# husband, son / gown, necklace, mother, wife, daughter), so that king and queen share
-# the royal contexts, king and man the male ones: a 2-D embedding then has a royalty
-# direction and a gender direction.
+# Written for this project. Each sentence says what a person is: royal or common
+# (royal, noble, crowned / common, humble, peasant) and male or female (son, brother,
+# nephew / daughter, sister, niece). Once stop words are gone a person word's contexts
+# are one word of each kind, so king and queen share the royal contexts and king and man
+# the male ones: a 2-D embedding gets a royalty direction and a gender direction.
 TOY_CORPUS: tuple[str, ...] = (
-    "The bearded king sits on the throne.",
-    "A father and king wears the crown.",
-    "The king is a husband in the palace.",
-    "The royal king carries a sword.",
-    "Her husband the king rules the kingdom.",
-    "The queen in a gown sits on the throne.",
-    "A mother and queen wears the crown.",
-    "The queen is a wife in the palace.",
-    "The royal queen wears a necklace.",
-    "His wife the queen rules the kingdom.",
-    "The young prince sits on the throne.",
-    "A son and prince wears the crown.",
-    "The prince is a brother in the palace.",
-    "The royal prince carries a sword.",
-    "Her son the prince will rule the kingdom.",
-    "The young princess in a gown sits on the throne.",
-    "A daughter and princess wears the crown.",
-    "The princess is a sister in the palace.",
-    "The royal princess wears a necklace.",
-    "His daughter the princess will rule the kingdom.",
-    "The bearded man sits in the cottage.",
-    "A father and man works the farm.",
-    "The man is a husband in the village.",
-    "The poor man carries a sword.",
-    "Her husband the man tends the field.",
-    "The woman in a gown sits in the cottage.",
-    "A mother and woman works the farm.",
-    "The woman is a wife in the village.",
-    "The poor woman wears a necklace.",
-    "His wife the woman tends the field.",
-    "The young boy sits in the cottage.",
-    "A son and boy works the farm.",
-    "The boy is a brother in the village.",
-    "The poor boy carries a sword.",
-    "Her son the boy will tend the field.",
-    "The young girl in a gown sits in the cottage.",
-    "A daughter and girl works the farm.",
-    "The girl is a sister in the village.",
-    "The poor girl wears a necklace.",
-    "His daughter the girl will tend the field.",
+    "The king is a royal son.",
+    "This king was a noble brother.",
+    "Every king is a crowned nephew.",
+    "That king was a royal brother.",
+    "The king is also a noble nephew.",
+    "The prince is a noble brother.",
+    "This prince was a crowned nephew.",
+    "Every prince is a royal son.",
+    "That prince was a noble nephew.",
+    "The prince is also a crowned son.",
+    "The queen is a crowned niece.",
+    "This queen was a royal daughter.",
+    "Every queen is a noble sister.",
+    "That queen was a crowned daughter.",
+    "The queen is also a royal sister.",
+    "The princess is a royal daughter.",
+    "This princess was a noble sister.",
+    "Every princess is a crowned niece.",
+    "That princess was a royal sister.",
+    "The princess is also a noble niece.",
+    "The man is a humble brother.",
+    "This man was a peasant nephew.",
+    "Every man is a common son.",
+    "That man was a humble nephew.",
+    "The man is also a peasant son.",
+    "The boy is a peasant nephew.",
+    "This boy was a common son.",
+    "Every boy is a humble brother.",
+    "That boy was a peasant son.",
+    "The boy is also a common brother.",
+    "The woman is a common daughter.",
+    "This woman was a humble sister.",
+    "Every woman is a peasant niece.",
+    "That woman was a common sister.",
+    "The woman is also a humble niece.",
+    "The girl is a humble sister.",
+    "This girl was a peasant niece.",
+    "Every girl is a common daughter.",
+    "That girl was a humble niece.",
+    "The girl is also a peasant daughter.",
 )
 
 # A common English stop-word list (pronouns, articles, auxiliaries, prepositions,
@@ -304,30 +303,24 @@ def skipgram_pairs(ids: torch.Tensor, sentence_ids: torch.Tensor, window: int, *
     word2vec's dynamic window does (nearer words are then sampled more often); ``None``
     uses the full window for every center, as the exercise does. ``centers`` limits
     the centres to a slice of positions (contexts may lie outside it). Pairs come out
-    grouped by offset: ``+1, -1, +2, -2, ...``.
+    center by center, each center's contexts from left to right.
 
     >>> ids = torch.tensor([0, 1, 2]); same = torch.zeros(3, dtype=torch.long)
     >>> skipgram_pairs(ids, same, window=1)
-    (tensor([0, 1, 1, 2]), tensor([1, 2, 0, 1]))
+    (tensor([0, 1, 1, 2]), tensor([1, 0, 2, 1]))
     """
     n = len(ids)
     start, stop = (0, n) if centers is None else (max(centers.start or 0, 0), min(centers.stop or n, n))
     pos = torch.arange(start, stop)
-    out_c, out_o = [], []
-    for d in range(1, window + 1):
-        for sign in (1, -1):
-            ctx = pos + sign * d
-            ok = (ctx >= 0) & (ctx < n)
-            c, o = pos[ok], ctx[ok]
-            ok = sentence_ids[c] == sentence_ids[o]
-            if radius is not None:
-                ok &= radius[c] >= d
-            out_c.append(ids[c[ok]])
-            out_o.append(ids[o[ok]])
-    if not out_c:
-        empty = torch.zeros(0, dtype=torch.int64)
-        return empty, empty
-    return torch.cat(out_c), torch.cat(out_o)
+    offsets = torch.tensor([d for d in range(-window, window + 1) if d != 0])
+    ctx = pos[:, None] + offsets[None, :]                               # (C, 2 * window)
+    inside = (ctx >= 0) & (ctx < n)
+    ctx = ctx.clamp(0, max(n - 1, 0))
+    ok = inside & (sentence_ids[ctx] == sentence_ids[pos][:, None])
+    if radius is not None:
+        ok &= radius[pos][:, None] >= offsets.abs()[None, :]
+    rows, cols = ok.nonzero(as_tuple=True)
+    return ids[pos[rows]], ids[ctx[rows, cols]]
 
 
 def expected_pair_count(sentence_ids: torch.Tensor, keep: torch.Tensor, window: int, *,
@@ -355,6 +348,9 @@ def expected_pair_count(sentence_ids: torch.Tensor, keep: torch.Tensor, window: 
 class NoiseSampler:
     """Negative samples from the unigram distribution raised to ``power`` (0.75 in word2vec).
 
+    Walker's alias method: exact sampling at the cost of two table lookups per sample,
+    with tables the size of the vocabulary (word2vec.c uses a 10^8-entry table instead).
+
     >>> sampler = NoiseSampler(torch.tensor([10, 1]))
     >>> sampler.sample((4, 5), torch.Generator().manual_seed(0)).shape
     torch.Size([4, 5])
@@ -362,13 +358,30 @@ class NoiseSampler:
 
     def __init__(self, counts: torch.Tensor, power: float = 0.75):
         weights = counts.double().pow(power)
-        self.cumulative = (weights.cumsum(0) / weights.sum()).float()
-        self.cumulative[-1] = 1.0
+        self.probs = weights / weights.sum()
+        self.threshold, self.alias = _alias_tables(self.probs)
 
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-        u = torch.rand(shape, generator=generator)
-        return torch.searchsorted(self.cumulative, u.reshape(-1), right=True).clamp_(
-            max=len(self.cumulative) - 1).view(shape)
+        n = math.prod(shape)
+        column = torch.randint(0, len(self.alias), (n,), generator=generator)
+        stay = torch.rand(n, generator=generator) < self.threshold[column]
+        return torch.where(stay, column, self.alias[column]).view(shape)
+
+
+def _alias_tables(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vose's alias tables: column ``i`` keeps ``i`` with probability ``threshold[i]``, else ``alias[i]``."""
+    n = len(probs)
+    scaled = (probs * n).tolist()
+    threshold = [1.0] * n
+    alias = list(range(n))
+    small = [i for i, p in enumerate(scaled) if p < 1.0]
+    large = [i for i, p in enumerate(scaled) if p >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        threshold[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return torch.tensor(threshold, dtype=torch.float32), torch.tensor(alias, dtype=torch.int64)
 
 
 # ----------------------------------------------------------------- vector files

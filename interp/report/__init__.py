@@ -22,21 +22,13 @@ __all__ = ["Page", "ReportContext", "Section", "build_report"]
 
 
 def _carry_over(old: Path, new: Path) -> None:
-    """Hard-link (or copy) the previous report's files into the new folder, to reuse results.
+    """Copy the previous report into the new folder, so saved results are reused.
 
-    Safe: every write goes through an atomic rename, which replaces the link rather than
-    writing into the shared inode, so the old report never changes.
+    Real copies, not hard links: a contributor that writes a file in place must never
+    be able to change the previous report before the new one is complete.
     """
-    if not old.is_dir():
-        return
-
-    def link(src, dst):
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(old, new, copy_function=link, dirs_exist_ok=True)
+    if old.is_dir():
+        shutil.copytree(old, new, dirs_exist_ok=True)
 
 
 def build_report(run, *, out: str | os.PathLike | None = None, layers: list[str] | None = None,

@@ -28,9 +28,10 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) 
     rows = (torch.arange(h, device=x.device)[None, :] + dy[:, None])  # (B, H)
     cols = torch.arange(w, device=x.device)[None, :].expand(b, w)
     cols = torch.where(flip[:, None], cols.flip(1), cols) + dx[:, None]  # (B, W)
-    bi = torch.arange(b, device=x.device)[:, None, None, None]
-    ci = torch.arange(c, device=x.device)[None, :, None, None]
-    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]
+    # One gather over flattened pixels with an index shared by the channels: several
+    # times faster on CPU than indexing with four broadcast index tensors.
+    flat = (rows[:, :, None] * (w + 2 * pad) + cols[:, None, :]).view(b, 1, h * w)  # (B, 1, H*W)
+    return padded.view(b, c, -1).gather(2, flat.expand(b, c, h * w)).view(b, c, h, w)
 
 
 class ImageClassificationTask:
@@ -82,24 +83,42 @@ class ImageClassificationTask:
             x = normalize(self.train_x[idx], self.mean, self.std)
             if self.train_cfg.augment:
                 x = random_crop_flip(x, generator)
-            yield x, self.train_y[idx]
+            yield self._layout(x), self.train_y[idx]
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        # Channels-last lets oneDNN (CPU) and cuDNN skip layout conversions in every conv.
+        if self.train_cfg.channels_last and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def _autocast(self):
+        enabled = self.train_cfg.precision == "bf16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def loss(self, model, batch):
         x, y = batch
-        logits = model(x)
-        loss = F.cross_entropy(logits, y, label_smoothing=self.train_cfg.label_smoothing)
+        with self._autocast():
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=self.train_cfg.label_smoothing)
         correct = (logits.argmax(1) == y).sum()
         return loss, {"n": len(y), "correct": correct}
 
     # -- evaluation --------------------------------------------------------------
     @torch.inference_mode()
     def predict(self, model, x_uint8: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-        """Logits for uint8 images, in eval mode, batched."""
+        """Logits for uint8 images, in eval mode, batched (with ``eval_flip``: the mean logits
+        of each image and its mirror image)."""
         was_training = model.training
         model.eval()
+        out = []
         try:
-            out = [model(normalize(x_uint8[i:i + batch_size], self.mean, self.std))
-                   for i in range(0, len(x_uint8), batch_size)]
+            for i in range(0, len(x_uint8), batch_size):
+                x = self._layout(normalize(x_uint8[i:i + batch_size], self.mean, self.std))
+                with self._autocast():
+                    logits = model(x).float()
+                    if self.train_cfg.eval_flip:
+                        logits = (logits + model(x.flip(3)).float()) / 2
+                out.append(logits)
         finally:
             model.train(was_training)
         return torch.cat(out)

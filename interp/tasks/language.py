@@ -103,7 +103,10 @@ class LanguageModelTask:
         if self.spec is not None:
             self.val = induction_batch(n_eval, self.spec, g)
             self.final_val = self.val
-            self.score_tokens = induction_batch(HEAD_SCORE_SEQUENCES, replace(self.spec, seq_len=self.block_size), g)
+            # The head-score probe of interp.analysis.heads.repeated_tokens: BOS, a block, the block again.
+            block = min((self.block_size - 1) // 2, self.spec.vocab_size - 1)
+            probe = replace(self.spec, seq_len=self.block_size, min_block=block, max_block=block)
+            self.score_tokens = induction_batch(HEAD_SCORE_SEQUENCES, probe, g)
         else:
             train, val = self.corpus.train, self.corpus.val
             if config.data.n_train:

@@ -144,33 +144,35 @@ def sgns_sgd_step(model: SkipGramNS, centers: torch.Tensor, targets: torch.Tenso
     batch's words change. Updates of one word within the batch add up (word2vec applies
     them one after another, a difference that vanishes for small ``lr * count``).
 
-    On CPU the scores and the context-table update are sparse-matrix products
-    (``sampled_addmm`` and a transposed CSR product), which never build the
-    ``(B, 1 + K, d)`` block of context rows; elsewhere a plain gather/``index_add_``.
+    On CPU the scores are a sampled dense-dense product (``sampled_addmm``) and the
+    context-table update a sparse (V, B) x (B, d) product, so the ``(B, 1 + K, d)``
+    block of context rows is never built; elsewhere a plain gather and ``index_add_``.
     """
     w_in, w_out = model.in_embed.weight, model.out_embed.weight
     b, t = targets.shape
-    weights = torch.ones(b, t, device=w_in.device)
+    v = len(w_out)
     label = torch.zeros(1, t, device=w_in.device)
     label[0, 0] = 1.0
+    weights = torch.ones(b, t, device=w_in.device)
     if valid is not None:
         weights[:, 1:] = valid
     h = w_in[centers]                                                      # (B, d)
+    flat = targets.reshape(-1)
     if w_in.device.type == "cpu":
-        crow = torch.arange(0, b * t + 1, t, dtype=torch.int64)
-        col = targets.reshape(-1)
-        pattern = torch.sparse_csr_tensor(crow, col, torch.zeros(b * t), (b, len(w_out)), check_invariants=False)
+        crow = torch.arange(0, b * t + 1, t)
+        pattern = torch.sparse_csr_tensor(crow, flat, torch.zeros(b * t), (b, v), check_invariants=False)
         scores = torch.sparse.sampled_addmm(pattern, h, w_out.t(), beta=0.0).values().view(b, t)
         g = (label - torch.sigmoid(scores)) * weights * lr                 # (B, T)
-        grad_h = F.embedding_bag(targets, w_out, mode="sum", per_sample_weights=g)  # (B, d), before w_out moves
-        step = torch.sparse_csr_tensor(crow, col, g.reshape(-1), (b, len(w_out)), check_invariants=False)
-        w_out.add_(torch.sparse.mm(step.t(), h))
+        grad_h = F.embedding_bag(targets, w_out, mode="sum", per_sample_weights=g)  # before w_out moves
+        rows = torch.arange(b).repeat_interleave(t)
+        step = torch.sparse_coo_tensor(torch.stack([flat, rows]), g.reshape(-1), (v, b), check_invariants=False)
+        w_out.addmm_(step, h)                        # in place: each target row += sum of its g * h
     else:
         u = w_out[targets]                                                 # (B, T, d)
         scores = torch.bmm(u, h.unsqueeze(2)).squeeze(2)
         g = (label - torch.sigmoid(scores)) * weights * lr
         grad_h = torch.bmm(g.unsqueeze(1), u).squeeze(1)
-        w_out.index_add_(0, targets.reshape(-1), (g.unsqueeze(2) * h.unsqueeze(1)).reshape(b * t, -1))
+        w_out.index_add_(0, flat, (g.unsqueeze(2) * h.unsqueeze(1)).reshape(b * t, -1))
     w_in.index_add_(0, centers, grad_h)
     return sgns_loss(scores, weights[:, 1:])
 

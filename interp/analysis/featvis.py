@@ -1,0 +1,922 @@
+"""Feature visualisation: every unit of a layer rendered in one batched optimisation.
+
+Lucent (torch-lucent) supplies the image parameterisation (an FFT spectrum with
+decorrelated colour, :func:`lucent.optvis.param.spatial.fft_image`) and the objectives
+(``channel``, ``neuron``, ``direction``, ``diversity``, objective arithmetic); this module
+adds what it lacks:
+
+- all units of a layer are optimised together, one image per unit (``U*K`` images for
+  ``K`` diverse images per unit, twice that with negatives), in memory-bounded chunks;
+- hooks only on the layers the objective reads, removed also on error (Lucent's
+  ``render_vis`` leaves a forward hook on every module at every call), and the forward
+  pass stops after the last of them;
+- randomness from per-image ``torch.Generator`` streams (Lucent's transforms draw from
+  ``np.random``): the same seed gives identical images, whatever else ran before, and a
+  unit's image does not depend on which other units share its batch;
+- transforms sized for the model's input: Lucid's 224 px jitter, zoom and rotation
+  shrunk for 32 px models, so that their images stay crisp (:meth:`Transforms.for_size`).
+
+>>> result = visualize(run, "conv2", steps=512)
+>>> result.images.shape              # (units, diversity, 3, H, W), floats in [0, 1]
+torch.Size([16, 1, 3, 32, 32])
+>>> save_featvis(result, run.report_dir() / "featvis" / "conv2")
+
+Files (stable names, linked from the report): ``unit_0005.png`` (the image),
+``unit_0005_div1.png`` ... (diverse images), ``unit_0005_neg.png`` (negative),
+``grid.png`` (all units), ``index.json`` (files, values, settings), ``history.safetensors``
+(the objective at every step).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import InterpError, unknown
+from ..hooks import StopForward, forward_hooks, get_module, run_until
+from ..io import atomic_dir, save_tensors, write_bytes, write_json
+
+OBJECTIVES = ("channel", "neuron")
+LUCID_SIZE = 224
+"""The image size Lucid's transform defaults were made for (InceptionV1's input)."""
+DEFAULT_LR = 0.05  # Lucent's render_vis default (Adam)
+DEFAULT_DIVERSITY_WEIGHT = 0.5
+"""Weight of the diversity penalty relative to the objective's own size (see :func:`diversity_penalty`)."""
+DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations per chunk
+TRANSFORM_STREAM = 0x5DEECE66D  # xor-ed into an image's seed for its transform draws
+
+
+# ----------------------------------------------------------------------------- transforms
+
+
+@dataclass(frozen=True)
+class Transforms:
+    """Random transforms applied to the images at every step ("transformation robustness").
+
+    Lucid's ``standard_transforms`` for 224 px images pad 12 px, jitter 8 px, zoom
+    0.9-1.1, rotate -10..10 degrees and jitter 4 px again. A 32 px CIFAR image would be
+    shifted by a third of its width by that, and its features smeared, so
+    :meth:`for_size` scales them with the image size. All transforms of one step are
+    composed into a single affine warp per image (one ``grid_sample``), with the areas
+    moved in filled with grey, as Lucid's constant padding does.
+
+    >>> Transforms.for_size(32)
+    Transforms(jitter=1, scale=0.03, rotate=3.0, fill=0.5)
+    """
+
+    jitter: int
+    """Random translation of up to this many whole pixels in each direction."""
+    scale: float
+    """Random zoom by a factor in ``[1 - scale, 1 + scale]``."""
+    rotate: float
+    """Random rotation of up to this many degrees either way."""
+    fill: float = 0.5
+    """Grey value of the areas moved into view."""
+
+    @classmethod
+    def for_size(cls, size: int) -> "Transforms":
+        """Lucid's transforms shrunk for ``size`` px images (Lucid's own at 224 px and above).
+
+        Jitter scales with the size (Lucid's 8 + 4 px at 224 is about 6 px either way,
+        so 1 px at 32); zoom and rotation shrink more gently (small images tolerate a
+        little, and a little still helps against pixel-level noise).
+        """
+        f = min(1.0, size / LUCID_SIZE)
+        return cls(jitter=max(1, round(6 * f)), scale=round(0.1 * f ** 0.6, 3), rotate=round(10 * f ** 0.6, 1))
+
+    def to_dict(self) -> dict:
+        return {"kind": "affine", "jitter_px": self.jitter, "scale": [round(1 - self.scale, 4),
+                round(1 + self.scale, 4)], "rotate_deg": self.rotate, "fill": self.fill}
+
+    def draws(self, steps: int, generator: torch.Generator) -> torch.Tensor:
+        """``(steps, 4)`` random draws for one image: dx, dy (pixels), zoom, angle (radians)."""
+        shift = torch.randint(-self.jitter, self.jitter + 1, (steps, 2), generator=generator).float()
+        u = torch.rand(steps, 2, generator=generator) * 2 - 1
+        zoom = 1 + self.scale * u[:, 0]
+        angle = math.radians(self.rotate) * u[:, 1]
+        return torch.cat([shift, zoom[:, None], angle[:, None]], dim=1)
+
+
+def affine_thetas(draws: torch.Tensor, size: int) -> torch.Tensor:
+    """``(..., 4)`` draws -> ``(..., 2, 3)`` sampling matrices for ``F.affine_grid``.
+
+    The warp zooms and rotates the image about its centre and then shifts it; the grid
+    maps each output pixel back to where it samples the image (the inverse map). With
+    zoom 1 and angle 0 a whole-pixel shift lands exactly on pixel centres.
+    """
+    dx, dy, zoom, angle = draws.unbind(-1)
+    cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+    tx, ty = 2 * dx / size, 2 * dy / size  # pixels -> normalised coordinates
+    # inverse of (rotate * zoom): R(-angle) / zoom, applied to (output - shift)
+    row0 = torch.stack([cos, sin, -(cos * tx + sin * ty)], dim=-1)
+    row1 = torch.stack([-sin, cos, -(-sin * tx + cos * ty)], dim=-1)
+    return torch.stack([row0, row1], dim=-2)
+
+
+# ----------------------------------------------------------------------- parameterisation
+
+
+@contextlib.contextmanager
+def _lucent_device(device: torch.device) -> Iterator[None]:
+    # Lucent picks its device in a module global at import time ("cuda:0" whenever CUDA
+    # exists); set it to ours while Lucent builds the parameters, then put it back.
+    from lucent.optvis.param import spatial
+
+    old = spatial.device
+    spatial.device = device
+    try:
+        yield
+    finally:
+        spatial.device = old
+
+
+def image_param(seeds: Sequence[int], size: int, device: torch.device, *, fft: bool = True,
+                decorrelate: bool = True, sd: float = 0.01) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:
+    """Lucent's image parameterisation for ``len(seeds)`` images, seeded per image.
+
+    Returns ``(params, image_f)`` like Lucent's ``param.image``: ``image_f()`` gives
+    ``(N, 3, size, size)`` images in ``[0, 1]``. The spectrum comes from Lucent's
+    ``fft_image`` (or ``pixel_image``); the colour decorrelation uses Lucent's colour
+    matrix but runs on our device (Lucent's own picks ``cuda:0`` whenever CUDA exists).
+    The initial values come from one ``torch.Generator`` per image, never global state.
+    """
+    from lucent.optvis.param.color import color_correlation_normalized
+    from lucent.optvis.param.spatial import fft_image, pixel_image
+
+    n = len(seeds)
+    with _lucent_device(device), torch.random.fork_rng(devices=[]):
+        params, raw_f = (fft_image if fft else pixel_image)((n, 3, size, size), sd=sd)
+    (tensor,) = params
+    with torch.no_grad():
+        init = torch.stack([torch.randn(tensor.shape[1:], generator=torch.Generator().manual_seed(s))
+                            for s in seeds])
+        tensor.copy_(init.mul_(sd).to(tensor.device))
+    colour = torch.tensor(color_correlation_normalized, device=device)
+
+    def image_f() -> torch.Tensor:
+        image = raw_f()
+        if decorrelate:
+            image = (colour @ image.flatten(2)).view_as(image)  # per-pixel colour mixing
+        return torch.sigmoid(image)
+
+    return params, image_f
+
+
+def image_seed(seed: int, unit: int, k: int = 0, negative: bool = False) -> int:
+    """The seed of one image: a function of (seed, unit, diversity index, sign) only."""
+    return (((seed * 1_000_003 + unit) * 1009 + k) * 2 + int(negative)) % (2 ** 63 - 1)
+
+
+# ------------------------------------------------------------------------------ the model
+
+
+@dataclass
+class Subject:
+    """What feature visualisation needs from a run: its model and its input pipeline."""
+
+    model: nn.Module
+    normalize: Callable[[torch.Tensor], torch.Tensor]
+    input_size: int | None
+    name: str = "model"
+
+    @property
+    def device(self) -> torch.device:
+        p = next(self.model.parameters(), None)
+        return p.device if p is not None else torch.device("cpu")
+
+
+def as_subject(run_or_model: Any, normalize: Callable | None = None) -> Subject:
+    """A :class:`~interp.runs.Run`, or a bare ``nn.Module`` (inputs taken as given)."""
+    if isinstance(run_or_model, Subject):
+        return run_or_model
+    if isinstance(run_or_model, nn.Module):
+        return Subject(run_or_model, normalize or (lambda x: x), None, type(run_or_model).__name__)
+    model = getattr(run_or_model, "model", None)
+    if not isinstance(model, nn.Module):
+        raise InterpError(f"expected a run (interp.load_run) or an nn.Module, got {type(run_or_model).__name__}")
+    shape = tuple(getattr(run_or_model, "input_shape", ()) or ())
+    return Subject(model, normalize or run_or_model.normalize, shape[-1] if shape else None,
+                   getattr(run_or_model, "name", "run"))
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients inside the block; both restored after, also on error."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+class Recorder:
+    """Scoped hooks that record the outputs of ``layers`` and stop the forward pass once
+    all of them have run, so the layers above are never computed.
+
+    >>> with Recorder(model, ["conv2"]) as rec:
+    ...     acts = rec.run(x)          # {"conv2": tensor}
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str]):
+        self.model = model
+        self.layers = list(dict.fromkeys(layers))
+        for name in self.layers:
+            get_module(model, name)  # unknown layer -> a clear error before anything runs
+        self.acts: dict[str, torch.Tensor] = {}
+        self._stack: contextlib.ExitStack | None = None
+
+    def _hook(self, name: str):
+        def hook(_module, _inputs, output):
+            self.acts[name] = output
+            if len(self.acts) == len(self.layers):
+                raise StopForward
+        return hook
+
+    def __enter__(self) -> "Recorder":
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(forward_hooks(self.model, {n: self._hook(n) for n in self.layers}))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.acts = {}
+        run_until(self.model, x)
+        missing = [n for n in self.layers if n not in self.acts]
+        if missing:
+            raise InterpError(f"layer {missing[0]!r} did not run in the model's forward pass; "
+                              f"pick a layer the forward pass uses")
+        return self.acts
+
+
+def probe(subject: Subject, layers: Sequence[str], size: int) -> tuple[dict[str, tuple[int, ...]], int]:
+    """Output shapes of ``layers`` for one ``size`` px image, and the activation floats per
+    image up to them (for chunk sizing). A size the model cannot take is a user error."""
+    model = subject.model
+    counted = [0]
+
+    def count(_m, _i, output):
+        if isinstance(output, torch.Tensor):
+            counted[0] += output[0].numel()
+
+    leaves = {n: count for n, m in model.named_modules() if n and not any(True for _ in m.children())}
+    x = torch.full((1, 3, size, size), 0.5, device=subject.device)
+    try:
+        with torch.no_grad(), frozen(model), forward_hooks(model, leaves), Recorder(model, layers) as rec:
+            acts = rec.run(subject.normalize(x))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0][:200]
+        needed = f"; use --size {subject.input_size} (the model's input size)" if subject.input_size else ""
+        if subject.input_size and size < subject.input_size:
+            raise InterpError(f"--size {size} is too small for {subject.name}: {', '.join(layers)} cannot be "
+                              f"computed from a {size}x{size} image ({first}){needed}") from None
+        raise InterpError(f"--size {size} does not fit {subject.name}: {', '.join(layers)} cannot be computed "
+                          f"from a {size}x{size} image ({first}){needed}") from None
+    shapes = {n: tuple(a.shape[1:]) for n, a in acts.items()}
+    return shapes, counted[0]
+
+
+# -------------------------------------------------------------------------- optimisation
+
+
+@dataclass
+class Optimized:
+    images: torch.Tensor  # (N, 3, S, S) in [0, 1], on the CPU
+    history: torch.Tensor  # (steps, N) per-image objective, or (steps, 1) for a plain loss
+    seconds: float
+
+
+def optimize_images(subject: Subject, layers: Sequence[str], seeds: Sequence[int], size: int,
+                    objective: Callable[[Callable[[str], torch.Tensor]], tuple[torch.Tensor, torch.Tensor]],
+                    *, steps: int, lr: float = DEFAULT_LR, transforms: "Transforms | Sequence[Callable] | None" = None,
+                    fft: bool = True, decorrelate: bool = True, transform_seed: int = 0,
+                    on_step: Callable[[], None] | None = None) -> Optimized:
+    """The optimisation loop shared by :func:`visualize` and :func:`render`.
+
+    ``objective(T)`` gets Lucent's ``T(name)`` lookup (module outputs by name, ``"input"``
+    for the images) and returns ``(loss, per_image_values)``; the loss is minimised with
+    Adam. One image per seed. With :class:`Transforms` (default) each image has its own
+    random stream; a list of Lucent transform functions runs with numpy's global random
+    state seeded for the call and restored after.
+    """
+    model, device = subject.model, subject.device
+    transforms = Transforms.for_size(size) if transforms is None else transforms
+    params, image_f = image_param(seeds, size, device, fft=fft, decorrelate=decorrelate)
+    optimizer = torch.optim.Adam(params, lr=lr)
+    if isinstance(transforms, Transforms):
+        # a second stream per image, distinct from the one that drew its starting spectrum
+        draws = torch.stack([transforms.draws(steps, torch.Generator().manual_seed(s ^ TRANSFORM_STREAM))
+                             for s in seeds], 1)
+        thetas = affine_thetas(draws, size).to(device)  # (steps, N, 2, 3)
+        fill = transforms.fill
+
+        def transform(images: torch.Tensor, step: int) -> torch.Tensor:
+            grid = F.affine_grid(thetas[step], list(images.shape), align_corners=False)
+            # zero padding of (image - fill) is padding with the fill colour
+            return F.grid_sample(images - fill, grid, align_corners=False) + fill
+        numpy_state = contextlib.nullcontext()
+    else:
+        from lucent.optvis.transform import compose
+
+        composed = compose(list(transforms))
+
+        def transform(images: torch.Tensor, step: int) -> torch.Tensor:
+            return composed(images)
+        numpy_state = numpy_seeded(transform_seed)
+
+    history = []
+    start = time.perf_counter()
+    with numpy_state, frozen(model), torch.enable_grad(), Recorder(model, layers) as rec:
+        for step in range(steps):
+            images = image_f()
+            acts = rec.run(subject.normalize(transform(images, step)))
+            loss, values = objective(lookup(acts, images))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            history.append(values.detach().reshape(-1))
+            if on_step is not None:
+                on_step()
+    with torch.no_grad():
+        images = image_f().detach().cpu()
+    return Optimized(images, torch.stack(history).cpu(), time.perf_counter() - start)
+
+
+def lookup(acts: dict[str, torch.Tensor], images: torch.Tensor) -> Callable[[str], torch.Tensor]:
+    """Lucent's ``T``: ``T("conv2")`` is conv2's output, ``T("input")`` the images."""
+    def T(name: str) -> torch.Tensor:
+        if name == "input":
+            return images
+        if name not in acts:
+            raise unknown("layer", name, list(acts) + ["input"])
+        return acts[name]
+    return T
+
+
+@contextlib.contextmanager
+def numpy_seeded(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator for a block (Lucent's transforms use it) and restore it."""
+    import numpy as np
+
+    state = np.random.get_state()
+    np.random.seed(seed % (2 ** 32))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def discover_layers(subject: Subject, objective: Callable, size: int) -> list[str]:
+    """The layers a Lucent objective reads, found by one probe pass with scoped hooks."""
+    model = subject.model
+    names = [n for n, _ in model.named_modules() if n]
+    acts: dict[str, torch.Tensor] = {}
+
+    def make(name):
+        def hook(_m, _i, output):
+            acts[name] = output
+        return hook
+
+    x = torch.full((1, 3, size, size), 0.5, device=subject.device)
+    error = None
+    with torch.no_grad(), frozen(model), forward_hooks(model, {n: make(n) for n in names}):
+        try:
+            model(subject.normalize(x))
+        except RuntimeError as e:  # later layers may not fit this size; fine if unused
+            error = e
+    used: list[str] = []
+
+    def T(name: str) -> torch.Tensor:
+        if name == "input":
+            return x
+        if name not in acts:
+            if name in names and error is not None:
+                raise InterpError(f"--size {size} does not fit {subject.name}: layer {name!r} cannot be "
+                                  f"computed ({str(error).splitlines()[0][:200]})")
+            raise unknown("layer", name, getattr(model, "layer_names", None) or names)
+        used.append(name)
+        return acts[name]
+
+    with torch.no_grad():
+        objective(T)
+    if not used:
+        raise InterpError("the objective reads no layer of the model; use layer names like "
+                          + ", ".join(repr(n) for n in (getattr(model, "layer_names", None) or names)[:3]))
+    return list(dict.fromkeys(used))
+
+
+# ------------------------------------------------------------------------- visualisation
+
+
+@dataclass
+class FeatureVis:
+    """Feature visualisations of some units of one layer.
+
+    ``images[i, k]`` is the k-th (diverse) image of ``units[i]``; ``values[i, k]`` its
+    objective value (the unit's mean activation for ``channel``, its centre activation
+    for ``neuron``) on the final image without transforms; ``initial_values`` the same on
+    the starting noise; ``history[s, i, k]`` the value at step ``s`` (under transforms).
+    """
+
+    layer: str
+    units: list[int]
+    images: torch.Tensor  # (U, K, 3, H, W) float in [0, 1]
+    values: torch.Tensor  # (U, K)
+    initial_values: torch.Tensor  # (U, K)
+    history: torch.Tensor  # (steps, U, K)
+    settings: dict
+    negative_images: torch.Tensor | None = None  # (U, K, 3, H, W): the unit minimised
+    negative_values: torch.Tensor | None = None
+    negative_initial_values: torch.Tensor | None = None
+    negative_history: torch.Tensor | None = None
+    info: dict = field(default_factory=dict)
+    """Run details that do not change the images: device, chunk size, seconds."""
+
+    def index(self, unit: int) -> int:
+        try:
+            return self.units.index(unit)
+        except ValueError:
+            raise InterpError(f"unit {unit} of {self.layer} was not rendered; rendered units: "
+                              f"{_unit_ranges(self.units)}") from None
+
+    def image(self, unit: int, k: int = 0, negative: bool = False) -> torch.Tensor:
+        """The ``(3, H, W)`` image of one unit."""
+        images = self.negative_images if negative else self.images
+        if images is None:
+            raise InterpError("no negative images: render with negative=True (--negative)")
+        return images[self.index(unit), k]
+
+    def __repr__(self) -> str:
+        neg = ", negative" if self.negative_images is not None else ""
+        return (f"FeatureVis({self.layer!r}, {len(self.units)} units, {self.images.shape[1]} image(s) each{neg}, "
+                f"objective={self.settings.get('objective')!r}, steps={self.settings.get('steps')})")
+
+
+def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
+              objective: str | Callable = "channel", steps: int = 512, size: int | None = None,
+              diversity: int = 1, negative: bool = False, seed: int = 0, lr: float = DEFAULT_LR,
+              transforms: Transforms | Sequence[Callable] | None = None,
+              diversity_weight: float = DEFAULT_DIVERSITY_WEIGHT, fft: bool = True, decorrelate: bool = True,
+              batch_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+              normalize: Callable | None = None, progress: bool = False) -> FeatureVis:
+    """Render every selected unit of ``layer``: all units in one batched optimisation.
+
+    ``objective`` is ``"channel"`` (the unit's mean activation), ``"neuron"`` (its
+    activation at the centre position) or a function ``(layer, unit) -> Lucent
+    Objective`` (e.g. ``lambda l, u: objectives.neuron(l, u, x=1, y=1)``), evaluated
+    per image. ``diversity=K`` renders K images per unit with Lucent's diversity term
+    (weight ``diversity_weight``); ``negative=True`` also minimises each unit. Images
+    are ``size`` px (default: the model's input size). Units go in chunks of at most
+    ``batch_size`` images (default: as many as ``memory_budget`` bytes of activations
+    allow), each unit's images in one chunk.
+
+    >>> fv = visualize(run, "conv2", "0-3", steps=256, diversity=2, negative=True)
+    >>> fv.images.shape, fv.negative_images.shape
+    (torch.Size([4, 2, 3, 32, 32]), torch.Size([4, 2, 3, 32, 32]))
+    """
+    from ..units import parse_unit_list
+
+    subject = as_subject(run, normalize)
+    get_module(subject.model, layer)
+    size = _check_size(subject, size)
+    custom = callable(objective) and not isinstance(objective, str)
+    if not custom and objective not in OBJECTIVES:
+        raise unknown("objective", str(objective), OBJECTIVES)
+    if steps < 1:
+        raise InterpError(f"--steps must be at least 1, got {steps}")
+    if diversity < 1:
+        raise InterpError(f"--diversity must be at least 1 (images per unit), got {diversity}")
+    layers = [layer]
+    shapes, floats_per_image = probe(subject, layers, size)
+    shape = shapes[layer]
+    if custom:
+        first = objective(layer, 0)
+        layers = list(dict.fromkeys([layer, *discover_layers(subject, first, size)]))
+        if len(layers) > 1:
+            shapes, floats_per_image = probe(subject, layers, size)
+    if objective == "neuron" and len(shape) != 3:
+        raise InterpError(f"the neuron objective needs a layer with spatial positions; {layer} has none "
+                          f"(output shape {tuple(shape)}): use --objective channel")
+    n_units = shape[0]
+    if isinstance(units, str) or units is None:
+        unit_list = parse_unit_list(units, n_units, layer=layer)
+    else:
+        unit_list = parse_unit_list(",".join(str(int(u)) for u in units), n_units, layer=layer)
+    if not unit_list:
+        raise InterpError(f"no units selected; {layer} has units 0-{n_units - 1}")
+
+    signs = [1.0, -1.0] if negative else [1.0]
+    per_unit = diversity * len(signs)
+    chunk_units = _chunk_units(subject, per_unit, floats_per_image, batch_size, memory_budget)
+    chunks = [unit_list[i:i + chunk_units] for i in range(0, len(unit_list), chunk_units)]
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=steps * len(chunks), desc=f"visualize {layer}", unit="step", disable=not progress,
+               leave=False)
+    n_signs = len(signs)
+    u_, k_ = len(unit_list), diversity
+    images = torch.zeros(u_, n_signs, k_, 3, size, size)
+    values = torch.zeros(u_, n_signs, k_)
+    initial = torch.zeros(u_, n_signs, k_)
+    history = torch.zeros(steps, u_, n_signs, k_)
+    seconds = 0.0
+    value_fn = _value_function(objective, layer, custom)
+    try:
+        for c, chunk in enumerate(chunks):
+            # batch layout: unit-major, then sign, then diversity index (diversity groups are contiguous)
+            batch_units = torch.tensor([u for u in chunk for _ in signs for _ in range(k_)], device=subject.device)
+            batch_signs = torch.tensor([s for _ in chunk for s in signs for _ in range(k_)], device=subject.device)
+            seeds = [image_seed(seed, u, k, s < 0) for u in chunk for s in signs for k in range(k_)]
+
+            def loss_fn(T, batch_units=batch_units, batch_signs=batch_signs):
+                vals = value_fn(T, batch_units)
+                loss = -(batch_signs * vals).sum()
+                if k_ > 1:
+                    loss = loss + diversity_weight * diversity_penalty(T(layer), vals, k_)
+                return loss, vals
+
+            initial_vals = _evaluate(subject, layers, size, seeds, value_fn, batch_units, fft, decorrelate)
+            result = optimize_images(subject, layers, seeds, size, loss_fn, steps=steps, lr=lr,
+                                     transforms=transforms, fft=fft, decorrelate=decorrelate,
+                                     transform_seed=seed + c, on_step=bar.update)
+            final_vals = _evaluate(subject, layers, size, None, value_fn, batch_units, fft, decorrelate,
+                                   images=result.images)
+            lo = unit_list.index(chunk[0])
+            sl = slice(lo, lo + len(chunk))
+            images[sl] = result.images.view(len(chunk), n_signs, k_, 3, size, size)
+            values[sl] = final_vals.view(len(chunk), n_signs, k_)
+            initial[sl] = initial_vals.view(len(chunk), n_signs, k_)
+            history[:, sl] = result.history.view(steps, len(chunk), n_signs, k_)
+            seconds += result.seconds
+    finally:
+        bar.close()
+
+    tf = Transforms.for_size(size) if transforms is None else transforms
+    settings = {
+        "layer": layer, "objective": objective if not custom else getattr(objective, "__name__", "custom"),
+        "steps": steps, "size": size, "diversity": diversity, "negative": negative, "seed": seed, "lr": lr,
+        "optimizer": "adam", "diversity_weight": diversity_weight if diversity > 1 else None,
+        "param": {"kind": "fft" if fft else "pixel", "decorrelate": decorrelate, "sd": 0.01,
+                  "source": "lucent.optvis.param.spatial.fft_image" if fft else "lucent.optvis.param.spatial.pixel_image"},
+        "transforms": tf.to_dict() if isinstance(tf, Transforms) else {"kind": "lucent", "functions": [
+            getattr(t, "__qualname__", type(t).__name__) for t in tf]},
+        "value": {"channel": "mean activation over positions", "neuron": "activation at the centre position"}
+        .get(objective if not custom else "", "the objective's value (minus Lucent's loss)"),
+    }
+    info = {"device": str(subject.device), "chunks": len(chunks), "images_per_chunk": chunk_units * per_unit,
+            "seconds": round(seconds, 3), "run": subject.name}
+    fv = FeatureVis(layer, unit_list, images[:, 0], values[:, 0], initial[:, 0], history[:, :, 0], settings,
+                    info=info)
+    if negative:
+        fv.negative_images, fv.negative_values = images[:, 1], values[:, 1]
+        fv.negative_initial_values, fv.negative_history = initial[:, 1], history[:, :, 1]
+    return fv
+
+
+def _check_size(subject: Subject, size: int | None) -> int:
+    if size is None:
+        if subject.input_size is None:
+            raise InterpError("give the image size (size=32): a bare module does not say its input size")
+        return int(subject.input_size)
+    if size < 2:
+        raise InterpError(f"--size {size} is too small for {subject.name}; use at least the model's input size "
+                          f"({subject.input_size or 'e.g. 32'})")
+    return int(size)
+
+
+def _value_function(objective: Any, layer: str, custom: bool):
+    """``value(T, units) -> (B,)``: the objective of each image for its own unit."""
+    if custom:
+        def custom_value(T, units):
+            vals = []
+            for b, u in enumerate(units.tolist()):
+                obj = objective(layer, u)
+                # Lucent's batch= indexing: the objective sees image b only
+                vals.append(-obj(lambda name, b=b: T(name)[b:b + 1]))
+            return torch.stack([v.reshape(()) for v in vals])
+        return custom_value
+    if objective == "neuron":
+        def neuron_value(T, units):
+            acts = T(layer)  # (B, C, H, W)
+            h, w = acts.shape[2] // 2, acts.shape[3] // 2  # Lucent's centre neuron
+            return acts[torch.arange(len(units), device=acts.device), units, h, w]
+        return neuron_value
+
+    def channel_value(T, units):
+        acts = T(layer)
+        picked = acts[torch.arange(len(units), device=acts.device), units]  # (B, H, W) or (B,)
+        return picked.flatten(1).mean(1) if picked.dim() > 1 else picked
+    return channel_value
+
+
+def diversity_penalty(acts: torch.Tensor, values: torch.Tensor, k: int) -> torch.Tensor:
+    """Lucent's diversity term, per group of ``k`` consecutive images, vectorised and scaled.
+
+    Lucent's ``diversity(layer)`` is ``-sum_{i != j} <G_i, G_j> / batch`` over the
+    normalised Gram matrices ``G`` of the batch's activations. Here each unit's ``k``
+    images form their own group, so images of different units are not pushed apart, and
+    each group's similarity is weighted by its mean ``|objective|`` (not differentiated):
+    Lucid's fixed weight (``channel - 1e2 * diversity``) suits one layer of one model, a
+    relative one suits any layer. Returned as a penalty (positive similarity) to add to
+    the loss.
+    """
+    b, c = acts.shape[:2]
+    flat = acts.reshape(b, c, -1)
+    grams = F.normalize(torch.bmm(flat, flat.transpose(1, 2)).reshape(b, -1), p=2, dim=1)
+    groups = grams.view(b // k, k, -1)
+    sim = torch.bmm(groups, groups.transpose(1, 2))  # (G, k, k)
+    off_diagonal = sim.sum((1, 2)) - sim.diagonal(dim1=1, dim2=2).sum(1)
+    scale = values.detach().abs().view(b // k, k).mean(1)
+    return (scale * off_diagonal / k).sum()
+
+
+def _evaluate(subject: Subject, layers: Sequence[str], size: int, seeds, value_fn, units: torch.Tensor,
+              fft: bool, decorrelate: bool, images: torch.Tensor | None = None) -> torch.Tensor:
+    """The objective of each image without transforms (of the starting images when ``images`` is None)."""
+    with torch.no_grad():
+        if images is None:
+            _, image_f = image_param(seeds, size, subject.device, fft=fft, decorrelate=decorrelate)
+            images = image_f()
+        with frozen(subject.model), Recorder(subject.model, layers) as rec:
+            acts = rec.run(subject.normalize(images.to(subject.device)))
+            return value_fn(lookup(acts, images), units).detach().cpu()
+
+
+def _chunk_units(subject: Subject, per_unit: int, floats_per_image: int, batch_size: int | None,
+                 memory_budget: int) -> int:
+    if batch_size is not None:
+        if batch_size < 1:
+            raise InterpError(f"--batch-size must be at least 1, got {batch_size}")
+        return max(1, batch_size // per_unit)
+    # activations, their gradients and the autograd buffers: about 3 copies of the forward
+    per_image = max(1, floats_per_image) * 4 * 3
+    budget = memory_budget
+    if subject.device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(subject.device)
+        budget = min(budget * 4, free // 2)
+    return max(1, int(budget // (per_image * per_unit)))
+
+
+def _unit_ranges(units: Sequence[int]) -> str:
+    parts, units = [], sorted(units)
+    i = 0
+    while i < len(units):
+        j = i
+        while j + 1 < len(units) and units[j + 1] == units[j] + 1:
+            j += 1
+        parts.append(str(units[i]) if i == j else f"{units[i]}-{units[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+# --------------------------------------------------------------- free-form Lucent objectives
+
+
+@dataclass
+class Rendering:
+    """Images optimised for one free-form objective (see :func:`render`)."""
+
+    images: torch.Tensor  # (B, 3, H, W) in [0, 1]
+    loss: torch.Tensor  # (steps,) Lucent's loss (to minimise) at each step
+    layers: list[str]
+    settings: dict
+
+
+def render(run: Any, objective: Any, *, batch: int = 1, steps: int = 512, size: int | None = None,
+           seed: int = 0, lr: float = DEFAULT_LR, transforms: Transforms | Sequence[Callable] | None = None,
+           fft: bool = True, decorrelate: bool = True, normalize: Callable | None = None,
+           progress: bool = False) -> Rendering:
+    """Optimise ``batch`` images for any Lucent objective: what ``render_vis`` does, with
+    scoped hooks, seeded randomness and the run's own preprocessing.
+
+    ``objective`` is a Lucent ``Objective`` (arithmetic allowed) or a ``"layer:unit"``
+    string; layer names are the model's module names.
+
+    >>> from lucent.optvis import objectives
+    >>> r = render(run, objectives.channel("conv2", 3) - objectives.channel("conv2", 5))
+    """
+    from lucent.optvis import objectives
+    from tqdm.auto import tqdm
+
+    subject = as_subject(run, normalize)
+    size = _check_size(subject, size)
+    if isinstance(objective, str):
+        if ":" not in objective:
+            raise InterpError(f"bad objective {objective!r}: give a Lucent Objective or 'layer:unit', like conv2:3")
+        objective = objectives.as_objective(objective)
+    if not callable(objective):
+        raise InterpError(f"expected a Lucent Objective, got {type(objective).__name__}")
+    layers = discover_layers(subject, objective, size)
+    probe(subject, [n for n in layers], size)
+
+    def loss_fn(T):
+        loss = objective(T)
+        return loss, loss.detach().reshape(1)
+
+    seeds = [image_seed(seed, 0, k) for k in range(batch)]
+    with tqdm(total=steps, desc="render", unit="step", disable=not progress, leave=False) as bar:
+        result = optimize_images(subject, layers, seeds, size, loss_fn, steps=steps, lr=lr, transforms=transforms,
+                                 fft=fft, decorrelate=decorrelate, transform_seed=seed, on_step=bar.update)
+    tf = Transforms.for_size(size) if transforms is None else transforms
+    settings = {"objective": getattr(objective, "description", str(objective)), "batch": batch, "steps": steps,
+                "size": size, "seed": seed, "lr": lr,
+                "transforms": tf.to_dict() if isinstance(tf, Transforms) else {"kind": "lucent"}}
+    return Rendering(result.images, result.history[:, 0], layers, settings)
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def unit_file(unit: int, k: int = 0, negative: bool = False) -> str:
+    """The stable PNG name of one image: ``unit_0005.png``, ``unit_0005_div1.png``, ``unit_0005_neg.png``."""
+    return f"unit_{unit:04d}" + ("_neg" if negative else "") + (f"_div{k}" if k else "") + ".png"
+
+
+def to_uint8(image: torch.Tensor) -> torch.Tensor:
+    """``(3, H, W)`` floats in [0, 1] -> ``(H, W, 3)`` uint8."""
+    return image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu()
+
+
+def encode_png(pixels: torch.Tensor) -> bytes:
+    """``(H, W, 3)`` or ``(H, W)`` uint8 -> PNG bytes."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.contiguous().numpy()).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def decode_png(path: Path) -> torch.Tensor:
+    """A PNG file -> ``(3, H, W)`` floats in [0, 1]."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        data = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
+        return data.view(im.size[1], im.size[0], 3).permute(2, 0, 1).float() / 255
+
+
+def image_grid(tiles: Sequence[torch.Tensor], *, columns: int | None = None, min_tile: int = 64,
+               gap: int = 2) -> torch.Tensor:
+    """``(3, h, w)`` float tiles -> one ``(H, W, 3)`` uint8 grid, enlarged (nearest) so a tile
+    is at least ``min_tile`` px, on white."""
+    n = len(tiles)
+    columns = columns or max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / columns)
+    h, w = tiles[0].shape[1:]
+    zoom = max(1, math.ceil(min_tile / max(h, w)))
+    th, tw = h * zoom, w * zoom
+    grid = torch.full((rows * (th + gap) + gap, columns * (tw + gap) + gap, 3), 255, dtype=torch.uint8)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        big = to_uint8(tile).repeat_interleave(zoom, 0).repeat_interleave(zoom, 1)
+        y, x = gap + r * (th + gap), gap + c * (tw + gap)
+        grid[y:y + th, x:x + tw] = big
+    return grid
+
+
+def save_featvis(result: FeatureVis, directory: str | Path) -> Path:
+    """Write PNGs, ``grid.png``, ``history.safetensors`` and ``index.json`` into ``directory``.
+
+    The folder is replaced atomically. Units rendered earlier with the same settings
+    stay (rendering ``--units 0-7`` then ``8-15`` fills one folder); different settings
+    replace the folder. Returns the folder.
+    """
+    directory = Path(directory)
+    old = _read_index(directory)
+    keep: dict[str, dict] = {}
+    if old and old.get("settings") == _jsonable(result.settings):
+        keep = {u: e for u, e in old.get("units", {}).items() if int(u) not in result.units}
+    with atomic_dir(directory) as tmp:
+        entries: dict[str, dict] = {}
+        tensors: dict[str, torch.Tensor] = {}
+        for u, entry in keep.items():
+            for name in entry["images"] + entry.get("negative_images", []):
+                shutil.copy2(directory / name, tmp / name)
+            entries[u] = entry
+        if keep and (directory / "history.safetensors").exists():
+            from safetensors.torch import load_file
+
+            old_hist = load_file(str(directory / "history.safetensors"))
+            tensors.update({k: v for k, v in old_hist.items() if str(int(k.split("_")[1])) in keep})
+        k_ = result.images.shape[1]
+        for i, u in enumerate(result.units):
+            entry = {"images": [], "values": [round(float(v), 6) for v in result.values[i]],
+                     "initial_values": [round(float(v), 6) for v in result.initial_values[i]]}
+            for k in range(k_):
+                entry["images"].append(unit_file(u, k))
+                write_bytes(tmp / unit_file(u, k), encode_png(to_uint8(result.images[i, k])))
+            tensors[f"unit_{u:04d}"] = result.history[:, i]
+            if result.negative_images is not None:
+                entry["negative_images"] = []
+                entry["negative_values"] = [round(float(v), 6) for v in result.negative_values[i]]
+                entry["negative_initial_values"] = [round(float(v), 6) for v in result.negative_initial_values[i]]
+                for k in range(k_):
+                    entry["negative_images"].append(unit_file(u, k, True))
+                    write_bytes(tmp / unit_file(u, k, True), encode_png(to_uint8(result.negative_images[i, k])))
+                tensors[f"unit_{u:04d}_neg"] = result.negative_history[:, i]
+            entries[str(u)] = entry
+        order = sorted(entries, key=int)
+        tiles = [_tile(tmp, entries[u]["images"][0]) for u in order]
+        write_bytes(tmp / "grid.png", encode_png(image_grid(tiles)))
+        index = {"kind": "featvis", "layer": result.layer, "settings": _jsonable(result.settings),
+                 "info": _jsonable(result.info), "grid": "grid.png", "history": "history.safetensors",
+                 "units": {u: entries[u] for u in order}}
+        if result.negative_images is not None and all("negative_images" in entries[u] for u in order):
+            write_bytes(tmp / "grid_neg.png",
+                        encode_png(image_grid([_tile(tmp, entries[u]["negative_images"][0]) for u in order])))
+            index["grid_negative"] = "grid_neg.png"
+        save_tensors(tmp / "history.safetensors", {k: v.contiguous() for k, v in tensors.items()})
+        write_json(tmp / "index.json", index)
+    return directory
+
+
+def load_featvis(directory: str | Path) -> FeatureVis:
+    """Read a folder written by :func:`save_featvis` (images come back 8-bit quantised)."""
+    directory = Path(directory)
+    index = _read_index(directory)
+    if index is None:
+        raise InterpError(f"no feature visualisation in {directory} (index.json missing); "
+                          f"render one with: interp visualize --layer LAYER")
+    from safetensors.torch import load_file
+
+    hist_file = directory / index.get("history", "history.safetensors")
+    hist = load_file(str(hist_file)) if hist_file.exists() else {}
+    units = sorted(int(u) for u in index["units"])
+    entries = [index["units"][str(u)] for u in units]
+
+    def stack(key):
+        return torch.stack([torch.stack([decode_png(directory / f) for f in e[key]]) for e in entries])
+
+    def values(key):
+        return torch.tensor([e[key] for e in entries], dtype=torch.float32)
+
+    def history(suffix):
+        found = [hist.get(f"unit_{u:04d}{suffix}") for u in units]
+        return torch.stack(found, 1) if found and all(h is not None for h in found) else torch.zeros(0)
+
+    fv = FeatureVis(index["layer"], units, stack("images"), values("values"), values("initial_values"),
+                    history(""), index["settings"], info=index.get("info", {}))
+    if entries and all("negative_images" in e for e in entries):
+        fv.negative_images, fv.negative_values = stack("negative_images"), values("negative_values")
+        fv.negative_initial_values, fv.negative_history = values("negative_initial_values"), history("_neg")
+    return fv
+
+
+def _tile(directory: Path, name: str) -> torch.Tensor:
+    return decode_png(directory / name)
+
+
+def _read_index(directory: Path) -> dict | None:
+    file = directory / "index.json"
+    if not file.exists():
+        return None
+    try:
+        return json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InterpError(f"{file} is corrupt (not valid JSON: {e}); delete the folder and render again") from None
+
+
+def _jsonable(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# ------------------------------------------------------------------------------ the demo
+
+
+def demo_stage(ctx) -> None:
+    """``interp demo`` stage: feature visualisation, dataset examples and weights of conv1/conv2."""
+    from .examples import dataset_examples, save_examples
+    from .weights import layer_weights, save_weights
+
+    run = ctx.run
+    root = run.report_dir()
+    steps = 128 if ctx.quick else 512
+    for layer in ("conv1", "conv2"):
+        fv = visualize(run, layer, steps=steps, negative=True, progress=ctx.progress)
+        path = save_featvis(fv, root / "featvis" / layer)
+        print(f"  featvis {layer}: {len(fv.units)} units in {fv.info['seconds']:.1f}s -> {path}")
+        examples = dataset_examples(run, layer, k=9, progress=ctx.progress)
+        save_examples(examples, root / "examples" / layer)
+        save_weights(layer_weights(run, layer), root / "weights" / layer)
+    ctx.outputs["feature visualisation"] = root / "featvis" / "conv2" / "grid.png"
+    ctx.outputs["dataset examples"] = root / "examples" / "conv2"
+    ctx.outputs["weights"] = root / "weights" / "conv1"

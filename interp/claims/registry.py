@@ -1,0 +1,346 @@
+"""The claim registry: published claims turned into checks that return a verdict with evidence.
+
+Each :class:`Claim` has an id, a one-sentence statement, its source (article and
+section), the models and layers it applies to, its thresholds and a check function.
+:func:`check_claims` runs the checks on a run and returns :class:`ClaimResult` objects:
+a :class:`Verdict` (``supported``, ``not supported`` or ``inconclusive``, with the
+reason) and the evidence (numbers, a per-unit table, the units found, data for figures).
+
+>>> results = check_claims(load_run("tutorial"), ["gabor-first-layer", "curve-detectors"])
+>>> results[0].verdict.status, results[0].verdict.reason
+>>> save_claims(results, "reports/tutorial/claims")   # claims.json + PNG figures
+
+Thresholds compare with a null wherever one exists: the same architecture re-initialised
+with its own initialisation (:func:`reinitialized`, several seeds), so a verdict says "more
+than chance would give", not only "above an absolute cut-off". A check that cannot decide
+(the claim does not apply to the model, weights are missing, too few units) returns
+``inconclusive`` with the reason; it never guesses.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..errors import InterpError, unknown
+from ..io import write_json
+
+SUPPORTED = "supported"
+NOT_SUPPORTED = "not supported"
+INCONCLUSIVE = "inconclusive"
+STATUSES = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
+
+KINDS = ("vision", "inceptionv1", "transformer", "classifier")
+"""What a claim needs: any conv net; Lucent's InceptionV1; an attention-only transformer; any classifier."""
+
+RESULTS_FILE = "claims.json"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``status`` (supported / not supported / inconclusive) and the reason in one or two sentences."""
+
+    status: str
+    reason: str
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"verdict status must be one of {STATUSES}, got {self.status!r}")
+
+
+@dataclass
+class ClaimResult:
+    """The verdict of one claim on one model, with its evidence.
+
+    ``numbers``: named scalars (fractions, scores, counts); ``table``: one row per unit
+    (or head) examined; ``found``: the units that satisfy the claim (``"conv2:3"``);
+    ``thresholds``: the cut-offs used, null-derived ones included; ``data``: lists for
+    figures; ``figures``: PNG file names, filled in by :func:`save_claims`.
+    """
+
+    claim: str
+    verdict: Verdict
+    statement: str = ""
+    source: str = ""
+    run: str = ""
+    layer: str = ""
+    numbers: dict[str, Any] = field(default_factory=dict)
+    table: list[dict] = field(default_factory=list)
+    found: list[str] = field(default_factory=list)
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def status(self) -> str:
+        return self.verdict.status
+
+    def to_dict(self) -> dict:
+        d = {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+        d["verdict"] = {"status": self.verdict.status, "reason": self.verdict.reason}
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClaimResult":
+        d = dict(d)
+        d["verdict"] = Verdict(**d["verdict"])
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def _plain(value: Any) -> Any:
+    """Tensors, numpy values and tuples as JSON types (rounded floats keep the file small)."""
+    if isinstance(value, torch.Tensor):
+        return _plain(value.detach().cpu().tolist())
+    if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
+        return _plain(value.tolist())
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, float):
+        return round(value, 6) if value == value else None  # NaN -> null
+    return value
+
+
+@dataclass
+class CheckOptions:
+    """Options every check receives; each check reads the ones it needs."""
+
+    device: str = "cpu"
+    progress: bool = False
+    seed: int = 0
+    null_models: int = 8
+    """Re-initialised copies of the model that form the null distribution."""
+    layer: str | None = None
+    """Override the layer a vision claim examines (default: the claim's own choice)."""
+    images: torch.Tensor | None = None
+    """Images (uint8 or [0, 1] float, ``[N, C, H, W]``) for data-based checks; default: the run's test split."""
+    labels: torch.Tensor | None = None
+    max_images: int = 1000
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A published claim and its check.
+
+    ``check(run, options) -> ClaimResult``; ``applies(run) -> None`` when the claim applies
+    to the run, else the reason it does not; ``plot(result) -> {name: figure}`` draws the
+    evidence (optional).
+    """
+
+    id: str
+    statement: str
+    source: str
+    url: str
+    applies_to: str
+    kind: str
+    thresholds: dict
+    check: Callable[[Any, CheckOptions], ClaimResult]
+    applies: Callable[[Any], str | None]
+    plot: Callable[[ClaimResult], dict] | None = None
+
+    def result(self, status: str, reason: str, **evidence: Any) -> ClaimResult:
+        """A :class:`ClaimResult` of this claim (statement, source and thresholds filled in)."""
+        evidence.setdefault("thresholds", dict(self.thresholds))
+        return ClaimResult(self.id, Verdict(status, reason), self.statement, self.source, **evidence)
+
+
+_CLAIMS: dict[str, Claim] = {}
+_MODULES = ("vision",)
+
+
+def register_claim(claim: Claim) -> Claim:
+    if claim.kind not in KINDS:
+        raise ValueError(f"claim kind must be one of {KINDS}")
+    _CLAIMS[claim.id] = claim
+    return claim
+
+
+def _ensure_loaded() -> None:
+    # The claim modules register their claims when imported; done lazily (nothing at import time).
+    import importlib
+
+    for name in _MODULES:
+        importlib.import_module(f"{__package__}.{name}")
+
+
+def list_claims(kind: str | None = None) -> list[Claim]:
+    """Every registered claim (of one ``kind``), in registration order.
+
+    >>> [c.id for c in list_claims("transformer")]
+    ['induction-k-composition', 'no-induction-one-layer', 'copying-ov-positive']
+    """
+    _ensure_loaded()
+    return [c for c in _CLAIMS.values() if kind is None or c.kind == kind]
+
+
+def get_claim(claim_id: str) -> Claim:
+    """The claim called ``claim_id``; an error listing every id otherwise."""
+    _ensure_loaded()
+    if claim_id not in _CLAIMS:
+        raise unknown("claim id", claim_id, list(_CLAIMS))
+    return _CLAIMS[claim_id]
+
+
+def run_kind(run: Any) -> str:
+    """``inceptionv1``, ``transformer``, ``vision`` (a conv classifier), ``classifier`` or ``other``."""
+    config = getattr(run, "config", None)
+    model = getattr(config, "model", "")
+    if model == "inceptionv1":
+        return "inceptionv1"
+    task = getattr(config, "task", "")
+    if task == "language-model":
+        return "transformer"
+    if task == "image-classification":
+        has_conv = any(isinstance(m, torch.nn.Conv2d) for m in run.model.modules())
+        return "vision" if has_conv else "classifier"
+    return "other"
+
+
+def default_claims(run: Any) -> list[Claim]:
+    """The claims that apply to a run, checked when none are named."""
+    return [c for c in list_claims() if c.applies(run) is None]
+
+
+def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOptions | None = None,
+                 log: Callable[[str], None] | None = None, **kwargs: Any) -> list[ClaimResult]:
+    """Check claims on a run; returns one :class:`ClaimResult` per claim, in order.
+
+    ``ids``: claim ids (default: every claim that applies to the run). A named claim that
+    does not apply comes back ``inconclusive`` with the reason; an unknown id is an
+    :class:`InterpError` that lists the valid ones. ``kwargs`` set :class:`CheckOptions`
+    fields (``device``, ``seed``, ``null_models``, ``layer``, ``images``...).
+
+    >>> [r.verdict.status for r in check_claims(run, ["weight-banding"])]
+    ['not supported']
+    """
+    if options is None:
+        options = CheckOptions(**kwargs)
+    elif kwargs:
+        options = dataclasses.replace(options, **kwargs)
+    claims = [get_claim(i) for i in ids] if ids else default_claims(run)
+    results = []
+    for claim in claims:
+        start = time.perf_counter()
+        if log:
+            log(f"checking {claim.id} ...")
+        reason = claim.applies(run)
+        if reason is not None:
+            result = claim.result(INCONCLUSIVE, f"does not apply: {reason}")
+        else:
+            result = claim.check(run, options)
+        result.run = result.run or getattr(run, "name", "")
+        result.seconds = round(time.perf_counter() - start, 3)
+        results.append(result)
+    return results
+
+
+# --------------------------------------------------------------------------- nulls
+
+
+def reinitialized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A copy of ``model`` with fresh weights drawn by the model's own initialisation, seeded.
+
+    Models with their own initialiser (``_init_weights``, as our transformers) use it;
+    others call each module's ``reset_parameters`` (PyTorch's defaults, which is how our
+    conv nets are initialised). The caller's random stream is left untouched.
+
+    >>> null = reinitialized(run.model, seed=1)
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        clone = copy.deepcopy(model)
+        for module in clone.modules():
+            if hasattr(module, "reset_parameters") and module is not clone:
+                module.reset_parameters()
+        init = getattr(clone, "_init_weights", None)
+        if callable(init):
+            clone.apply(init)
+    clone.eval()
+    return clone
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def claims_dir(run: Any) -> Path:
+    """Where a run's claim results go: ``reports/RUN/claims``."""
+    return run.report_dir() / "claims"
+
+
+def save_claims(results: list[ClaimResult], out_dir: str | os.PathLike) -> Path:
+    """Write ``claims.json`` and each result's figures (PNG) under ``out_dir``; returns the JSON path.
+
+    Figures are written first, the JSON last, each atomically, so a reader never sees a
+    JSON that names a figure not yet written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for result in results:
+        claim = _CLAIMS.get(result.claim)
+        if claim is None or claim.plot is None or result.status == INCONCLUSIVE and not result.data:
+            continue
+        for name, fig in (claim.plot(result) or {}).items():
+            file = f"{result.claim}-{name}.png"
+            save_png(fig, out / file)
+            result.figures[name] = file
+    path = out / RESULTS_FILE
+    write_json(path, {"version": 1, "results": [r.to_dict() for r in results]})
+    return path
+
+
+def load_claims(out_dir: str | os.PathLike) -> list[ClaimResult]:
+    """The results saved by :func:`save_claims` (a clear error when there are none)."""
+    path = Path(out_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise InterpError(f"no claim results at {path}; check claims first: interp claims check")
+    try:
+        data = json.loads(path.read_text())
+        return [ClaimResult.from_dict(d) for d in data["results"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InterpError(f"{path} is corrupt ({e}); check the claims again") from None
+
+
+def save_png(fig, path: Path) -> Path:
+    """A matplotlib figure as PNG, atomically and deterministically (no date metadata); closes it."""
+    from ..report.figures import save_figure
+
+    return save_figure(fig, path)
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+# --------------------------------------------------------------------------- text
+
+
+def results_table(results: list[ClaimResult], *, width: int = 88) -> str:
+    """A plain-text table: claim, verdict, units found and the reason (wrapped)."""
+    import textwrap
+
+    from ..cli.common import table
+
+    rows = []
+    for r in results:
+        found = ", ".join(r.found[:6]) + (f" (+{len(r.found) - 6})" if len(r.found) > 6 else "")
+        rows.append({"claim": r.claim, "verdict": r.status, "found": found or None,
+                     "reason": textwrap.shorten(r.verdict.reason, width=width, placeholder=" ...")})
+    return table(rows, [("claim", "claim"), ("verdict", "verdict"), ("found", "found"), ("reason", "reason")])
