@@ -26,7 +26,7 @@ def planted_model(c: float = 40.0):
     Residual stream (32 dims): tokens one-hot in 0..7, positions one-hot in 8..23, and
     8 dims (24..31) where L0H0 writes the previous token. Heads have 16 dims.
     """
-    model = create_model("attn-only", n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=V)
+    model = create_model("attn-only", n_layer=2, n_head=2, n_embd=32, block_size=T, vocab_size=V, layer_norm=False)
     tok, pos, prev = 0, V, V + T
     with torch.no_grad():
         for p in model.parameters():
@@ -106,7 +106,7 @@ def test_scores_agree_with_transformer_lens_head_detector():
 
 
 def test_copying_score_of_identity_ov_is_one_and_of_its_negation_minus_one():
-    model = create_model("attn-only", n_layer=1, n_head=1, n_embd=16, block_size=8, vocab_size=24)
+    model = create_model("attn-only", n_layer=1, n_head=1, n_embd=16, block_size=8, vocab_size=24, layer_norm=False)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         W_V = torch.randn(16, 16, generator=g) + 4 * torch.eye(16)

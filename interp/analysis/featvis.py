@@ -51,7 +51,7 @@ OBJECTIVES = ("channel", "neuron")
 LUCID_SIZE = 224
 """The image size Lucid's transform defaults were made for (InceptionV1's input)."""
 DEFAULT_LR = 0.05  # Lucent's render_vis default (Adam)
-DEFAULT_DIVERSITY_WEIGHT = 0.5
+DEFAULT_DIVERSITY_WEIGHT = 2.0
 """Weight of the diversity penalty relative to the objective's own size (see :func:`diversity_penalty`)."""
 DEFAULT_MEMORY_BUDGET = 1 << 30  # bytes of activations per chunk
 TRANSFORM_STREAM = 0x5DEECE66D  # xor-ed into an image's seed for its transform draws

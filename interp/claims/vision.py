@@ -976,8 +976,8 @@ def check_complex(run, options: CheckOptions) -> ClaimResult:
     thr = claim.thresholds
     osi_t = null_threshold([n.osi for n in nulls], thr["osi_floor"],
                            [n.modulation <= thr["modulation_max"] for n in nulls])
-    is_complex = (t.osi >= osi_t) & (t.modulation <= thr["modulation_max"])
-    null_counts = [int(((n.osi >= osi_t) & (n.modulation <= thr["modulation_max"])).sum()) for n in nulls]
+    is_complex = (t.osi > osi_t) & (t.modulation <= thr["modulation_max"])
+    null_counts = [int(((n.osi > osi_t) & (n.modulation <= thr["modulation_max"])).sum()) for n in nulls]
     table = [{"unit": _unit(layer, i), "complex": bool(is_complex[i]), "osi": _r(t.osi[i]),
               "modulation_f1_f0": _r(t.modulation[i]), "orientation": _r(t.orientation[i], 1),
               "freq": _r(t.freq[i]), "peak": _r(t.peak[i], 4)} for i in range(len(t.osi))]

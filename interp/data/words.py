@@ -362,9 +362,11 @@ class NoiseSampler:
         self.threshold, self.alias = _alias_tables(self.probs)
 
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-        n = math.prod(shape)
-        column = torch.randint(0, len(self.alias), (n,), generator=generator)
-        stay = torch.rand(n, generator=generator) < self.threshold[column]
+        # One float64 uniform per sample: its integer part picks the column, its fraction
+        # decides between the column and its alias (53 bits are enough for both).
+        u = torch.rand(math.prod(shape), generator=generator, dtype=torch.float64).mul_(len(self.alias))
+        column = u.long().clamp_(max=len(self.alias) - 1)
+        stay = u.sub_(column) < self.threshold[column]
         return torch.where(stay, column, self.alias[column]).view(shape)
 
 
@@ -381,7 +383,7 @@ def _alias_tables(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         threshold[s], alias[s] = scaled[s], g
         scaled[g] -= 1.0 - scaled[s]
         (small if scaled[g] < 1.0 else large).append(g)
-    return torch.tensor(threshold, dtype=torch.float32), torch.tensor(alias, dtype=torch.int64)
+    return torch.tensor(threshold, dtype=torch.float64), torch.tensor(alias, dtype=torch.int64)
 
 
 # ----------------------------------------------------------------- vector files

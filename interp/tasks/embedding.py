@@ -33,6 +33,8 @@ from ..data.words import (STOP_WORDS, TOY_DATASET, NoiseSampler, build_vocabular
 from ..errors import InterpError
 
 EVAL_PAIRS = 5000
+BLOCK_TOKENS = 1_000_000
+"""SGNS draws the pairs of this many corpus tokens at once."""
 EVAL_SEED = 1234
 TOY_RELATIONS = (
     # (word, nearer, farther): cosine(word, nearer) > cosine(word, farther) in a sound embedding.
@@ -100,7 +102,14 @@ class WordEmbeddingTask:
                               f"min-count and subsampling. Lower --set min_count or --set subsample, or use "
                               f"a larger corpus")
         self.stats["pairs_per_epoch"] = round(expected)
-        self.n_steps = max(1, round(expected / self.train_cfg.batch_size))
+        # Blocks of text whose pairs and noise words are drawn at once (memory stays bounded
+        # on large corpora); each gets its share of the epoch's steps.
+        n = len(self.ids)
+        self.block_bounds = list(range(0, n, BLOCK_TOKENS)) + [n]
+        total_steps = max(1, round(expected / self.train_cfg.batch_size))
+        cum = [round(total_steps * b / n) for b in self.block_bounds]
+        self.block_steps = [max(1, cum[i + 1] - cum[i]) for i in range(len(cum) - 1)]
+        self.n_steps = sum(self.block_steps)
         # Fixed evaluation pairs: random centers, one random context each, fixed noise words.
         g = torch.Generator().manual_seed(EVAL_SEED)
         n = len(self.ids)
@@ -131,33 +140,43 @@ class WordEmbeddingTask:
             yield self.centers[idx].to(self.device), self.contexts[idx].to(self.device)
 
     def _with_negatives(self, centers: torch.Tensor, contexts: torch.Tensor, generator: torch.Generator):
+        """``(centers, targets, weights)``: targets are the context then ``negatives`` noise words."""
         noise = self.noise.sample((len(centers), self.negatives), generator)
-        valid = (noise != contexts[:, None]).float()  # word2vec skips a noise word equal to the context
         targets = torch.cat([contexts[:, None], noise], 1)
-        return centers.to(self.device), targets.to(self.device), valid.to(self.device)
+        weights = torch.ones(targets.shape)
+        weights[:, 1:] = (noise != contexts[:, None]).float()  # word2vec skips a noise word equal to the context
+        return centers, targets, weights
 
     def _sgns_batches(self, generator: torch.Generator) -> Iterator[Any]:
+        """The epoch in text order: subsample, then per block all pairs and noise words at once."""
         mask = subsample(self.ids, self.keep, generator)
         kept = mask.nonzero().squeeze(1)
         ids, sids = self.ids[kept], self.sentence_ids[kept]
         radius = torch.randint(1, self.window + 1, (len(kept),), generator=generator) if self.dynamic else None
-        # Equal spans of the text; each batch's centers are the kept tokens in its span.
-        bounds = torch.linspace(0, len(self.ids), self.n_steps + 1).round().long()
-        starts = torch.searchsorted(kept, bounds).tolist()
-        raw = [round(self.raw_tokens * b / len(self.ids)) for b in bounds.tolist()]
-        for step in range(self.n_steps):
+        starts = torch.searchsorted(kept, torch.tensor(self.block_bounds)).tolist()
+        n = len(self.ids)
+        for block, steps in enumerate(self.block_steps):
             centers, contexts = skipgram_pairs(ids, sids, self.window, radius=radius,
-                                               centers=slice(starts[step], starts[step + 1]))
-            batch = self._with_negatives(centers, contexts, generator)
-            yield (*batch, raw[step + 1] - raw[step])
+                                               centers=slice(starts[block], starts[block + 1]))
+            centers, targets, weights = self._with_negatives(centers, contexts, generator)
+            pairs = len(centers)
+            cuts = torch.linspace(0, pairs, steps + 1).round().long().tolist()
+            lo, hi = self.block_bounds[block] / n, self.block_bounds[block + 1] / n
+            # The raw tokens a step stands for: its share of the block's text (sums exactly).
+            done = [round(self.raw_tokens * (lo + (hi - lo) * (c / pairs if pairs else i / steps)))
+                    for i, c in enumerate(cuts)]
+            for i in range(steps):
+                a, b = cuts[i], cuts[i + 1]
+                yield (centers[a:b].to(self.device), targets[a:b].to(self.device),
+                       weights[a:b].to(self.device), done[i + 1] - done[i])
 
     # -- the loss and the update ------------------------------------------------
     def loss(self, model, batch):
         if self.sgns:
             from ..zoo.word2vec import sgns_loss
 
-            centers, targets, valid, n = batch
-            return sgns_loss(model(centers, targets), valid), {"n": n}
+            centers, targets, weights, n = batch
+            return sgns_loss(model(centers, targets), weights), {"n": n}
         centers, contexts = batch
         return F.cross_entropy(model(centers), contexts), {"n": len(centers)}
 
@@ -165,12 +184,12 @@ class WordEmbeddingTask:
         """The SGNS update (sparse SGD); the core calls this instead of backward + optimiser."""
         from ..zoo.word2vec import sgns_sgd_step
 
-        centers, targets, valid, n = batch
+        centers, targets, weights, n = batch
         if len(centers) == 0:  # a span whose tokens were all subsampled away
             return torch.zeros((), device=self.device), {"n": n}
-        with warnings.catch_warnings():
+        with warnings.catch_warnings():  # torch's "sparse CSR support is in beta" notice
             warnings.filterwarnings("ignore", message=".*[Ss]parse.*")
-            loss = sgns_sgd_step(model, centers, targets, lr, valid)
+            loss = sgns_sgd_step(model, centers, targets, weights, lr)
         return loss, {"n": n}
 
     # -- evaluation --------------------------------------------------------------
@@ -182,8 +201,8 @@ class WordEmbeddingTask:
         model.eval()
         try:
             if self.sgns:
-                centers, targets, valid = self.eval_batch
-                metrics = {"pair_loss": sgns_loss(model(centers, targets), valid).item()}
+                centers, targets, weights = (x.to(self.device) for x in self.eval_batch)
+                metrics = {"pair_loss": sgns_loss(model(centers, targets), weights).item()}
             else:
                 logits = model(self.centers.to(self.device))
                 metrics = {"pair_loss": F.cross_entropy(logits, self.contexts.to(self.device)).item()}

@@ -9,8 +9,9 @@
           output projection with bias, scores scaled by head_size ** -0.5
     mlp:  Linear(n_embd, 4 n_embd) -> ReLU -> Linear(4 n_embd, n_embd)
 
-``attn-only`` is the same model without MLPs and, by default, without LayerNorm: the
-toy models of "A Mathematical Framework for Transformer Circuits".
+``attn-only`` is the same model without MLPs (LayerNorm optional, on by default: without
+it the tiny initial embeddings keep attention uniform for much longer): the toy models
+of "A Mathematical Framework for Transformer Circuits", for the induction task.
 
 Where we differ from Karpathy's code, and why:
 
@@ -201,8 +202,8 @@ def gpt(cfg: GPTConfig) -> GPT:
 
 
 @register_model("attn-only", family="gpt", task="language-model", config=GPTConfig, default_dataset="induction",
-                description="Attention-only transformer (no MLP, no LayerNorm by default) for toy tasks",
-                n_layer=2, n_head=4, n_embd=64, block_size=64, mlp=False, layer_norm=False, vocab_size=128)
+                description="Attention-only transformer (no MLP; --set layer_norm=false to drop LN) for toy tasks",
+                n_layer=2, n_head=4, n_embd=64, block_size=64, mlp=False, layer_norm=True, vocab_size=128)
 def attn_only(cfg: GPTConfig) -> GPT:
     return GPT(cfg)
 

@@ -101,6 +101,6 @@ class CifarNet(nn.Module):
 
 @register_model("cifarnet", family="cnn", task="image-classification", config=CifarNetConfig,
                 description="Our strong CIFAR-10 CNN (conv1-conv7 with batch norm, fc; 1.2M params)",
-                default_dataset="cifar10")
+                default_dataset="cifar10", recipe="cifarnet")
 def cifarnet(cfg: CifarNetConfig) -> CifarNet:
     return CifarNet(cfg)

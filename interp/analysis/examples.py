@@ -1,0 +1,370 @@
+"""Dataset examples: the inputs that activate each unit of a layer most and least.
+
+One streaming pass over the run's test split keeps, for every unit of the layer at
+once, the top-k and bottom-k images. For a conv unit an image scores by the unit's
+largest activation over positions (top) or its smallest (bottom), and the example is
+the crop of the unit's receptive field at that position, cut from the original uint8
+image; for an fc unit the whole image is the example.
+
+>>> ex = dataset_examples(run, "conv2", k=9)
+>>> ex.top_indices[5]            # test-split indices of unit 5's strongest images
+>>> ex.top_crops.shape           # (units, k, 3, 14, 14): conv2's receptive field is 14 px
+>>> save_examples(ex, run.report_dir() / "examples" / "conv2")
+
+Files: ``unit_0005_top.png`` and ``unit_0005_bottom.png`` (strips of crops, strongest
+first), ``index.json`` (indices, activations, positions, boxes), ``examples.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+
+from ..errors import InterpError
+from ..hooks import get_module
+from ..io import atomic_dir, save_tensors, write_bytes, write_json
+from .featvis import Recorder, as_subject, encode_png, frozen, image_grid
+
+GREY = 128  # fill of crop areas outside the image
+
+
+# ------------------------------------------------------------------------- receptive field
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Which input pixels each position of a layer sees.
+
+    ``rows[h]`` is the inclusive ``(first, last)`` input row seen by output row ``h``
+    (clipped to the image), ``cols[w]`` the same for columns; ``size`` is the full,
+    unclipped extent ``(height, width)``.
+    """
+
+    rows: torch.Tensor  # (H_out, 2)
+    cols: torch.Tensor  # (W_out, 2)
+    size: tuple[int, int]
+
+    def box(self, y: int, x: int) -> tuple[int, int, int, int]:
+        """``(top, bottom, left, right)``, inclusive, of position ``(y, x)``."""
+        (r0, r1), (c0, c1) = self.rows[y].tolist(), self.cols[x].tolist()
+        return r0, r1, c0, c1
+
+    def to_dict(self) -> dict:
+        return {"size": list(self.size), "rows": self.rows.tolist(), "cols": self.cols.tolist()}
+
+
+def receptive_field(run_or_model: Any, layer: str, input_shape: Sequence[int] | None = None) -> ReceptiveField | None:
+    """The receptive field of every position of ``layer`` (``None`` for a layer without positions).
+
+    Found exactly, whatever the architecture (branches, padding, pooling): a batch of
+    images, each with one input row (or column) set to NaN, goes through the model up to
+    the layer; an output position turns NaN exactly when that row is in its receptive
+    field. cuDNN and oneDNN are switched off for the probe, since their Winograd/FFT
+    kernels could spread a NaN beyond the true field.
+
+    >>> receptive_field(run, "conv2").size
+    (14, 14)
+    """
+    subject = as_subject(run_or_model)
+    if input_shape is None:
+        if subject.input_size is None:
+            raise InterpError("give input_shape=(C, H, W): a bare module does not say its input size")
+        input_shape = (3, subject.input_size, subject.input_size)
+    c, h, w = input_shape
+    get_module(subject.model, layer)
+    device = subject.device
+
+    def probe(n: int, axis: int) -> torch.Tensor:
+        """(n, out) mask: input line i reaches output line j."""
+        masks = []
+        for start in range(0, n, 32):
+            idx = torch.arange(start, min(n, start + 32))
+            x = torch.zeros(len(idx), c, h, w, device=device)
+            if axis == 0:
+                x[torch.arange(len(idx)), :, idx, :] = float("nan")
+            else:
+                x[torch.arange(len(idx)), :, :, idx] = float("nan")
+            with torch.no_grad(), torch.backends.cudnn.flags(enabled=False), \
+                    torch.backends.mkldnn.flags(enabled=False), frozen(subject.model), \
+                    Recorder(subject.model, [layer]) as rec:
+                out = rec.run(x)[layer]
+            if out.dim() != 4:
+                return None
+            nan = torch.isnan(out).any(1)  # (B, H_out, W_out)
+            masks.append(nan.any(2 if axis == 0 else 1).cpu())
+        return torch.cat(masks)
+
+    rows = probe(h, 0)
+    if rows is None:
+        return None
+    cols = probe(w, 1)
+
+    def ranges(mask: torch.Tensor) -> torch.Tensor:
+        # mask (n_in, n_out) -> (n_out, 2) first and last input line of each output line
+        n_in = mask.shape[0]
+        line = torch.arange(n_in)[:, None].expand_as(mask)
+        first = torch.where(mask, line, n_in).min(0).values
+        last = torch.where(mask, line, -1).max(0).values
+        return torch.stack([first, last], 1)
+
+    row_ranges, col_ranges = ranges(rows), ranges(cols)
+    if (row_ranges[:, 1] < 0).any() or (col_ranges[:, 1] < 0).any():
+        raise InterpError(f"could not trace the receptive field of {layer}: some positions depend on no input pixel")
+    size = (int((row_ranges[:, 1] - row_ranges[:, 0]).max()) + 1, int((col_ranges[:, 1] - col_ranges[:, 0]).max()) + 1)
+    return ReceptiveField(row_ranges, col_ranges, size)
+
+
+# ------------------------------------------------------------------------------ examples
+
+
+@dataclass
+class DatasetExamples:
+    """Top-k and bottom-k dataset examples of some units of one layer.
+
+    ``top_indices[i, j]`` is the index (in the scanned images) of unit ``units[i]``'s
+    j-th strongest image, ``top_values`` its activation there, ``top_positions`` the
+    ``(y, x)`` of that activation (conv units), ``top_boxes`` the receptive-field box
+    ``(top, bottom, left, right)`` cut out as ``top_crops``; ``bottom_*`` the same for
+    the weakest (most negative) images.
+    """
+
+    layer: str
+    units: list[int]
+    dataset: str
+    n_images: int
+    top_indices: torch.Tensor  # (U, k) long
+    top_values: torch.Tensor  # (U, k)
+    bottom_indices: torch.Tensor
+    bottom_values: torch.Tensor
+    top_crops: torch.Tensor  # (U, k, 3, h, w) uint8
+    bottom_crops: torch.Tensor
+    top_positions: torch.Tensor | None = None  # (U, k, 2) long
+    bottom_positions: torch.Tensor | None = None
+    top_boxes: torch.Tensor | None = None  # (U, k, 4) long
+    bottom_boxes: torch.Tensor | None = None
+    receptive_field: dict | None = None
+    settings: dict = field(default_factory=dict)
+
+    @property
+    def k(self) -> int:
+        return self.top_indices.shape[1]
+
+    def index(self, unit: int) -> int:
+        try:
+            return self.units.index(unit)
+        except ValueError:
+            raise InterpError(f"unit {unit} of {self.layer} has no examples here; units: "
+                              f"{', '.join(map(str, self.units[:20]))}") from None
+
+    def __repr__(self) -> str:
+        return (f"DatasetExamples({self.layer!r}, {len(self.units)} units, k={self.k}, "
+                f"{self.n_images} images of {self.dataset})")
+
+
+def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = None, *, k: int = 9,
+                     data: Any = None, batch_size: int = 256, progress: bool = False) -> DatasetExamples:
+    """The ``k`` most and least activating test images of every selected unit of ``layer``.
+
+    One pass over the images for the whole layer, with a running top-k per unit (the
+    forward pass stops at the layer). ``data`` overrides the run's test split: an
+    :class:`~interp.data.ImageData` (its test split), a folder path, or a uint8 tensor
+    ``(N, C, H, W)``. Ties go to the earlier image.
+
+    >>> ex = dataset_examples(run, "fc1", "0-9", k=5)
+    """
+    from tqdm.auto import tqdm
+
+    from ..units import parse_unit_list
+
+    subject = as_subject(run)
+    get_module(subject.model, layer)
+    images, dataset = _images(run, data, progress)
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise InterpError(f"dataset images must be uint8 (N, C, H, W); got {images.dtype} {tuple(images.shape)}")
+    if subject.input_size and images.shape[-1] != subject.input_size:
+        raise InterpError(f"the dataset's images are {images.shape[-1]} px but {subject.name} takes "
+                          f"{subject.input_size} px images")
+    if k < 1:
+        raise InterpError(f"-k must be at least 1, got {k}")
+    if batch_size < 1:
+        raise InterpError(f"--batch-size must be at least 1, got {batch_size}")
+    n = len(images)
+    if n == 0:
+        raise InterpError(f"the dataset {dataset} has no test images")
+    k = min(k, n)
+    device = subject.device
+
+    top = bottom = None  # running (values, indices, positions), each (k', U)
+    unit_index = None
+    with torch.no_grad(), frozen(subject.model), Recorder(subject.model, [layer]) as rec:
+        for start in tqdm(range(0, n, batch_size), desc=f"examples {layer}", unit="batch",
+                          disable=not progress, leave=False):
+            batch = images[start:start + batch_size].to(device)
+            acts = rec.run(subject.normalize(batch))[layer]
+            if unit_index is None:
+                shape = tuple(acts.shape[1:])
+                if isinstance(units, str) or units is None:
+                    unit_list = parse_unit_list(units, shape[0], layer=layer)
+                else:
+                    unit_list = parse_unit_list(",".join(str(int(u)) for u in units), shape[0], layer=layer)
+                unit_index = torch.tensor(unit_list, device=device)
+                spatial = acts.dim() == 4
+            a = acts.index_select(1, unit_index)  # (B, U, ...)
+            index = torch.arange(start, start + len(batch), device=device)[:, None].expand(len(batch), len(unit_list))
+            if spatial:
+                flat = a.flatten(2)
+                hi, hi_pos = flat.max(2)  # first maximum, like a brute-force argmax
+                lo, lo_pos = flat.min(2)
+            else:
+                hi = lo = a
+                hi_pos = lo_pos = torch.zeros_like(index)
+            top = _merge(top, (hi, index, hi_pos), k, descending=True)
+            bottom = _merge(bottom, (lo, index, lo_pos), k, descending=False)
+
+    rf = receptive_field(subject, layer, tuple(images.shape[1:])) if spatial else None
+    width = acts.shape[-1] if spatial else 1
+    result = {}
+    for name, (values, indices, positions) in (("top", top), ("bottom", bottom)):
+        values, indices, positions = values.T.cpu(), indices.T.cpu(), positions.T.cpu()  # (U, k)
+        if spatial:
+            pos = torch.stack([positions // width, positions % width], -1)  # (U, k, 2) as (y, x)
+            boxes = torch.tensor([[rf.box(y, x) for y, x in row.tolist()] for row in pos], dtype=torch.long)
+            crops = _crops(images, indices, boxes, rf.size)
+        else:
+            pos = boxes = None
+            crops = images[indices.flatten()].view(*indices.shape, *images.shape[1:])
+        result[name] = (indices, values, pos, boxes, crops)
+
+    settings = {"layer": layer, "k": k, "dataset": dataset, "split": "test", "n_images": n,
+                "score": "max over positions (top), min over positions (bottom)" if spatial else "activation",
+                "ties": "earlier image first"}
+    (ti, tv, tp, tb, tc), (bi, bv, bp, bb, bc) = result["top"], result["bottom"]
+    return DatasetExamples(layer, unit_list, dataset, n, ti, tv, bi, bv, tc, bc, tp, bp, tb, bb,
+                           rf.to_dict() if rf else None, settings)
+
+
+def _images(run: Any, data: Any, progress: bool) -> tuple[torch.Tensor, str]:
+    if isinstance(data, torch.Tensor):
+        return data, "tensor"
+    if data is None:
+        if not hasattr(run, "load_data"):
+            raise InterpError("give the images: data=ImageData, a folder path or a uint8 tensor "
+                              "(a bare module has no dataset)")
+        if getattr(run.config, "family", "") == "inception":
+            raise InterpError("InceptionV1 comes without a dataset; give one with --dataset FOLDER "
+                              "(train/ and test/ subfolders of 224 px images)")
+        data = run.load_data(progress=progress, split="test")
+    elif isinstance(data, (str, Path)):
+        from ..data.images import load_image_data
+
+        data = load_image_data(str(data), progress=progress)
+    return data.test_x, str(data.name)
+
+
+def _merge(running, new, k: int, *, descending: bool):
+    """Keep the k best of (running + new) per unit; stable, so ties keep the earlier image."""
+    values, indices, positions = new
+    if running is not None:
+        values = torch.cat([running[0], values])
+        indices = torch.cat([running[1], indices])
+        positions = torch.cat([running[2], positions])
+    order = torch.sort(values, dim=0, descending=descending, stable=True).indices[:k]
+    return values.gather(0, order), indices.gather(0, order), positions.gather(0, order)
+
+
+def _crops(images: torch.Tensor, indices: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Cut each box out of its uint8 image onto a grey canvas of the full receptive-field size.
+
+    A box clipped by the image border keeps its place in the canvas (the missing side
+    stays grey), so every crop shows the field at the same scale.
+    """
+    u, k = indices.shape
+    c = images.shape[1]
+    height, width = images.shape[2:]
+    rh, rw = size
+    out = torch.full((u, k, c, rh, rw), GREY, dtype=torch.uint8)
+    for i in range(u):
+        for j in range(k):
+            top, bottom, left, right = boxes[i, j].tolist()
+            crop = images[indices[i, j], :, top:bottom + 1, left:right + 1]
+            h, w = crop.shape[1:]
+            y, x = _offset(top, bottom, height, rh - h), _offset(left, right, width, rw - w)
+            out[i, j, :, y:y + h, x:x + w] = crop
+    return out
+
+
+def _offset(first: int, last: int, length: int, missing: int) -> int:
+    """Where a clipped span goes in its canvas: after the missing part when clipped at the
+    start, first when clipped at the end, centred when clipped at both."""
+    if missing == 0:
+        return 0
+    at_start, at_end = first == 0, last == length - 1
+    if at_start and at_end:
+        return missing // 2
+    return missing if at_start else 0
+
+
+# ------------------------------------------------------------------------------ files
+
+
+def example_file(unit: int, which: str) -> str:
+    """Stable strip names: ``unit_0005_top.png``, ``unit_0005_bottom.png``."""
+    return f"unit_{unit:04d}_{which}.png"
+
+
+def save_examples(examples: DatasetExamples, directory: str | Path) -> Path:
+    """Write one PNG strip per unit and direction, ``index.json`` and ``examples.safetensors``
+    into ``directory`` (replaced atomically)."""
+    directory = Path(directory)
+    ex = examples
+    with atomic_dir(directory) as tmp:
+        units = {}
+        for i, u in enumerate(ex.units):
+            entry = {}
+            for which in ("top", "bottom"):
+                crops = getattr(ex, f"{which}_crops")[i]
+                strip = image_grid([c.float() / 255 for c in crops], columns=len(crops), min_tile=48, gap=1)
+                write_bytes(tmp / example_file(u, which), encode_png(strip))
+                positions, boxes = getattr(ex, f"{which}_positions"), getattr(ex, f"{which}_boxes")
+                entry[which] = {
+                    "file": example_file(u, which),
+                    "indices": getattr(ex, f"{which}_indices")[i].tolist(),
+                    "values": [round(float(v), 6) for v in getattr(ex, f"{which}_values")[i]],
+                    "positions": positions[i].tolist() if positions is not None else None,
+                    "boxes": boxes[i].tolist() if boxes is not None else None,
+                }
+            units[str(u)] = entry
+        tensors = {f"{which}_{name}": getattr(ex, f"{which}_{name}")
+                   for which in ("top", "bottom") for name in ("indices", "values", "crops", "positions", "boxes")
+                   if getattr(ex, f"{which}_{name}") is not None}
+        save_tensors(tmp / "examples.safetensors", tensors)
+        write_json(tmp / "index.json", {
+            "kind": "examples", "layer": ex.layer, "units_list": ex.units, "dataset": ex.dataset,
+            "n_images": ex.n_images, "k": ex.k, "receptive_field": ex.receptive_field, "settings": ex.settings,
+            "data": "examples.safetensors", "units": units})
+    return directory
+
+
+def load_examples(directory: str | Path) -> DatasetExamples:
+    """Read a folder written by :func:`save_examples`."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    file = directory / "index.json"
+    if not file.exists():
+        raise InterpError(f"no dataset examples in {directory} (index.json missing); "
+                          f"compute them with: interp examples --layer LAYER")
+    try:
+        index = json.loads(file.read_text())
+        t = load_file(str(directory / index["data"]))
+    except Exception as e:  # JSON or safetensors damage
+        raise InterpError(f"dataset examples in {directory} are corrupt ({e}); compute them again") from None
+    return DatasetExamples(index["layer"], index["units_list"], index["dataset"], index["n_images"],
+                           t["top_indices"], t["top_values"], t["bottom_indices"], t["bottom_values"],
+                           t["top_crops"], t["bottom_crops"], t.get("top_positions"), t.get("bottom_positions"),
+                           t.get("top_boxes"), t.get("bottom_boxes"), index.get("receptive_field"),
+                           index.get("settings", {}))
