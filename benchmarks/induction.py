@@ -12,14 +12,13 @@ below 0.1). Scores are measured on the usual probe: BOS, a random block, the blo
     python benchmarks/induction.py --quick        # smoke run, a few seconds
     python benchmarks/induction.py --seeds 0,1,2  # the spread over seeds
 
-Writes ``benchmarks/results/induction.json`` and the training-dynamics plot of the
-2-layer run next to it.
+``--json PATH`` writes the figures with the per-epoch trace; ``--plot DIR`` the training
+dynamics plot of each 2-layer run (the induction phase change).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import sys
 import tempfile
@@ -63,7 +62,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps-per-epoch", type=int, default=10)
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results"), help="folder for the JSON and plot")
+    p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument("--plot", metavar="DIR", help="also save the 2-layer runs' training dynamics (PNG + JSON) here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     epochs, steps = (3, 4) if args.quick else (args.epochs, args.steps_per_epoch)
@@ -74,10 +74,10 @@ def main(argv=None) -> int:
         for seed in seeds:
             for n_layer in (2, 1):
                 r = run_once(n_layer, seed, epochs, steps, Path(tmp), args.device)
-                if n_layer == 2 and not args.quick:
+                if n_layer == 2 and args.plot:
                     from interp.analysis.heads import save_training_dynamics, training_dynamics
 
-                    save_training_dynamics(training_dynamics(r["run"]), Path(args.out) / f"induction-seed{seed}")
+                    save_training_dynamics(training_dynamics(r["run"]), Path(args.plot) / f"induction-seed{seed}")
                 r.pop("run")
                 results.append(r)
                 what = (f"reached {THRESHOLD} at {r['reached']['seconds']:.1f}s (step {r['reached']['step']})"
@@ -89,10 +89,10 @@ def main(argv=None) -> int:
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads",
         "settings": {**SETTINGS, "epochs": epochs, "steps_per_epoch": steps}, "quick": args.quick, "results": results,
     }
-    if not args.quick:
+    if args.json:
         from interp.io import write_json
 
-        write_json(Path(args.out) / "induction.json", record)
+        write_json(args.json, record)
     two = [r for r in results if r["n_layer"] == 2]
     one = [r for r in results if r["n_layer"] == 1]
     times = [r["reached"]["seconds"] for r in two if r["reached"]]

@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "InterpError", "Run", "capture", "create_model", "hook_count", "list_models", "load_run", "make_config",
-    "parse_unit", "resume", "train",
+    "parse_unit", "resume", "train", "visualize", "dataset_examples",
 ]
 
 _LAZY = {
@@ -31,6 +31,8 @@ _LAZY = {
     "train": ("train", "train"),
     "resume": ("train", "resume"),
     "parse_unit": ("units", "parse_unit"),
+    "visualize": ("analysis.featvis", "visualize"),
+    "dataset_examples": ("analysis.examples", "dataset_examples"),
 }
 
 

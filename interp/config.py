@@ -29,9 +29,9 @@ class DataConfig:
     name: str = "shapes"
     """``shapes``, ``cifar10``, an ImageFolder path, ``text:PATH``, ``induction``, ... ."""
     n_train: int = 0
-    """Use only the first N training examples (0: all)."""
+    """Use only N training examples, a fixed pseudo-random sample (0: all)."""
     n_test: int = 0
-    """Use only the first N test examples (0: all)."""
+    """Use only N test examples, a fixed pseudo-random sample (0: all)."""
     # Filled in from the data at training time; they travel with the run.
     input_shape: tuple[int, ...] = ()
     classes: tuple[str, ...] = ()
@@ -97,7 +97,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # linearly, applied by the task to the touched rows only; a batch is a span of text
     # giving about batch_size (center, context) pairs.
     "word2vec-sgns": dict(
-        epochs=5, batch_size=16384, lr=0.025, optimizer="sgd", momentum=0.0, weight_decay=0.0,
+        epochs=5, batch_size=4096, lr=0.025, optimizer="sgd", momentum=0.0, weight_decay=0.0,
         schedule="linear", augment=False,
     ),
 }

@@ -7,12 +7,24 @@ half-written file. Folders are replaced the same way (:func:`atomic_dir`).
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+
+# Folders being built by atomic_dir. Files written inside one need no fsync of their
+# own: the folder only becomes visible after one os.sync() and a rename at the end,
+# and hundreds of per-file fsyncs (a report has thousands of files) cost seconds.
+_STAGING: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("interp_staging", default=())
+
+
+def _in_staging(path: Path) -> bool:
+    resolved = path.resolve()
+    return any(root == resolved or root in resolved.parents for root in _STAGING.get())
 
 
 def _umask() -> int:
@@ -47,13 +59,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    durable = not _in_staging(path)
     try:
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
+        if durable:
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -114,11 +129,16 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a report folder must be readable
+    token = _STAGING.set(_STAGING.get() + (tmp.resolve(),))
     try:
         yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        _STAGING.reset(token)
+    if not _in_staging(path):
+        os.sync()  # everything written inside is on disk before the folder appears
     old = path.parent / f".{path.name}.old"
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)

@@ -204,8 +204,12 @@ class Run:
 
 
 def load_run(name_or_path: str | os.PathLike | None = None, *, device: str | torch.device = "cpu",
-             root: Path | None = None) -> Run:
+             root: Path | None = None, weights: str | os.PathLike | None = None, download: bool = False) -> Run:
     """Rebuild a run's model and metadata from its folder (latest run when ``None``).
+
+    ``"inceptionv1"`` (when no run folder has that name) is pretrained InceptionV1, with
+    ``weights`` (a path, or ``"random"``) or the torch hub cache, downloading only with
+    ``download=True`` (see :mod:`interp.zoo.inception`).
 
     >>> run = load_run("tutorial")          # models/tutorial
     >>> run.layer("conv2").units
@@ -214,6 +218,13 @@ def load_run(name_or_path: str | os.PathLike | None = None, *, device: str | tor
     from .device import resolve_device
     from .zoo import build_model
 
+    if str(name_or_path) == "inceptionv1" and not (Path(root) if root is not None else models_dir()).joinpath(
+            "inceptionv1").is_dir():
+        from .zoo.inception import load_inceptionv1
+
+        return load_inceptionv1(weights, download=download, device=device)
+    if weights is not None or download:
+        raise InterpError("--weights and --download apply only to the pretrained model: --run inceptionv1")
     path = resolve_run_path(name_or_path, root)
     config = read_config(path)
     device = resolve_device(device)

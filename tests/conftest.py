@@ -37,6 +37,20 @@ def tiny_run_dir(tmp_path_factory) -> Path:
     return root / "tiny"
 
 
+@pytest.fixture(scope="session")
+def tiny_report(tiny_run_dir, tmp_path_factory) -> Path:
+    """The full report of the tiny run (16 visualisation steps), built once; returns index.html."""
+    import shutil
+
+    from interp.report import build_report
+    from interp.runs import load_run
+
+    root = tmp_path_factory.mktemp("session-report")
+    shutil.copytree(tiny_run_dir, root / "tiny")
+    return build_report(load_run(root / "tiny"), out=root / "report", steps=16, device="cpu",
+                        progress=False, log=None)
+
+
 @pytest.fixture
 def tiny_run(tiny_run_dir):
     from interp.runs import load_run

@@ -1,8 +1,6 @@
 """The gpt / attn-only zoo, their TransformerLens bridge, language-model runs and the transformer CLI."""
 
-import copy
 import json
-from dataclasses import replace
 
 import pytest
 import torch
@@ -160,6 +158,16 @@ def test_training_is_deterministic(tmp_path, text_file, text_run):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
 
 
+def test_bf16_training_evaluates_in_float32(tmp_path, text_file):
+    from interp.train import train
+
+    run = train("gpt", f"text:{text_file}", name="bf16", epochs=1, root=tmp_path, device="cpu", progress=False,
+                log=None, overrides={**TINY, "precision": "bf16"})
+    assert run.config.train.precision == "bf16"
+    assert all(p.dtype == torch.float32 for p in run.model.parameters())
+    assert 0 < run.summary["val_loss"] < 10
+
+
 def test_induction_run_records_head_scores(tmp_path):
     from interp.analysis.heads import training_dynamics
     from interp.train import train
@@ -255,3 +263,26 @@ def test_analysis_commands_write_json_and_png(cli, text_run, tmp_path):
         assert (out_dir / f"{stem}.png").read_bytes()[:4] == b"\x89PNG", stem
     code, out, _ = cli("heads", "--run", str(text_run), "--sequences", "8")
     assert "L1H3" in out and "induction" in out and "In-context-learning score" in out
+
+
+def test_save_transformer_results_for_a_text_run(text_run, tmp_path):
+    from interp.cli.transformers import save_transformer_results
+    from interp.runs import load_run
+
+    paths = save_transformer_results(load_run(text_run), out_dir=tmp_path)
+    for label in ("heads_png", "position_loss_png", "attention_png", "lens_png", "dla_png", "circuits_png",
+                  "ablation_zero_png", "ablation_mean_json"):
+        assert paths[label].is_file(), label
+    assert "dynamics_png" not in paths  # head scores are recorded during training for induction runs only
+
+
+@pytest.mark.slow
+def test_demo_stage_forms_an_induction_head(tmp_path):
+    from interp.cli.transformers import demo_stage
+    from interp.demo import DemoContext
+
+    ctx = DemoContext(device="cpu", quick=False, progress=False)
+    demo_stage(ctx)
+    assert ctx.extra["induction_score"] > 0.3
+    for stem in ("heads", "attention", "dynamics", "ablation_zero"):
+        assert (ctx.outputs["transformer plots"] / f"{stem}.png").is_file()

@@ -55,16 +55,33 @@ def report_run(tiny_run_dir, tmp_path):
     return load_run(dst)
 
 
-def test_model_page_structure(report_run):
-    index = build_report(report_run, progress=False, log=None, steps=16)
+def test_report_structure(tiny_report):
+    index = tiny_report
+    root = index.parent
     html = index.read_text()
-    for section in ('id="architecture"', 'id="training"', 'id="accuracy"'):
+    for section in ('id="architecture"', 'id="training"', 'id="accuracy"', 'id="layers"'):
         assert section in html
-    for layer in ("conv1", "conv2", "fc1"):
+    for layer in ("conv1", "conv2", "fc1", "fc2", "fc3"):
         assert f'href="{layer}/index.html"' in html
-    assert (index.parent / "figures" / "training.png").stat().st_size > 1000
-    assert (index.parent / "style.css").is_file()
-    check_static_and_linked(index.parent)
+    assert (root / "figures" / "training.png").stat().st_size > 1000
+    assert (root / "style.css").is_file()
+    # every unit of every layer has a page, linked from its layer page
+    for layer, units in (("conv1", 6), ("conv2", 16), ("fc1", 120), ("fc2", 84), ("fc3", 10)):
+        layer_html = (root / layer / "index.html").read_text()
+        for u in range(units):
+            assert (root / layer / f"{u}.html").is_file()
+            assert f'href="{u}.html"' in layer_html
+    unit = (root / "conv2" / "5.html").read_text()
+    for section in ("featvis", "examples", "weights", "outputs", "classes"):
+        assert f'id="{section}"' in unit, section
+    assert "neuron (centre position)" in unit and "negative (minimise)" in unit and "Diversity" in unit
+    assert 'href="../conv1/' in unit  # top input units link to conv1's unit pages
+    assert 'href="../fc1/' in unit  # output units link to fc1's unit pages
+    assert 'href="4.html"' in unit and 'href="6.html"' in unit  # prev / next
+    first = (root / "conv1" / "0.html").read_text()
+    assert "The filter as an RGB image" in first
+    assert 'id="trust"' in (root / "attribution.html").read_text()
+    check_static_and_linked(root)
 
 
 def test_user_strings_are_escaped(report_run):
@@ -74,14 +91,17 @@ def test_user_strings_are_escaped(report_run):
     summary = json.loads((report_run.path / "summary.json").read_text())
     summary["classes"][0] = XSS
     (report_run.path / "summary.json").write_text(json.dumps(summary))
-    index = build_report(load_run(report_run.path), progress=False, log=None, steps=16)
+    index = build_report(load_run(report_run.path), progress=False, log=None, steps=16, layers=["conv1"])
     for page in index.parent.rglob("*.html"):
         assert XSS not in page.read_text(), page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index.read_text()
 
 
-def test_interrupted_build_leaves_previous_report(report_run, monkeypatch):
-    index = build_report(report_run, progress=False, log=None, steps=16)
+def test_interrupted_build_leaves_previous_report(report_run, tiny_report, monkeypatch):
+    import shutil
+
+    index = report_run.report_dir() / "index.html"
+    shutil.copytree(tiny_report.parent, index.parent)  # a finished report; its results are reused below
     before = {p: p.read_bytes() for p in index.parent.rglob("*") if p.is_file()}
 
     from interp.report import registry
@@ -103,18 +123,22 @@ def test_interrupted_build_leaves_previous_report(report_run, monkeypatch):
     assert leftovers == []
 
 
-def test_report_is_deterministic(report_run, tmp_path):
-    a = build_report(report_run, out=tmp_path / "a", progress=False, log=None, steps=16).parent
+def test_report_is_deterministic(report_run, tiny_report, tmp_path):
+    """Pages and pictures are byte-identical; only the results' JSON may record timings."""
+    a = tiny_report.parent
     b = build_report(report_run, out=tmp_path / "b", progress=False, log=None, steps=16).parent
     files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
     files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
     assert files_a == files_b
-    for rel in files_a:
+    compared = [rel for rel in files_a if rel.suffix in (".html", ".png", ".css")]
+    assert len(compared) > 50
+    for rel in compared:
         assert (a / rel).read_bytes() == (b / rel).read_bytes(), rel
 
 
 def test_report_cli(cli, report_run):
-    code, out, err = cli("report", "--run", str(report_run.path), "--steps", "16", "--no-progress")
+    code, out, err = cli("report", "--run", str(report_run.path), "--steps", "16", "--layers", "conv1",
+                         "--no-progress")
     assert code == 0, err
     assert "index.html" in out
     code, _, err = cli("report", "--run", str(report_run.path), "--layers", "conv9")

@@ -24,13 +24,8 @@ def browser():
         b.close()
 
 
-def test_every_page_loads_cleanly(browser, tiny_run_dir, tmp_path):
-    from interp.report import build_report
-    from interp.runs import load_run
-
-    run_dir = tmp_path / "models" / "tiny"
-    shutil.copytree(tiny_run_dir, run_dir)
-    index = build_report(load_run(run_dir), progress=False, log=None, steps=16)
+def test_every_page_loads_cleanly(browser, tiny_report):
+    index = tiny_report
     root = index.parent
     pages = sorted(root.rglob("*.html"))
     page = browser.new_page(viewport={"width": 1200, "height": 900})

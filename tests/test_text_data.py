@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from interp.data.text import (BOS, InductionSpec, Vocabulary, induction_batch, load_char_corpus, random_windows,
+from interp.data.text import (BOS, InductionSpec, induction_batch, load_char_corpus, random_windows,
                               read_text_file, repeated_random_tokens, split_corpus, tinyshakespeare_path)
 from interp.errors import InterpError
 
@@ -37,6 +37,7 @@ def test_split_is_90_10_in_order(tmp_path):
     assert len(corpus.train) == 900 and len(corpus.val) == 100
     assert corpus.vocab.decode(corpus.train[:5]) == text[:5]
     assert corpus.vocab.decode(corpus.val) == text[900:]
+    assert torch.equal(load_char_corpus(str(tmp_path / "t.txt")).train, corpus.train)  # a bare path works too
 
 
 def test_missing_empty_and_binary_text_files(tmp_path):

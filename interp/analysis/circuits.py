@@ -148,36 +148,40 @@ def circuit_scores(model_or_run, *, n_baseline: int = 200, seed: int = 0) -> Cir
 
 
 def plot_circuit_scores(result: CircuitScores):
-    """Copying scores per head, and for each mode the composition of earlier heads (rows) into later heads."""
+    """Copying score per head; for each mode, composition of earlier heads (rows) into later heads (columns)."""
     plt = _pyplot()
     L, H = result.copying.shape
-    n_plots = 1 + (len(result.composition) if L > 1 else 0)
-    fig, axes = plt.subplots(1, n_plots, figsize=(max(3.0, 0.5 * H + 1.6) + (n_plots - 1) * max(3.6, 0.35 * L * H + 1.6),
-                                                  max(2.6, 0.3 * L * H + 1.4)),
-                             squeeze=False, gridspec_kw={"width_ratios": [1] + [max(1.2, L * H / max(H, 1) * 0.6)] * (n_plots - 1)})
+    modes = list(result.composition) if L > 1 else []
+    side = max(2.6, 0.32 * (L - 1) * H + 1.2)
+    fig, axes = plt.subplots(1, 1 + len(modes), figsize=(max(2.8, 0.55 * H + 1.4) + side * len(modes), side + 0.6),
+                             squeeze=False, layout="constrained")
     ax = axes[0][0]
     ax.imshow(result.copying.numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
     for layer in range(L):
         for head in range(H):
-            ax.text(head, layer, f"{float(result.copying[layer, head]):+.2f}", ha="center", va="center", fontsize=7)
+            v = float(result.copying[layer, head])
+            ax.text(head, layer, f"{v:+.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(v) > 0.6 else "black")
     ax.set_xticks(range(H))
     ax.set_yticks(range(L))
     ax.set_xlabel("head")
     ax.set_ylabel("layer")
     ax.set_title("OV copying score", fontsize=10)
-    if L > 1:
-        for ax, (mode, scores) in zip(axes[0][1:], result.composition.items()):
-            # earlier heads (layers 0..L-2) x later heads (layers 1..L-1)
-            m = scores[:-1, :, 1:, :].reshape((L - 1) * H, (L - 1) * H).numpy()
-            im = ax.imshow(m, cmap="magma", vmin=0, vmax=max(float(m.max()), result.baseline.get(mode, 0)) or 1)
+    if modes:
+        # Earlier heads (layers 0..L-2) x later heads (layers 1..L-1), one colour scale for all modes.
+        mats = {m: result.composition[m][:-1, :, 1:, :].reshape((L - 1) * H, (L - 1) * H).numpy() for m in modes}
+        vmax = max(max(float(m.max()) for m in mats.values()), 2 * max(result.baseline.values(), default=0)) or 1.0
+        for ax, mode in zip(axes[0][1:], modes):
+            im = ax.imshow(mats[mode], cmap="magma", vmin=0, vmax=vmax)
             ax.set_xticks(range((L - 1) * H))
             ax.set_xticklabels(result.heads[H:], rotation=90, fontsize=6)
             ax.set_yticks(range((L - 1) * H))
             ax.set_yticklabels(result.heads[:-H], fontsize=6)
             ax.set_xlabel("later head")
-            ax.set_ylabel("earlier head")
-            ax.set_title(f"{mode}-composition (random: {result.baseline.get(mode, float('nan')):.2f})", fontsize=9)
-            fig.colorbar(im, ax=ax, fraction=0.046)
+            ax.set_title(f"{mode}-composition\n(random matrices: {result.baseline.get(mode, float('nan')):.2f})",
+                         fontsize=9)
+        axes[0][1].set_ylabel("earlier head")
+        fig.colorbar(im, ax=list(axes[0][1:]), shrink=0.8, label="composition score")
     fig.suptitle(f"Circuits{' of ' + result.run if result.run else ''}", fontsize=10)
     return fig
 

@@ -674,7 +674,7 @@ def run_embedding_analyses(vectors: WordVectors, folder: str | os.PathLike | Non
         except InterpError as e:
             skipped.append(f"preset {name}: {e}")
             continue
-        if len(proj.words) >= 3:
+        if len(proj.words) >= 2:
             projection = save_result(proj, folder, f"axes-{name}")["json"].name
             break
         skipped.append(f"preset {name}: only {len(proj.words)} of its words are in the vocabulary")
@@ -682,7 +682,7 @@ def run_embedding_analyses(vectors: WordVectors, folder: str | os.PathLike | Non
     bias = None
     try:
         probe = bias_probe(vectors)
-        if len(probe.words) >= 3:
+        if len(probe.words) >= 2:
             bias = save_result(probe, folder)["json"].name
         else:
             skipped.append(f"bias probe: only {len(probe.words)} occupation words in the vocabulary")
@@ -714,3 +714,23 @@ def load_embedding_report(folder: str | os.PathLike) -> EmbeddingReport:
     if not path.exists():
         raise InterpError(f"{path} not found; compute it with interp embed report --run RUN")
     return EmbeddingReport(**json.loads(path.read_text()))
+
+
+# ------------------------------------------------------------------------- demo
+
+
+def demo_stage(ctx) -> None:
+    """``interp demo``: the word2vec exercise on the toy corpus, then its plot, axes and tables."""
+    from ..train import train
+
+    steps = "60" if ctx.quick else "300"
+    run = train("word2vec", "toy-royalty", name="demo-word2vec", overwrite=True, device="cpu",
+                progress=ctx.progress, epochs=4 if ctx.quick else 10, overrides={"steps_per_epoch": steps},
+                log=None)
+    vectors = WordVectors.from_run(run)
+    report = run_embedding_analyses(vectors)
+    near = nearest_neighbors(vectors, "king", 3, metric="euclidean")
+    print(f"word2vec (d=2) on the toy corpus: pair loss {run.summary['pair_loss']:.3f}; "
+          f"nearest to 'king': {', '.join(near.words)}")
+    ctx.outputs["word2vec run"] = run.path
+    ctx.outputs["word embedding plot"] = vectors.output_dir() / report.plot

@@ -17,6 +17,7 @@ first), ``index.json`` (indices, activations, positions, boxes), ``examples.safe
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,10 +61,10 @@ class ReceptiveField:
 def receptive_field(run_or_model: Any, layer: str, input_shape: Sequence[int] | None = None) -> ReceptiveField | None:
     """The receptive field of every position of ``layer`` (``None`` for a layer without positions).
 
-    Found exactly, whatever the architecture (branches, padding, pooling): a batch of
+    Found by tracing, whatever the architecture (branches, padding, pooling): a batch of
     images, each with one input row (or column) set to NaN, goes through the model up to
-    the layer; an output position turns NaN exactly when that row is in its receptive
-    field. cuDNN and oneDNN are switched off for the probe, since their Winograd/FFT
+    the layer, and an output position turns NaN exactly when that row is in its field.
+    The probe runs on the CPU (on a copy of a GPU model): cuDNN's FFT and Winograd
     kernels could spread a NaN beyond the true field.
 
     >>> receptive_field(run, "conv2").size
@@ -76,21 +77,20 @@ def receptive_field(run_or_model: Any, layer: str, input_shape: Sequence[int] | 
         input_shape = (3, subject.input_size, subject.input_size)
     c, h, w = input_shape
     get_module(subject.model, layer)
-    device = subject.device
+    model = subject.model if subject.device.type == "cpu" else copy.deepcopy(subject.model).cpu()
+    dtype = next(model.parameters()).dtype
 
     def probe(n: int, axis: int) -> torch.Tensor:
         """(n, out) mask: input line i reaches output line j."""
         masks = []
         for start in range(0, n, 32):
             idx = torch.arange(start, min(n, start + 32))
-            x = torch.zeros(len(idx), c, h, w, device=device)
+            x = torch.zeros(len(idx), c, h, w, dtype=dtype)
             if axis == 0:
                 x[torch.arange(len(idx)), :, idx, :] = float("nan")
             else:
                 x[torch.arange(len(idx)), :, :, idx] = float("nan")
-            with torch.no_grad(), torch.backends.cudnn.flags(enabled=False), \
-                    torch.backends.mkldnn.flags(enabled=False), frozen(subject.model), \
-                    Recorder(subject.model, [layer]) as rec:
+            with torch.no_grad(), frozen(model), Recorder(model, [layer]) as rec:
                 out = rec.run(x)[layer]
             if out.dim() != 4:
                 return None

@@ -167,7 +167,7 @@ def image_param(seeds: Sequence[int], size: int, device: torch.device, *, fft: b
     def image_f() -> torch.Tensor:
         image = raw_f()
         if decorrelate:
-            image = (colour @ image.flatten(2)).view_as(image)  # per-pixel colour mixing
+            image = torch.einsum("dc,bchw->bdhw", colour, image)  # per-pixel colour mixing
         return torch.sigmoid(image)
 
     return params, image_f
@@ -189,6 +189,9 @@ class Subject:
     normalize: Callable[[torch.Tensor], torch.Tensor]
     input_size: int | None
     name: str = "model"
+    mean: tuple[float, ...] | None = None
+    """The per-channel mean and std behind ``normalize``, when it is that simple (a run)."""
+    std: tuple[float, ...] | None = None
 
     @property
     def device(self) -> torch.device:
@@ -206,8 +209,12 @@ def as_subject(run_or_model: Any, normalize: Callable | None = None) -> Subject:
     if not isinstance(model, nn.Module):
         raise InterpError(f"expected a run (interp.load_run) or an nn.Module, got {type(run_or_model).__name__}")
     shape = tuple(getattr(run_or_model, "input_shape", ()) or ())
+    data = getattr(getattr(run_or_model, "config", None), "data", None)
+    mean, std = (tuple(data.mean), tuple(data.std)) if data is not None and data.mean and data.std else (None, None)
+    if normalize is not None:
+        mean = std = None
     return Subject(model, normalize or run_or_model.normalize, shape[-1] if shape else None,
-                   getattr(run_or_model, "name", "run"))
+                   getattr(run_or_model, "name", "run"), mean, std)
 
 
 @contextlib.contextmanager
@@ -283,6 +290,8 @@ def probe(subject: Subject, layers: Sequence[str], size: int) -> tuple[dict[str,
         with torch.no_grad(), frozen(model), forward_hooks(model, leaves), Recorder(model, layers) as rec:
             acts = rec.run(subject.normalize(x))
     except RuntimeError as e:
+        if size == subject.input_size:
+            raise  # the model's own size: not a size problem
         first = str(e).strip().splitlines()[0][:200]
         needed = f"; use --size {subject.input_size} (the model's input size)" if subject.input_size else ""
         if subject.input_size and size < subject.input_size:
@@ -312,34 +321,25 @@ def optimize_images(subject: Subject, layers: Sequence[str], seeds: Sequence[int
     """The optimisation loop shared by :func:`visualize` and :func:`render`.
 
     ``objective(T)`` gets Lucent's ``T(name)`` lookup (module outputs by name, ``"input"``
-    for the images) and returns ``(loss, per_image_values)``; the loss is minimised with
-    Adam. One image per seed. With :class:`Transforms` (default) each image has its own
-    random stream; a list of Lucent transform functions runs with numpy's global random
-    state seeded for the call and restored after.
+    for the images) and returns ``(gain, per_image_values)``; Adam maximises the gain.
+    One image per seed. With :class:`Transforms` (default) each image has its own random
+    stream; a list of Lucent transform functions runs with numpy's global random state
+    seeded for the call and restored after.
     """
     model, device = subject.model, subject.device
     transforms = Transforms.for_size(size) if transforms is None else transforms
     params, image_f = image_param(seeds, size, device, fft=fft, decorrelate=decorrelate)
-    optimizer = torch.optim.Adam(params, lr=lr)
+    optimizer = _adam(params, lr)
     if isinstance(transforms, Transforms):
-        # a second stream per image, distinct from the one that drew its starting spectrum
-        draws = torch.stack([transforms.draws(steps, torch.Generator().manual_seed(s ^ TRANSFORM_STREAM))
-                             for s in seeds], 1)
-        thetas = affine_thetas(draws, size).to(device)  # (steps, N, 2, 3)
-        fill = transforms.fill
-
-        def transform(images: torch.Tensor, step: int) -> torch.Tensor:
-            grid = F.affine_grid(thetas[step], list(images.shape), align_corners=False)
-            # zero padding of (image - fill) is padding with the fill colour
-            return F.grid_sample(images - fill, grid, align_corners=False) + fill
+        to_input = _warp_and_normalize(subject, transforms, seeds, steps, size)
         numpy_state = contextlib.nullcontext()
     else:
         from lucent.optvis.transform import compose
 
         composed = compose(list(transforms))
 
-        def transform(images: torch.Tensor, step: int) -> torch.Tensor:
-            return composed(images)
+        def to_input(images: torch.Tensor, step: int) -> torch.Tensor:
+            return subject.normalize(composed(images))
         numpy_state = numpy_seeded(transform_seed)
 
     history = []
@@ -347,10 +347,10 @@ def optimize_images(subject: Subject, layers: Sequence[str], seeds: Sequence[int
     with numpy_state, frozen(model), torch.enable_grad(), Recorder(model, layers) as rec:
         for step in range(steps):
             images = image_f()
-            acts = rec.run(subject.normalize(transform(images, step)))
-            loss, values = objective(lookup(acts, images))
+            acts = rec.run(to_input(images, step))
+            gain, values = objective(lookup(acts, images))
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            gain.backward()
             optimizer.step()
             history.append(values.detach().reshape(-1))
             if on_step is not None:
@@ -358,6 +358,52 @@ def optimize_images(subject: Subject, layers: Sequence[str], seeds: Sequence[int
     with torch.no_grad():
         images = image_f().detach().cpu()
     return Optimized(images, torch.stack(history).cpu(), time.perf_counter() - start)
+
+
+def _adam(params: list[torch.Tensor], lr: float) -> torch.optim.Optimizer:
+    # maximize=True saves negating the objective; the fused kernel (one op per step instead
+    # of about ten) matters when the model itself is as small as the tutorial net
+    try:
+        return torch.optim.Adam(params, lr=lr, maximize=True, fused=True)
+    except (RuntimeError, TypeError, ValueError):  # a device or torch without the fused kernel
+        return torch.optim.Adam(params, lr=lr, maximize=True)
+
+
+GRID_BLOCK_BYTES = 32 << 20  # sampling grids precomputed a block of steps at a time
+
+
+def _warp_and_normalize(subject: Subject, transforms: Transforms, seeds: Sequence[int], steps: int,
+                        size: int) -> Callable[[torch.Tensor, int], torch.Tensor]:
+    """``to_input(images, step)``: this step's random warp of each image, then the model's normalisation."""
+    device = subject.device
+    # a second stream per image, distinct from the one that drew its starting spectrum
+    draws = torch.stack([transforms.draws(steps, torch.Generator().manual_seed(s ^ TRANSFORM_STREAM))
+                         for s in seeds], 1)
+    thetas = affine_thetas(draws, size).to(device)  # (steps, N, 2, 3)
+    n = len(seeds)
+    block = max(1, min(steps, GRID_BLOCK_BYTES // (n * size * size * 2 * 4)))
+    grids: dict[str, Any] = {"start": -1, "grid": None}
+    fill = transforms.fill
+    # with the run's per-channel mean and std, "+ fill" and the normalisation are one op
+    affine = subject.mean is not None and subject.std is not None
+    if affine:
+        mean = torch.as_tensor(subject.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        std = torch.as_tensor(subject.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        scale, shift = 1 / std, (fill - mean) / std
+
+    def to_input(images: torch.Tensor, step: int) -> torch.Tensor:
+        start = step - step % block
+        if grids["start"] != start:  # one affine_grid call per block of steps
+            chunk = thetas[start:start + block]
+            grid = F.affine_grid(chunk.flatten(0, 1), [len(chunk) * n, 3, size, size], align_corners=False)
+            grids["start"], grids["grid"] = start, grid.view(len(chunk), n, size, size, 2)
+        # zero padding of (image - fill) is padding with the fill colour
+        warped = F.grid_sample(images - fill, grids["grid"][step - start], align_corners=False)
+        if affine:
+            return torch.addcmul(shift, warped, scale)
+        return subject.normalize(warped + fill)
+
+    return to_input
 
 
 def lookup(acts: dict[str, torch.Tensor], images: torch.Tensor) -> Callable[[str], torch.Tensor]:
@@ -547,15 +593,15 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
             batch_signs = torch.tensor([s for _ in chunk for s in signs for _ in range(k_)], device=subject.device)
             seeds = [image_seed(seed, u, k, s < 0) for u in chunk for s in signs for k in range(k_)]
 
-            def loss_fn(T, batch_units=batch_units, batch_signs=batch_signs):
+            def gain_fn(T, batch_units=batch_units, batch_signs=batch_signs):
                 vals = value_fn(T, batch_units)
-                loss = -(batch_signs * vals).sum()
+                gain = (batch_signs * vals).sum() if negative else vals.sum()
                 if k_ > 1:
-                    loss = loss + diversity_weight * diversity_penalty(T(layer), vals, k_)
-                return loss, vals
+                    gain = gain - diversity_weight * diversity_penalty(T(layer), vals, k_)
+                return gain, vals
 
             initial_vals = _evaluate(subject, layers, size, seeds, value_fn, batch_units, fft, decorrelate)
-            result = optimize_images(subject, layers, seeds, size, loss_fn, steps=steps, lr=lr,
+            result = optimize_images(subject, layers, seeds, size, gain_fn, steps=steps, lr=lr,
                                      transforms=transforms, fft=fft, decorrelate=decorrelate,
                                      transform_seed=seed + c, on_step=bar.update)
             final_vals = _evaluate(subject, layers, size, None, value_fn, batch_units, fft, decorrelate,
@@ -582,7 +628,7 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
         "value": {"channel": "mean activation over positions", "neuron": "activation at the centre position"}
         .get(objective if not custom else "", "the objective's value (minus Lucent's loss)"),
     }
-    info = {"device": str(subject.device), "chunks": len(chunks), "images_per_chunk": chunk_units * per_unit,
+    info = {"device": str(subject.device), "chunks": len(chunks), "images_per_chunk": len(chunks[0]) * per_unit,
             "seconds": round(seconds, 3), "run": subject.name}
     fv = FeatureVis(layer, unit_list, images[:, 0], values[:, 0], initial[:, 0], history[:, :, 0], settings,
                     info=info)
@@ -728,13 +774,13 @@ def render(run: Any, objective: Any, *, batch: int = 1, steps: int = 512, size: 
     layers = discover_layers(subject, objective, size)
     probe(subject, [n for n in layers], size)
 
-    def loss_fn(T):
-        loss = objective(T)
-        return loss, loss.detach().reshape(1)
+    def gain_fn(T):
+        loss = objective(T)  # Lucent objectives are losses
+        return -loss, loss.detach().reshape(1)
 
     seeds = [image_seed(seed, 0, k) for k in range(batch)]
     with tqdm(total=steps, desc="render", unit="step", disable=not progress, leave=False) as bar:
-        result = optimize_images(subject, layers, seeds, size, loss_fn, steps=steps, lr=lr, transforms=transforms,
+        result = optimize_images(subject, layers, seeds, size, gain_fn, steps=steps, lr=lr, transforms=transforms,
                                  fft=fft, decorrelate=decorrelate, transform_seed=seed, on_step=bar.update)
     tf = Transforms.for_size(size) if transforms is None else transforms
     settings = {"objective": getattr(objective, "description", str(objective)), "batch": batch, "steps": steps,
@@ -761,7 +807,7 @@ def encode_png(pixels: torch.Tensor) -> bytes:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(pixels.contiguous().numpy()).save(buffer, format="PNG")
+    Image.fromarray(pixels.contiguous().numpy()).save(buffer, format="PNG", compress_level=1)  # 5x faster than the default; reports hold thousands
     return buffer.getvalue()
 
 
@@ -775,16 +821,16 @@ def decode_png(path: Path) -> torch.Tensor:
 
 
 def image_grid(tiles: Sequence[torch.Tensor], *, columns: int | None = None, min_tile: int = 64,
-               gap: int = 2) -> torch.Tensor:
+               gap: int = 2, background: int = 255) -> torch.Tensor:
     """``(3, h, w)`` float tiles -> one ``(H, W, 3)`` uint8 grid, enlarged (nearest) so a tile
-    is at least ``min_tile`` px, on white."""
+    is at least ``min_tile`` px, on a ``background`` grey level (white)."""
     n = len(tiles)
     columns = columns or max(1, math.ceil(math.sqrt(n)))
     rows = math.ceil(n / columns)
     h, w = tiles[0].shape[1:]
     zoom = max(1, math.ceil(min_tile / max(h, w)))
     th, tw = h * zoom, w * zoom
-    grid = torch.full((rows * (th + gap) + gap, columns * (tw + gap) + gap, 3), 255, dtype=torch.uint8)
+    grid = torch.full((rows * (th + gap) + gap, columns * (tw + gap) + gap, 3), background, dtype=torch.uint8)
     for i, tile in enumerate(tiles):
         r, c = divmod(i, columns)
         big = to_uint8(tile).repeat_interleave(zoom, 0).repeat_interleave(zoom, 1)
@@ -910,8 +956,10 @@ def demo_stage(ctx) -> None:
     run = ctx.run
     root = run.report_dir()
     steps = 128 if ctx.quick else 512
-    for layer in ("conv1", "conv2"):
-        fv = visualize(run, layer, steps=steps, negative=True, progress=ctx.progress)
+    # conv1's output is linear in the image, so its mean over positions barely depends on
+    # the pattern: its centre neuron shows the filter; conv2 (after ReLU and pooling) tiles
+    for layer, objective in (("conv1", "neuron"), ("conv2", "channel")):
+        fv = visualize(run, layer, objective=objective, steps=steps, negative=True, progress=ctx.progress)
         path = save_featvis(fv, root / "featvis" / layer)
         print(f"  featvis {layer}: {len(fv.units)} units in {fv.info['seconds']:.1f}s -> {path}")
         examples = dataset_examples(run, layer, k=9, progress=ctx.progress)

@@ -229,7 +229,7 @@ def plot_attention(result: AttentionPatterns, *, layers: list[int] | None = None
     layers, heads = check_heads(n_layers, n_heads, layers, heads)
     cell = max(2.4, min(0.22 * T, 7.0))
     fig, axes = plt.subplots(len(layers), len(heads), figsize=(cell * len(heads) + 0.6, cell * len(layers) + 0.4),
-                             squeeze=False)
+                             squeeze=False, layout="constrained")
     fontsize = max(4, min(9, int(200 / max(T, 1))))
     for i, layer in enumerate(layers):
         for j, head in enumerate(heads):
@@ -299,11 +299,21 @@ class HeadScores:
     seq_len: int
     run: str = ""
 
-    def __getattr__(self, name: str) -> torch.Tensor:
-        scores = self.__dict__.get("scores", {})
-        if name in scores:
-            return scores[name]
-        raise AttributeError(name)
+    @property
+    def prev_token(self) -> torch.Tensor:
+        return self.scores["prev_token"]
+
+    @property
+    def induction(self) -> torch.Tensor:
+        return self.scores["induction"]
+
+    @property
+    def duplicate(self) -> torch.Tensor:
+        return self.scores["duplicate"]
+
+    @property
+    def first_token(self) -> torch.Tensor:
+        return self.scores["first_token"]
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -347,8 +357,8 @@ def plot_head_scores(result: HeadScores):
     plt = _pyplot()
     n_layers, n_heads = result.shape
     names = list(result.scores)
-    fig, axes = plt.subplots(1, len(names), figsize=(max(2.2, 0.55 * n_heads + 1.2) * len(names), 0.5 * n_layers + 1.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(max(2.2, 0.55 * n_heads + 1.2) * len(names), 0.5 * n_layers + 1.8),
+                             squeeze=False, layout="constrained")
     for ax, name in zip(axes[0], names):
         values = result.scores[name].numpy()
         ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
@@ -361,7 +371,7 @@ def plot_head_scores(result: HeadScores):
         ax.set_xticks(range(n_heads))
         ax.set_yticks(range(n_layers))
         ax.set_xlabel("head")
-        ax.set_ylabel("layer")
+    axes[0][0].set_ylabel("layer")
     fig.suptitle(f"Head scores{' of ' + result.run if result.run else ''} ({result.n_sequences} repeated random "
                  f"sequences of {result.seq_len} tokens)", fontsize=10)
     return fig
@@ -470,7 +480,7 @@ def loss_by_position(model_or_run, tokens: torch.Tensor | None = None, *, n_sequ
 
 def plot_position_loss(result: PositionLoss):
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
     ax.plot(range(len(result.loss)), result.loss.numpy(), color="#1f77b4")
     for (a, b), label, color in ((result.early, "early", "#2ca02c"), (result.late, "late", "#d62728")):
         ax.axvspan(a - 0.5, b - 0.5, color=color, alpha=0.12, label=f"{label} ({a}-{b - 1})")
@@ -543,7 +553,8 @@ def plot_training_dynamics(result: TrainingDynamics, names: tuple[str, ...] = ("
     """Each head's scores against training time, with the validation loss: the phase change."""
     plt = _pyplot()
     names = [n for n in names if n in result.scores]
-    fig, axes = plt.subplots(1, len(names) + 1, figsize=(4.2 * (len(names) + 1), 3.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(names) + 1, figsize=(4.2 * (len(names) + 1), 3.4), squeeze=False,
+                             layout="constrained")
     x = result.seconds
     cmap = plt.get_cmap("tab10")
     for ax, name in zip(axes[0], names):

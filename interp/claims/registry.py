@@ -127,7 +127,10 @@ class CheckOptions:
     images: torch.Tensor | None = None
     """Images (uint8 or [0, 1] float, ``[N, C, H, W]``) for data-based checks; default: the run's test split."""
     labels: torch.Tensor | None = None
+    """Labels of ``images`` (the Clever Hans check)."""
     max_images: int = 1000
+    cue: str | None = None
+    """A suspected cue token for the ``cue-token`` check."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ class Claim:
     check: Callable[[Any, CheckOptions], ClaimResult]
     applies: Callable[[Any], str | None]
     plot: Callable[[ClaimResult], dict] | None = None
+    on_request: bool = False
+    """Checked only when named (it needs an input from the user, such as a cue token)."""
 
     def result(self, status: str, reason: str, **evidence: Any) -> ClaimResult:
         """A :class:`ClaimResult` of this claim (statement, source and thresholds filled in)."""
@@ -157,7 +162,7 @@ class Claim:
 
 
 _CLAIMS: dict[str, Claim] = {}
-_MODULES = ("vision",)
+_MODULES = ("vision", "inception", "transformers", "clever_hans")
 
 
 def register_claim(claim: Claim) -> Claim:
@@ -210,7 +215,7 @@ def run_kind(run: Any) -> str:
 
 def default_claims(run: Any) -> list[Claim]:
     """The claims that apply to a run, checked when none are named."""
-    return [c for c in list_claims() if c.applies(run) is None]
+    return [c for c in list_claims() if not c.on_request and c.applies(run) is None]
 
 
 def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOptions | None = None,

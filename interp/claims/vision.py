@@ -445,11 +445,25 @@ class FirstLayerFamilies:
         return {f: sum(x == f for x in self.families) / n for f in FAMILIES}
 
 
+_FIT_CACHE: dict[tuple, GaborFits] = {}
+
+
+def _cached_fit(weights: torch.Tensor) -> GaborFits:
+    """:func:`fit_gabors`, remembered by the filters' bytes (two claims fit the same layer; nulls repeat)."""
+    w = weights.detach().float().cpu().contiguous()
+    key = (tuple(w.shape), hash(w.numpy().tobytes()))
+    if key not in _FIT_CACHE:
+        if len(_FIT_CACHE) >= 16:
+            _FIT_CACHE.pop(next(iter(_FIT_CACHE)))
+        _FIT_CACHE[key] = fit_gabors(w)
+    return _FIT_CACHE[key]
+
+
 def first_layer_families(weights: torch.Tensor, layer: str = "conv1", *, n_null: int = 512, seed: int = 0,
                          quantile: float = 0.99) -> FirstLayerFamilies:
     """Fit every filter and the null filters; classify with ``r2 >= max(0.5, null quantile)``."""
-    fits = fit_gabors(weights)
-    null_fits = fit_gabors(null_filters(tuple(weights.shape[1:]), n_null, seed))
+    fits = _cached_fit(weights)
+    null_fits = _cached_fit(null_filters(tuple(weights.shape[1:]), n_null, seed))
     threshold = max(R2_FLOOR, float(torch.quantile(null_fits.r2, quantile)))
     null_families = gabor_families(null_fits, threshold)
     null_rate = sum(f != "other" for f in null_families) / len(null_families)
@@ -465,17 +479,22 @@ def _layer_scale(peaks: torch.Tensor, fraction: float) -> torch.Tensor:
     return fraction * peaks.max().clamp_min(1e-6)
 
 
-OSI_FLOOR = 0.01
-"""Per stimulus, 1% of the layer's largest peak is added to an OSI's denominator."""
+OSI_FLOOR = 0.05
+"""5% of the layer's largest summed tuning curve is added to an OSI's denominator."""
 PAIR_FLOOR = 0.05
 """5% of the layer's largest peak is added to each response in a pairwise index (a - b) / (a + b)."""
 
 
-def _osi(tuning: torch.Tensor, angles_deg: torch.Tensor, harmonic: int, eps: torch.Tensor) -> torch.Tensor:
-    """Selectivity ``|sum r e^{i h angle}| / (sum r + n eps)`` of tuning curves ``(units, angles)``."""
+def _osi(tuning: torch.Tensor, angles_deg: torch.Tensor, harmonic: int) -> torch.Tensor:
+    """Selectivity ``|sum r e^{i h angle}| / (sum r + floor)`` of tuning curves ``(units, angles)``.
+
+    ``floor`` is :data:`OSI_FLOOR` of the layer's largest ``sum r``: 1 is a unit that
+    responds at one angle only, 0 one that responds equally at all.
+    """
     a = torch.deg2rad(angles_deg) * harmonic
     num = torch.complex((tuning * torch.cos(a)).sum(1), (tuning * torch.sin(a)).sum(1)).abs()
-    return num / (tuning.sum(1) + tuning.shape[1] * eps)
+    total = tuning.sum(1)
+    return num / (total + _layer_scale(total, OSI_FLOOR))
 
 
 def _preferred(tuning: torch.Tensor, angles_deg: torch.Tensor, harmonic: int) -> torch.Tensor:
@@ -534,7 +553,7 @@ def grating_tuning(probe: Probe, layer: str, *, orientations: Sequence[float] = 
     tuning = mean[units, :, f_idx]  # (U, O)
     return GratingTuning(layer, ori, torch.tensor(freqs), torch.tensor(phases, dtype=torch.float32), R, blank,
                          modulation=f1 / (f0 + _layer_scale(f0, PAIR_FLOOR)),
-                         osi=_osi(tuning, ori, 2, _layer_scale(f0, OSI_FLOOR)), peak=f0,
+                         osi=_osi(tuning, ori, 2), peak=f0,
                          orientation=ori[o_idx], freq=torch.tensor(freqs)[f_idx])
 
 
@@ -615,7 +634,7 @@ def curve_tuning(probe: Probe, layer: str, *, orientations: Sequence[float] = OR
     shift = _preferred(per_polarity[..., 0], ori, 1) - _preferred(per_polarity[..., 1], ori, 1)
     eps = _layer_scale(peak, PAIR_FLOOR)
     return CurveTuning(layer, ori, torch.tensor(radii), rc, rl, blank, radial,
-                       _osi(radial, ori, 1, _layer_scale(peak, OSI_FLOOR)),
+                       _osi(radial, ori, 1),
                        (peak - line) / (peak + line + 2 * eps), _preferred(radial, ori, 1),
                        torch.tensor(radii)[flat % Rn], peak,
                        polarity_ratio=pol_peak.amin(1) / pol_peak.amax(1).clamp_min(1e-12),
@@ -679,18 +698,34 @@ def null_measurements(probe: Probe, measure: Callable[[Probe], Any], n_models: i
     return [measure(probe.with_model(reinitialized(probe.model, seed + 1 + i))) for i in range(n_models)]
 
 
-def null_threshold(values: list[torch.Tensor], floor: float, where: list[torch.Tensor] | None = None) -> float:
-    """The largest value any unit of any null model reaches, but at least ``floor``.
+NULL_LEVEL = 0.99
+"""A random copy's best unit passes a null threshold with probability 1 - NULL_LEVEL."""
 
-    With ``where`` (boolean masks like ``values``) only null units that meet the claim's
-    other criterion count: the threshold is what it takes to beat every null unit that
-    would otherwise qualify.
+
+def null_threshold(values: list[torch.Tensor], floor: float, where: list[torch.Tensor] | None = None,
+                   level: float = NULL_LEVEL) -> float:
+    """The score a re-initialised copy's best unit exceeds with probability ``1 - level``, at least ``floor``.
+
+    ``values``: one tensor of unit scores per null copy; ``where``: masks of the units
+    that meet the claim's other criteria (only those count). Each copy's best qualifying
+    score (0 when none qualifies) is a draw of the null maximum; a Gumbel distribution (the
+    limit law of maxima) fitted to those draws by moments gives the ``level`` quantile.
+    The threshold is never below the largest draw seen.
     """
-    pooled = torch.cat([v.flatten() for v in values])
-    if where is not None:
-        pooled = pooled[torch.cat([w.flatten() for w in where])]
-    pooled = pooled[torch.isfinite(pooled)]
-    return max(floor, float(pooled.max()) if len(pooled) else floor)
+    maxima = []
+    for i, v in enumerate(values):
+        v = v.flatten()
+        if where is not None:
+            v = v[where[i].flatten()]
+        v = v[torch.isfinite(v)]
+        maxima.append(float(v.max()) if len(v) else 0.0)
+    m = torch.tensor(maxima, dtype=torch.float64)
+    if len(m) < 2:
+        return max(floor, float(m.max()) if len(m) else floor)
+    beta = float(m.std()) * math.sqrt(6) / math.pi
+    mu = float(m.mean()) - 0.5772156649 * beta
+    quantile = mu - beta * math.log(-math.log(level))
+    return max(floor, quantile, float(m.max()))
 
 
 # --------------------------------------------------------------------------- exponential tails
@@ -700,45 +735,48 @@ def null_threshold(values: list[torch.Tensor], floor: float, where: list[torch.T
 class TailShapes:
     """Tail shape of each unit's pre-activation distribution over a dataset, per layer.
 
-    ``ratio``: mean excess above the 99th percentile divided by the mean excess above
-    the 90th percentile of the positive (firing) pre-activations. The mean excess
-    ``E[X - u | X > u]`` is constant for an exponential tail (ratio 1), shrinks for a
-    Gaussian-like tail (ratio < 1, about 0.4-0.6 for the positive part of a Gaussian)
-    and grows for a power law (ratio > 1).
+    ``hazard``: how fast the firing part's survival function ``S(x) = P(X > x | X > 0)``
+    falls in its third decade compared with its first: ``q90 / (q99.9 - q99)`` of the
+    positive pre-activations, i.e. the width of the first decade (S from 1 to 0.1) over
+    the width of the third (0.01 to 0.001). On a log-density plot an exponential tail is a
+    straight line: every decade is equally wide (ratio 1). A Gaussian tail bends down:
+    its later decades are narrower (2.2 for a half-normal, 1.7 for a unit firing 10% of the
+    time); a power law bends up (< 1).
     """
 
     layers: list[str]
-    ratio: dict[str, torch.Tensor]
+    hazard: dict[str, torch.Tensor]
     firing: dict[str, torch.Tensor]
     samples: dict[str, torch.Tensor]
     """A few units' positive pre-activations (for the log-density figure)."""
 
 
-def mean_excess_ratio(values: torch.Tensor, low: float = 0.9, high: float = 0.99) -> torch.Tensor:
-    """``E[X-u99 | X>u99] / E[X-u90 | X>u90]`` of each row's positive values ``(units, samples)``; NaN with too few.
+MIN_TAIL_SAMPLES = 2000
+
+
+def hazard_ratio(values: torch.Tensor, max_values: int = 1_000_000) -> torch.Tensor:
+    """``q90 / (q99.9 - q99)`` of each row's positive values ``(units, samples)``; NaN with too few of them.
 
     >>> g = torch.Generator().manual_seed(0)
-    >>> e = -torch.rand(1, 100000, generator=g).log()   # exponential samples
-    >>> round(float(mean_excess_ratio(e)), 1)
+    >>> round(float(hazard_ratio(-torch.rand(1, 200000, generator=g).log())), 1)   # exponential
     1.0
     """
     out = torch.full((len(values),), float("nan"))
+    probs = torch.tensor([0.9, 0.99, 0.999])
     for i, row in enumerate(values):
-        row = row[row > 0]
-        if len(row) < 200:
+        row = row[row > 0][:max_values]
+        if len(row) < MIN_TAIL_SAMPLES:
             continue
-        u_lo, u_hi = torch.quantile(row, torch.tensor([low, high]))
-        e_lo = (row[row > u_lo] - u_lo).mean()
-        e_hi = (row[row > u_hi] - u_hi).mean()
-        out[i] = e_hi / e_lo.clamp_min(1e-12)
+        q = torch.quantile(row.float(), probs)
+        out[i] = q[0] / (q[2] - q[1]).clamp_min(1e-12)
     return out
 
 
-def tail_shapes(probe: Probe, layers: list[str], images: torch.Tensor, *, max_values: int = 200_000,
+def tail_shapes(probe: Probe, layers: list[str], images: torch.Tensor, *, max_values: int = 1_000_000,
                 seed: int = 0) -> TailShapes:
-    """Mean-excess ratio of every unit's positive pre-activations (all positions of all images)."""
+    """Hazard ratio of every unit's positive pre-activations (all positions of all images)."""
     g = torch.Generator().manual_seed(seed)
-    ratio, firing, samples = {}, {}, {}
+    hazard, firing, samples = {}, {}, {}
     for layer in layers:
         with torch.no_grad():
             outs = []
@@ -751,13 +789,13 @@ def tail_shapes(probe: Probe, layers: list[str], images: torch.Tensor, *, max_va
         values = acts.transpose(0, 1).reshape(acts.shape[1], -1)
         if values.shape[1] > max_values:
             values = values[:, torch.randperm(values.shape[1], generator=g)[:max_values]]
-        ratio[layer] = mean_excess_ratio(values)
+        hazard[layer] = hazard_ratio(values)
         firing[layer] = (values > 0).float().mean(1)
-        samples[layer] = values[:4]
-    return TailShapes(layers, ratio, firing, samples)
+        samples[layer] = values[:4, :20000]
+    return TailShapes(layers, hazard, firing, samples)
 
 
-EXP_RATIO_RANGE = (0.75, 1.35)
+EXP_HAZARD_RANGE = (0.67, 1.5)
 
 
 # --------------------------------------------------------------------------- weight banding
@@ -767,7 +805,9 @@ def banding_score(weight: torch.Tensor) -> tuple[float, float]:
     """Fraction of the kernels' variance explained by rows (horizontal bands) and by columns (vertical bands).
 
     Pooled over all kernels ``(out, in, k, k)``, each centred on its own mean. Random
-    kernels explain ``1 / (k + 1)`` either way; a banded layer much more.
+    kernels explain ``1 / (k + 1)`` either way. Smooth kernels explain more both ways;
+    banded ones much more one way than the other, so the banding of a layer is the
+    difference (:func:`banding`).
 
     >>> w = torch.randn(4, 4, 3, 1).expand(4, 4, 3, 3)  # constant along x: horizontal bands
     >>> [round(v, 2) for v in banding_score(w)]
@@ -780,6 +820,17 @@ def banding_score(weight: torch.Tensor) -> tuple[float, float]:
     rows = (w.mean(3).pow(2).sum() * k_w / total).item()
     cols = (w.mean(2).pow(2).sum() * k_h / total).item()
     return rows, cols
+
+
+def banding(weight: torch.Tensor) -> tuple[float, str]:
+    """``(|rows - cols|, direction)`` from :func:`banding_score`: 1 for perfect bands, about 0 for random or
+    smooth round kernels.
+
+    >>> banding(torch.randn(4, 4, 3, 1).expand(4, 4, 3, 3))
+    (1.0, 'horizontal')
+    """
+    rows, cols = banding_score(weight)
+    return round(abs(rows - cols), 6), "horizontal" if rows >= cols else "vertical"
 
 
 def pooling_head(run: Any) -> str | None:
@@ -1121,54 +1172,63 @@ def high_low_result(claim: Claim, t: HighLowTuning, nulls: list[HighLowTuning], 
 # -- exponential tails ----------------------------------------------------------
 
 
-def claim_images(run, options: CheckOptions) -> torch.Tensor:
-    """The images a data-based check uses: ``options.images`` or the run's test split (first ``max_images``)."""
+def claim_data(run, options: CheckOptions) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The images (and labels) a data-based check uses: ``options.images`` / ``options.labels``, or the
+    first ``max_images`` of the run's test split."""
+    n = options.max_images
     if options.images is not None:
-        return options.images[:options.max_images]
+        labels = options.labels[:n] if options.labels is not None else None
+        return options.images[:n], labels
     data = run.load_data(progress=options.progress, split="test")
-    return data.test_x[:options.max_images]
+    return data.test_x[:n], data.test_y[:n]
 
 
 def check_tails(run, options: CheckOptions) -> ClaimResult:
     claim = EXPONENTIAL_TAIL
     probe = _probe(run, options)
     layers = conv_layers(run.model)[1:]
-    images = claim_images(run, options)
+    images, _ = claim_data(run, options)
     shapes = tail_shapes(probe, layers, images, seed=options.seed)
     null = tail_shapes(probe.with_model(reinitialized(run.model, options.seed + 1)), layers, images,
                        seed=options.seed)
-    lo, hi = claim.thresholds["ratio_range"]
+    lo, hi = claim.thresholds["hazard_range"]
+
+    def exponential(h):
+        valid = torch.isfinite(h)
+        return valid, valid & (h >= lo) & (h <= hi)
+
     table, per_layer = [], {}
     for layer in layers:
-        r = shapes.ratio[layer]
-        valid = torch.isfinite(r)
-        exp = valid & (r >= lo) & (r <= hi)
-        nr = null.ratio[layer]
-        nvalid = torch.isfinite(nr)
+        h = shapes.hazard[layer]
+        valid, exp = exponential(h)
+        nvalid, nexp = exponential(null.hazard[layer])
         per_layer[layer] = {
             "units": int(valid.sum()), "exponential": _r(exp.sum() / valid.sum().clamp_min(1)),
-            "median_ratio": _r(r[valid].median()) if valid.any() else None,
-            "null_exponential": _r(((nr >= lo) & (nr <= hi) & nvalid).sum() / nvalid.sum().clamp_min(1)),
-            "null_median_ratio": _r(nr[nvalid].median()) if nvalid.any() else None}
-        table += [{"unit": _unit(layer, i), "mean_excess_ratio": _r(r[i]) if valid[i] else None,
-                   "exponential": bool(exp[i]), "firing": _r(shapes.firing[layer][i])} for i in range(len(r))]
+            "median_hazard": _r(h[valid].median()) if valid.any() else None,
+            "null_exponential": _r(nexp.sum() / nvalid.sum().clamp_min(1)),
+            "null_median_hazard": _r(null.hazard[layer][nvalid].median()) if nvalid.any() else None}
+        table += [{"unit": _unit(layer, i), "hazard_ratio": _r(h[i]) if valid[i] else None,
+                   "exponential": bool(exp[i]), "firing": _r(shapes.firing[layer][i])} for i in range(len(h))]
     found = [row["unit"] for row in table if row["exponential"]]
-    data = {"samples": {k: [[_r(x, 4) for x in row.tolist()[:20000]] for row in v] for k, v in shapes.samples.items()},
-            "ratio": {k: [(_r(x) if x == x else None) for x in v.tolist()] for k, v in shapes.ratio.items()},
-            "null_ratio": {k: [(_r(x) if x == x else None) for x in v.tolist()] for k, v in null.ratio.items()}}
-    evidence = dict(layer=", ".join(layers), table=table, found=found, data=data,
-                    numbers={"images": len(images), **{f"{k}_{m}": v for k, d in per_layer.items() for m, v in d.items()}})
-    need = claim.thresholds["fraction"]
+    data = {"samples": {k: [[_r(x, 4) for x in row.tolist()] for row in v] for k, v in shapes.samples.items()},
+            "hazard": {k: [(_r(x) if x == x else None) for x in v.tolist()] for k, v in shapes.hazard.items()},
+            "null_hazard": {k: [(_r(x) if x == x else None) for x in v.tolist()] for k, v in null.hazard.items()}}
+    numbers = {"images": len(images), **{f"{k}_{m}": v for k, d in per_layer.items() for m, v in d.items()}}
+    evidence = dict(layer=", ".join(layers), table=table, found=found, data=data, numbers=numbers)
     weak = [layer for layer, d in per_layer.items() if d["units"] == 0]
     if weak:
-        return claim.result(INCONCLUSIVE, f"too few firing values in {', '.join(weak)} to measure a tail", **evidence)
-    summary = "; ".join(f"{layer}: {d['exponential']:.0%} of units (median ratio {d['median_ratio']:.2f}, "
-                        f"re-initialised {d['null_median_ratio']:.2f})" for layer, d in per_layer.items())
-    if all(d["exponential"] >= need for d in per_layer.values()):
-        return claim.result(SUPPORTED, f"exponential tails (mean-excess ratio {lo}-{hi}) in every layer after the "
-                            f"first: {summary}", **evidence)
-    return claim.result(NOT_SUPPORTED, f"fewer than {need:.0%} of units have exponential tails in some layer: "
-                        f"{summary}", **evidence)
+        return claim.result(INCONCLUSIVE, f"no unit of {', '.join(weak)} fires {MIN_TAIL_SAMPLES} times on "
+                            f"{len(images)} images: too few values to measure a tail (give more images)", **evidence)
+    need = claim.thresholds["fraction"]
+    summary = "; ".join(f"{layer}: {d['exponential']:.0%} of units (median hazard ratio {d['median_hazard']:.2f}, "
+                        f"re-initialised {d['null_exponential']:.0%}, {d['null_median_hazard'] or float('nan'):.2f})"
+                        for layer, d in per_layer.items())
+    ok = all(d["exponential"] >= need and d["exponential"] > d["null_exponential"] for d in per_layer.values())
+    if ok:
+        return claim.result(SUPPORTED, f"exponential tails (hazard ratio {lo}-{hi}) in every layer after the first, "
+                            f"more than with random weights: {summary}", **evidence)
+    return claim.result(NOT_SUPPORTED, f"in some layer fewer than {need:.0%} of units, or no more than with random "
+                        f"weights, have exponential tails: {summary}", **evidence)
 
 
 # -- weight banding -------------------------------------------------------------
@@ -1187,22 +1247,19 @@ def check_banding(run, options: CheckOptions) -> ClaimResult:
         return claim.result(INCONCLUSIVE, f"{layer} has {weight.shape[-2]}x{k} kernels; bands need at least 3x3",
                             layer=layer)
     rows, cols = banding_score(weight)
-    score, direction = (rows, "horizontal") if rows >= cols else (cols, "vertical")
-    nulls = []
-    for i in range(max(options.null_models, 8)):
-        w = null_filters(tuple(weight.shape[1:]), weight.shape[0], options.seed + 1 + i)
-        nulls.append(max(banding_score(w)))
-    null = torch.tensor(nulls)
-    threshold = max(float(null.max()), claim.thresholds["effect"] * float(null.mean()))
+    score, direction = banding(weight)
+    null = torch.tensor([banding(null_filters(tuple(weight.shape[1:]), weight.shape[0], options.seed + 1 + i))[0]
+                         for i in range(max(options.null_models, 8))])
+    threshold = max(float(null.max()), claim.thresholds["min_difference"])
     banded = score > threshold
-    numbers = {"head": head, "kernel": f"{weight.shape[-2]}x{k}", "horizontal": _r(rows), "vertical": _r(cols),
-               "null_mean": _r(null.mean()), "null_max": _r(null.max()), "threshold": _r(threshold),
-               "chance": _r(1 / (k + 1))}
+    numbers = {"head": head, "kernel": f"{weight.shape[-2]}x{k}", "rows_explain": _r(rows), "columns_explain": _r(cols),
+               "banding": _r(score), "direction": direction, "null_max": _r(null.max()), "threshold": _r(threshold),
+               "chance_each_way": _r(1 / (k + 1))}
     data = {"mean_abs_kernel": _mean_abs_kernel(weight).tolist(), "score": score, "null": null.tolist()}
     evidence = dict(layer=layer, numbers=numbers, found=[layer] if banded else [], data=data,
-                    thresholds={**claim.thresholds, "score": _r(threshold)})
-    state = (f"{layer} ({head} head) {'is' if banded else 'is not'} banded: {direction} banding score {score:.2f} "
-             f"against {null.mean():.2f} for random weights (threshold {threshold:.2f})")
+                    thresholds={**claim.thresholds, "banding": _r(threshold)})
+    state = (f"{layer} ({head} head) {'is' if banded else 'is not'} banded: rows explain {rows:.0%} of the kernels' "
+             f"variance and columns {cols:.0%} (banding {score:.2f}, threshold {threshold:.2f})")
     if head == "gap":
         return claim.result(SUPPORTED if banded else NOT_SUPPORTED, state + (
             "" if banded else "; the claim predicts bands with global average pooling"), **evidence)
@@ -1244,8 +1301,8 @@ def plot_filters(result: ClaimResult) -> dict:
         for row, arr in ((r, weights[i]), (r + 1, fitted[i])):
             img = arr.transpose(1, 2, 0) if arr.shape[0] == 3 else arr[0]
             bound = max(abs(weights[i]).max(), 1e-8)
-            axes[row][c].imshow(0.5 + 0.5 * img / bound, cmap=None if arr.shape[0] == 3 else "gray", vmin=0, vmax=1,
-                                interpolation="nearest")
+            axes[row][c].imshow((0.5 + 0.5 * img / bound).clip(0, 1), cmap=None if arr.shape[0] == 3 else "gray",
+                                vmin=0, vmax=1, interpolation="nearest")
         axes[r][c].set_title(f"{i} {short[families[i]]}", fontsize=7)
     fig.suptitle("filters (odd rows) and Gabor fits (even rows); G Gabor, C colour contrast, - other", fontsize=8)
     return {"filters": fig}
@@ -1351,7 +1408,7 @@ def plot_banding(result: ClaimResult) -> dict:
     a1.axis("off")
     a2.hist(result.data["null"], bins=12, color="#bbbbbb", label="random weights")
     a2.axvline(result.data["score"], color="#d62728", label="model")
-    a2.set_xlabel("banding score (variance explained by rows or columns)", fontsize=7)
+    a2.set_xlabel("banding |rows - columns| (share of variance explained)", fontsize=7)
     a2.legend(fontsize=7, frameon=False)
     return {"banding": fig}
 
@@ -1392,7 +1449,7 @@ COMPLEX_GABORS = register_claim(Claim(
     applies_to="any conv net with two or more conv layers: the second conv layer (or --layer)",
     kind="vision",
     thresholds={"osi_floor": 0.3, "modulation_max": 0.5,
-                "null": "orientation selectivity above every re-initialised unit with F1/F0 <= modulation_max"},
+                "null": "orientation selectivity above the 99% Gumbel quantile of the best unit with F1/F0 <= modulation_max in each re-initialised copy"},
     check=check_complex, applies=_applies_conv(2), plot=plot_scatter,
 ))
 
@@ -1405,8 +1462,8 @@ CURVE_DETECTORS = register_claim(Claim(
     applies_to="any conv net with two or more conv layers: the second conv layer (or --layer)",
     kind="vision",
     thresholds={"osi_floor": 0.4, "curvature_floor": 0.1, "polarity_ratio": 0.5, "polarity_shift": 45.0,
-                "null": "score (osi x curvature preference) above every re-initialised unit that passes the "
-                        "other criteria"},
+                "null": "score (osi x curvature preference) above the 99% Gumbel quantile of the best "
+                        "candidate in each re-initialised copy"},
     check=check_curves, applies=_applies_conv(2), plot=plot_curves,
 ))
 
@@ -1420,8 +1477,8 @@ HIGH_LOW = register_claim(Claim(
     applies_to="any conv net with two or more conv layers: the second conv layer (or --layer)",
     kind="vision",
     thresholds={"index_floor": 0.2, "direction_floor": 0.2,
-                "null": "score (boundary index x direction index) above every re-initialised unit that passes the "
-                        "floors"},
+                "null": "score (boundary index x direction index) above the 99% Gumbel quantile of the best "
+                        "candidate in each re-initialised copy"},
     check=check_high_low, applies=_applies_conv(2), plot=plot_scatter,
 ))
 
@@ -1434,7 +1491,8 @@ EXPONENTIAL_TAIL = register_claim(Claim(
     url=CURVES_URL + "#dataset-analysis",
     applies_to="any conv net with two or more conv layers, on its test images",
     kind="vision",
-    thresholds={"ratio_range": list(EXP_RATIO_RANGE), "fraction": 0.5},
+    thresholds={"hazard_range": list(EXP_HAZARD_RANGE), "fraction": 0.5, "null": "more units than in a "
+                "re-initialised copy on the same images"},
     check=check_tails, applies=_applies_conv(2), plot=plot_tails,
 ))
 
@@ -1446,6 +1504,7 @@ WEIGHT_BANDING = register_claim(Claim(
     url="https://distill.pub/2020/circuits/weight-banding/",
     applies_to="any conv net whose head is known (global average pooling or flatten): its last conv layer",
     kind="vision",
-    thresholds={"effect": 1.5, "null": "max banding score of random weights of the same shape"},
+    thresholds={"min_difference": 0.1,
+                "null": "largest banding of random weights of the same shape (8 draws)"},
     check=check_banding, applies=_applies_conv(1), plot=plot_banding,
 ))

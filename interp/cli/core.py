@@ -25,10 +25,14 @@ def register(sub, common) -> None:
                "  interp train tutorial --dataset ../shared/data/cifar10-jpeg --epochs 4\n"
                "  interp train tutorial --set pooling=avg --set kernel_size=3 --name tut-avg-k3\n"
                "  interp train tutorial --recipe tutorial        # the PyTorch tutorial's exact loop\n"
-               "  interp train --resume tutorial                 # continue an interrupted run")
+               "  interp train --resume tutorial                 # continue an interrupted run\n"
+               "  interp train word2vec                          # the word2vec exercise on the embedded toy corpus\n"
+               "  interp train word2vec-sgns --dataset ../shared/data/tinyshakespeare.txt --set min_count=3\n"
+               "     (word2vec settings: dim, window, min_count, negatives, subsample, dynamic_window, stopwords)")
     p.add_argument("model", nargs="?", help="registered model (see `interp models`)")
     p.add_argument("--dataset", help="shapes (default), cifar10 (downloads), or a folder with train/ and test/; "
-                                     "language models: tinyshakespeare (downloads), induction, text:PATH")
+                                     "language models: tinyshakespeare (downloads), induction, text:PATH; "
+                                     "word2vec: toy-royalty (embedded), a text file, text8 (downloads)")
     p.add_argument("--text", metavar="PATH", help="train a language model (gpt) on this UTF-8 text file, "
                                                   "e.g. ../shared/data/tinyshakespeare.txt (= --dataset text:PATH)")
     p.add_argument("--epochs", type=int, help="training epochs (recipe default otherwise)")
@@ -80,6 +84,8 @@ def cmd_models(args) -> int:
     for spec in list_models(args.pattern):
         try:
             params = f"{count_parameters(create_model(spec.name)):,}"
+            if getattr(spec.default_config(), "vocab_size", None) == 0:  # filled from the data (word2vec)
+                params = "depends on data"
         except Exception:  # a model needing data-dependent sizes
             params = "depends on data"
         rows.append({"name": spec.name, "family": spec.family, "task": spec.task, "params": params,

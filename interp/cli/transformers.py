@@ -15,8 +15,11 @@ from .common import add_device, add_run, add_seed, load_run_announced, table
 
 EPILOG_TRAIN = (
     "training:\n"
-    "  interp train gpt --text ../shared/data/tinyshakespeare.txt --set time_budget=300\n"
-    "  interp train attn-only --epochs 30 --set steps_per_epoch=20   # induction task, head scores per epoch\n"
+    "  interp train gpt --text ../shared/data/tinyshakespeare.txt     # 3 layers x 96, 1500 steps\n"
+    "  interp train gpt --text ../shared/data/tinyshakespeare.txt --batch-size 32 --lr 4e-3 \\\n"
+    "      --epochs 10 --set steps_per_epoch=150 --set grad_clip=1 --set precision=bf16   # the P4 recipe\n"
+    "  interp train attn-only --epochs 30 --set steps_per_epoch=10 --batch-size 32   # induction task;\n"
+    "      head scores are recorded after every epoch (interp heads plots them over training)\n"
 )
 
 
@@ -268,32 +271,73 @@ def cmd_composition(args) -> int:
 
 
 DEMO_RUN = "demo-induction"
+DEMO_SETTINGS = {"steps_per_epoch": "10", "batch_size": "32", "lr": "3e-3", "grad_clip": "1.0"}
+"""The P6 recipe (benchmarks/induction.py): head scores every 10 steps, the phase change in ~200 steps."""
+
+
+DEFAULT_TEXT_PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."
+
+
+def save_transformer_results(run, *, prompt: str | None = None, out_dir: Path | None = None) -> dict[str, Path]:
+    """Every transformer analysis of a run, saved as JSON + PNG (for reports and the demo).
+
+    Head scores, loss by position, training dynamics (when recorded), attention, logit
+    lens and direct logit attribution on ``prompt`` (token-task runs: an induction probe;
+    text runs: a Shakespeare line when its characters are in the vocabulary), circuit
+    scores, and zero- and mean-ablation. Returns label -> path.
+    """
+    from ..analysis.circuits import circuit_scores, save_circuit_scores
+    from ..analysis.heads import (attention_patterns, head_scores, loss_by_position, prompt_tokens,
+                                  run_vocabulary, save_attention, save_head_scores, save_position_loss,
+                                  save_training_dynamics, training_dynamics)
+    from ..analysis.lens import direct_logit_attribution, logit_lens, save_lens
+    from ..analysis.patching import ablate_heads, save_ablation
+    from ..errors import InterpError
+
+    out = Path(out_dir) if out_dir is not None else _out_dir(run)
+    paths: dict[str, Path] = {}
+
+    def add(prefix: str, saved: dict) -> None:
+        paths.update({f"{prefix}_{k}": v for k, v in saved.items()})
+
+    add("heads", save_head_scores(head_scores(run), out))
+    try:
+        add("position_loss", save_position_loss(loss_by_position(run), out))
+    except InterpError:  # the run's text file has moved: skip this one
+        pass
+    if any("head_scores" in r for r in run.metrics):
+        add("dynamics", save_training_dynamics(training_dynamics(run), out))
+    vocab = run_vocabulary(run)
+    if prompt is None and vocab.is_char:
+        context = run.config.model_config["block_size"]
+        text = DEFAULT_TEXT_PROMPT[:context]
+        prompt = text if set(text) <= set(vocab.tokens) else None
+    if prompt is not None or not vocab.is_char:
+        tokens = prompt_tokens(run, prompt)
+        add("attention", save_attention(attention_patterns(run, tokens), out))
+        if len(tokens) > 1:
+            paths.update(save_lens(logit_lens(run, tokens), direct_logit_attribution(run, tokens), out))
+    add("circuits", save_circuit_scores(circuit_scores(run), out))
+    for kind in ("zero", "mean"):
+        add(f"ablation_{kind}", save_ablation(ablate_heads(run, kind=kind), out))
+    return paths
 
 
 def demo_stage(ctx) -> None:
     """``interp demo``: a 2-layer attention-only transformer learns induction; its heads are analysed."""
-    from ..analysis.heads import (attention_patterns, head_scores, prompt_tokens, save_attention, save_head_scores,
-                                  save_training_dynamics, training_dynamics)
-    from ..analysis.patching import ablate_heads, save_ablation
+    from ..analysis.heads import load_head_scores
     from ..cli.core import format_summary
     from ..train import train
 
-    epochs, steps = (6, 25) if ctx.quick else (20, 25)
     run = train("attn-only", "induction", name=DEMO_RUN, overwrite=True, device=ctx.device, progress=ctx.progress,
-                epochs=epochs, overrides={"steps_per_epoch": str(steps), **DEMO_SETTINGS})
+                epochs=20 if ctx.quick else 30, overrides=DEMO_SETTINGS, log=None)
     print(format_summary(run))
     out = _out_dir(run)
-    scores = head_scores(run)
+    save_transformer_results(run, out_dir=out)
+    scores = load_head_scores(out)
     best = scores.induction[1].max().item()
-    print(f"  best layer-1 induction score {best:.2f}; best layer-0 previous-token score "
-          f"{scores.prev_token[0].max().item():.2f}")
-    save_head_scores(scores, out)
-    save_attention(attention_patterns(run, prompt_tokens(run, None)), out)
-    save_training_dynamics(training_dynamics(run), out)
-    save_ablation(ablate_heads(run, kind="zero"), out)
+    print(f"  best layer-1 induction score {best:.2f} (layer-0 previous-token {scores.prev_token[0].max().item():.2f}); "
+          f"plots in {out}")
     ctx.outputs["induction run"] = run.path
     ctx.outputs["transformer plots"] = out
     ctx.extra["induction_score"] = best
-
-
-DEMO_SETTINGS = {"n_embd": "64", "n_head": "4", "block_size": "64", "batch_size": "32", "lr": "1e-3"}

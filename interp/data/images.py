@@ -64,10 +64,21 @@ class ImageData:
         return normalize(x, self.mean, self.std)
 
     def subset(self, n_train: int = 0, n_test: int = 0) -> "ImageData":
-        """The first ``n_train`` / ``n_test`` examples (0 keeps a split whole)."""
-        tx, ty = (self.train_x[:n_train], self.train_y[:n_train]) if n_train else (self.train_x, self.train_y)
-        vx, vy = (self.test_x[:n_test], self.test_y[:n_test]) if n_test else (self.test_x, self.test_y)
+        """``n_train`` / ``n_test`` examples of each split (0 keeps a split whole).
+
+        A fixed pseudo-random sample kept in stored order, not the first N: an image folder
+        is stored class by class, so its first N images would all be one class.
+        """
+        tx, ty = _sample(self.train_x, self.train_y, n_train)
+        vx, vy = _sample(self.test_x, self.test_y, n_test)
         return ImageData(self.name, tx, ty, vx, vy, self.classes, self.mean, self.std)
+
+
+def _sample(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if not n or n >= len(y):
+        return x, y
+    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:n].sort().values
+    return x[idx], y[idx]
 
 
 def normalize(x: torch.Tensor, mean, std) -> torch.Tensor:

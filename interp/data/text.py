@@ -7,7 +7,8 @@ Sources (``DataConfig.name``):
 - ``tinyshakespeare``: Karpathy's Tiny Shakespeare, downloaded into
   ``$INTERP_DATA_DIR/tinyshakespeare/`` the first time a user asks for it.
 - ``induction``: the synthetic induction task (:func:`induction_batch`), generated on
-  the fly; nothing to download.
+  the fly; nothing to download. Options go after a colon:
+  ``induction:vocab_size=64,min_block=4,max_block=12`` (defaults 128, 8, 24).
 
 A character corpus is split 90/10 (first 90% train, last 10% validation, as in
 "Let's build GPT"); its vocabulary (the sorted distinct characters) travels with the run.
@@ -156,6 +157,8 @@ def load_char_corpus(name: str, *, progress: bool = True) -> CharCorpus:
         return split_corpus(name, read_text_file(path))
     if name == "tinyshakespeare":
         return split_corpus(name, read_text_file(tinyshakespeare_path(progress=progress)))
+    if Path(name).expanduser().is_file():  # a bare path works too
+        return split_corpus(name, read_text_file(name))
     raise InterpError(f"unknown text dataset {name!r}; use tinyshakespeare (downloads), text:PATH "
                       f"(or --text PATH) for a text file, or induction")
 

@@ -184,7 +184,12 @@ def load_word_corpus(name: str, *, progress: bool = True) -> WordCorpus:
         except ImportError:  # the char-level text module is optional here
             raise InterpError("dataset 'tinyshakespeare' is not available here; pass the file instead: "
                               "--dataset ../shared/data/tinyshakespeare.txt") from None
-        return WordCorpus(name, split_sentences(read_text(tinyshakespeare_path(progress=progress))))
+        try:
+            path = tinyshakespeare_path(progress=progress)
+        except InterpError as e:  # offline: point at a local copy, in word2vec's terms
+            raise InterpError(f"{str(e).split('. ')[0]}. Without internet, pass a local copy: "
+                              f"--dataset ../shared/data/tinyshakespeare.txt (or any text file)") from None
+        return WordCorpus(name, split_sentences(read_text(path)))
     path = name[5:] if name.startswith("text:") else name
     if name.startswith("text:") or Path(path).expanduser().exists() or "/" in path or path.endswith(".txt"):
         if not path:
@@ -362,11 +367,9 @@ class NoiseSampler:
         self.threshold, self.alias = _alias_tables(self.probs)
 
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
-        # One float64 uniform per sample: its integer part picks the column, its fraction
-        # decides between the column and its alias (53 bits are enough for both).
-        u = torch.rand(math.prod(shape), generator=generator, dtype=torch.float64).mul_(len(self.alias))
-        column = u.long().clamp_(max=len(self.alias) - 1)
-        stay = u.sub_(column) < self.threshold[column]
+        n = math.prod(shape)
+        column = torch.randint(0, len(self.alias), (n,), generator=generator)
+        stay = torch.rand(n, generator=generator) < self.threshold[column]
         return torch.where(stay, column, self.alias[column]).view(shape)
 
 
@@ -383,7 +386,7 @@ def _alias_tables(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         threshold[s], alias[s] = scaled[s], g
         scaled[g] -= 1.0 - scaled[s]
         (small if scaled[g] < 1.0 else large).append(g)
-    return torch.tensor(threshold, dtype=torch.float64), torch.tensor(alias, dtype=torch.int64)
+    return torch.tensor(threshold, dtype=torch.float32), torch.tensor(alias, dtype=torch.int64)
 
 
 # ----------------------------------------------------------------- vector files

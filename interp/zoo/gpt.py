@@ -21,14 +21,15 @@ Where we differ from Karpathy's code, and why:
 - The query, key and value projections of all heads are one fused ``Linear(n_embd,
   3 n_embd)`` (his: one small Linear per head), and attention uses
   ``F.scaled_dot_product_attention``. Both compute the same function, faster.
-- Weights are initialised as in nanoGPT (normal, std 0.02; zero biases).
+- Weights are initialised as in his code (normal, std 0.02; zero biases).
 - The lm_head keeps its bias, as in his code. TransformerLens's native model has a
   bias-free head; its bridge gives that head a bias buffer (``unembed.bias``, TL's
   ``b_U``), into which :func:`to_bridge` loads ours, so nothing is lost.
 
-We train this plain module (training through the bridge's hook points costs about
-twice as much) and analyse it through :func:`to_bridge`, which boots TransformerLens's
-native architecture with the same shapes and loads our weights into it. The bridge's
+We train this plain module (training through the bridge's hook points costs more; see
+P5 in ``benchmarks/transformer_train.py``) and analyse it through :func:`to_bridge`,
+which boots TransformerLens's native architecture with the same shapes and loads our
+weights into it. The bridge's
 logits equal the module's (tests check 1e-5), and every TransformerLens tool works on
 it with its standard hook names (``blocks.0.attn.hook_pattern``, ``blocks.0.hook_resid_pre``).
 
@@ -196,7 +197,8 @@ class GPT(nn.Module):
 
 
 @register_model("gpt", family="gpt", task="language-model", config=GPTConfig, default_dataset="tinyshakespeare",
-                description="Karpathy's 'Let's build GPT' (pre-LN, learned positions, ReLU MLP), char-level")
+                description="Karpathy's 'Let's build GPT', char-level (pre-LN, ReLU MLP; 3 layers x 96 by default)",
+                n_layer=3, n_embd=96, n_head=4, block_size=64)
 def gpt(cfg: GPTConfig) -> GPT:
     return GPT(cfg)
 

@@ -26,6 +26,7 @@ torch.Size([40, 2])
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -96,8 +97,10 @@ class OneHotSkipGram(nn.Module):
         super().__init__()
         _check(cfg)
         self.config = cfg
-        self.hidden = nn.Linear(cfg.vocab_size, cfg.dim)
-        self.output = nn.Linear(cfg.dim, cfg.vocab_size)
+        with warnings.catch_warnings():  # vocab_size 0 (filled from the data later) warns on init
+            warnings.simplefilter("ignore", UserWarning)
+            self.hidden = nn.Linear(cfg.vocab_size, cfg.dim)
+            self.output = nn.Linear(cfg.dim, cfg.vocab_size)
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:
         """Word ids ``(B,)`` or one-hot rows ``(B, V)`` -> context logits ``(B, V)``."""
@@ -142,7 +145,7 @@ def sgns_loss(scores: torch.Tensor, weights: torch.Tensor | None = None) -> torc
 
 @torch.no_grad()
 def sgns_sgd_step(model: SkipGramNS, centers: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor,
-                  lr: float) -> torch.Tensor:
+                  lr: float, *, sparse: bool | None = None) -> torch.Tensor:
     """One sparse SGD step on a batch of pairs, as word2vec.c does it; returns the batch's mean loss.
 
     ``targets`` ``(B, 1 + K)``: each pair's context word, then K noise words; ``weights``
@@ -153,19 +156,23 @@ def sgns_sgd_step(model: SkipGramNS, centers: torch.Tensor, targets: torch.Tenso
     word's count in the batch stays small, which bounds the batch size (4,096 pairs is
     safe on Tiny Shakespeare; 16,384 diverges).
 
-    On CPU the scores are a sampled dense-dense product (``sampled_addmm``) and the
-    context-table update a sparse ``(V, B) @ (B, d)`` product added in place, so the
-    ``(B, 1 + K, d)`` block of context rows is never built; elsewhere a gather and ``index_add_``.
+    ``sparse`` (default: on CPU) computes the scores as a sampled dense-dense product
+    (``sampled_addmm``) and the context-table update as a sparse ``(V, B) @ (B, d)``
+    product added in place, so the ``(B, 1 + K, d)`` block of context rows is never
+    built; otherwise a gather, ``bmm`` and ``index_add_`` (better on GPUs). Both give
+    the same result.
     """
     w_in, w_out = model.in_embed.weight, model.out_embed.weight
     b, t = targets.shape
     v = len(w_out)
     h = w_in.index_select(0, centers)                                      # (B, d)
     flat = targets.reshape(-1)
-    cpu = w_in.device.type == "cpu"
-    if cpu:
+    sparse = w_in.device.type == "cpu" if sparse is None else sparse
+    if sparse:
         crow = torch.arange(0, b * t + 1, t)
-        pattern = torch.sparse_csr_tensor(crow, flat, torch.empty(b * t), (b, v), check_invariants=False)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            pattern = torch.sparse_csr_tensor(crow, flat, torch.zeros(b * t), (b, v), check_invariants=False)
         scores = torch.sparse.sampled_addmm(pattern, h, w_out.t(), beta=0.0).values().view(b, t)
     else:
         u = w_out[targets]                                                 # (B, T, d)
@@ -178,7 +185,7 @@ def sgns_sgd_step(model: SkipGramNS, centers: torch.Tensor, targets: torch.Tenso
     g = sig.neg_()                                                         # label - sigmoid, times lr
     g[:, 0] += 1.0
     g.mul_(weights).mul_(lr)
-    if cpu:
+    if sparse:
         grad_h = F.embedding_bag(targets, w_out, mode="sum", per_sample_weights=g)  # before w_out moves
         rows = torch.arange(b).repeat_interleave(t)
         step = torch.sparse_coo_tensor(torch.stack([flat, rows]), g.reshape(-1), (v, b), check_invariants=False)

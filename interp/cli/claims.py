@@ -1,0 +1,123 @@
+"""``interp claims list`` and ``interp claims check``: published claims, checked on a model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .common import add_device, add_seed, table
+
+EPILOG_CHECK = """\
+examples:
+  interp claims check                                   # every claim that applies to the latest run
+  interp claims check --run tutorial --claim curve-detectors --claim gabor-first-layer
+  interp claims check --run attn-only --json            # transformer claims, as JSON
+  interp claims check --run inceptionv1 --weights ~/Downloads/inception5h.pth
+  interp claims check --run inceptionv1 --download      # fetch Lucent's InceptionV1 weights (27 MB) first
+  interp claims check --run gpt --claim cue-token --cue e
+
+Verdicts are supported / not supported / inconclusive (with the reason); the exit code is
+0 whatever the verdicts, 2 for an error (unknown claim id, missing weights, bad option).
+Results and figures go to reports/RUN/claims/ (claims.json + PNG), which the report shows.
+"""
+
+
+def register(sub, common) -> None:
+    p = sub.add_parser("claims", parents=[common], help="check published claims (Circuits, Microscope) on a model",
+                       description="Published claims about what networks learn (curve detectors, Gabor filters, "
+                                   "induction heads, ...), each a check that returns a verdict with evidence.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  interp claims list\n  interp claims check --run tutorial\n")
+    claims_sub = p.add_subparsers(dest="claims_command", metavar="COMMAND")
+
+    q = claims_sub.add_parser("list", parents=[common], help="list the claims with their sources",
+                              description="List every claim: id, what it needs, its statement and source.")
+    q.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    q.set_defaults(func=cmd_list)
+
+    q = claims_sub.add_parser("check", parents=[common], help="check claims on a run and write the claims page",
+                              description="Check claims on a run and save the verdicts with their evidence "
+                                          "(reports/RUN/claims/).",
+                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG_CHECK)
+    q.add_argument("--run", metavar="RUN", default=None,
+                   help="run name (under models/) or path, or inceptionv1; default: the most recent run")
+    q.add_argument("--claim", dest="claims", metavar="ID", action="extend", nargs="+",
+                   help="claim ids to check (see `interp claims list`); default: every claim that applies")
+    q.add_argument("--json", action="store_true", help="print the results as JSON")
+    q.add_argument("--weights", metavar="PATH", help="InceptionV1 weights (Lucent's inception5h.pth); implies "
+                                                     "--run inceptionv1")
+    q.add_argument("--download", action="store_true", help="download the InceptionV1 weights if they are missing")
+    q.add_argument("--layer", help="the layer the unit-level vision claims examine (default: the second conv layer)")
+    q.add_argument("--cue", metavar="TOKEN", help="the suspected cue token for the cue-token claim")
+    q.add_argument("--null-models", type=int, default=8, metavar="N",
+                   help="re-initialised copies of the model that form the null (default 8)")
+    q.add_argument("--images", type=int, default=1000, metavar="N",
+                   help="test images for the data-based claims (default 1000)")
+    q.add_argument("--no-save", action="store_true", help="print only; do not write reports/RUN/claims/")
+    q.add_argument("--no-progress", action="store_true", help="do not say which claim is being checked")
+    add_seed(q)
+    add_device(q)
+    q.set_defaults(func=cmd_check)
+    p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
+
+
+def cmd_list(args) -> int:
+    from ..claims import list_claims
+
+    claims = list_claims()
+    if args.json:
+        print(json.dumps([{"id": c.id, "kind": c.kind, "statement": c.statement, "source": c.source, "url": c.url,
+                           "applies_to": c.applies_to, "thresholds": c.thresholds} for c in claims], indent=2,
+                         default=str))
+        return 0
+    rows = [{"id": c.id, "kind": c.kind, "applies": c.applies_to, "statement": c.statement} for c in claims]
+    print(table(rows, [("id", "claim"), ("kind", "needs"), ("statement", "statement")]))
+    print("\nSources: interp claims list --json (article and section of each claim)")
+    return 0
+
+
+def _load(args):
+    from ..errors import InterpError
+    from .common import load_run_announced
+
+    inception = args.run == "inceptionv1" or args.weights is not None or args.download
+    if inception:
+        if args.run not in (None, "inceptionv1"):
+            raise InterpError(f"--weights and --download are for InceptionV1; drop them, or use --run inceptionv1 "
+                              f"instead of --run {args.run}")
+        from ..runs import load_run
+
+        return load_run("inceptionv1", weights=args.weights, download=args.download, device=args.device)
+    return load_run_announced(args)
+
+
+def cmd_check(args) -> int:
+    from ..claims import CheckOptions, check_claims, claims_dir, get_claim, save_claims
+    from ..claims.registry import results_table
+    from ..errors import InterpError
+
+    for claim_id in args.claims or []:
+        get_claim(claim_id)  # an unknown id fails before any model is loaded
+    if args.null_models < 2:
+        raise InterpError(f"--null-models must be at least 2 (a null needs a spread); got {args.null_models}")
+    if args.images < 1:
+        raise InterpError(f"--images must be at least 1; got {args.images}")
+    run = _load(args)
+    options = CheckOptions(device=args.device, progress=not args.no_progress, seed=args.seed,
+                           null_models=args.null_models, layer=args.layer, max_images=args.images, cue=args.cue)
+    log = None if args.no_progress else (lambda msg: print(msg, file=sys.stderr))
+    results = check_claims(run, args.claims, options=options, log=log)
+    saved = None if args.no_save else save_claims(results, claims_dir(run))
+    if args.json:
+        print(json.dumps({"run": run.name, "results": [{k: v for k, v in r.to_dict().items() if k != "data"}
+                                                       for r in results]}, indent=2, default=str))
+    else:
+        print(f"Claims on {run.name} ({run.config.model}):\n")
+        print(results_table(results))
+        skipped = [r for r in results if r.verdict.reason.startswith("does not apply")]
+        for r in skipped:
+            print(f"\n{r.claim}: {r.verdict.reason}")
+    if saved is not None:
+        print(f"\nSaved: {saved}", file=sys.stderr)
+    return 0
