@@ -154,3 +154,17 @@ def test_zoo_page(cli, tmp_path):
     assert "tutorial-k3" in html and "mlp-small" in html
     assert "filters_tutorial-k3.png" in html and "filters_mlp-small" not in html  # an MLP has no conv filters
     check_static_and_linked(index.parent)
+
+
+def test_embedding_run_report(tmp_path):
+    from interp.train import train
+
+    run = train("word2vec", "toy-royalty", name="w2v", epochs=2, device="cpu", progress=False, log=None,
+                overrides={"steps_per_epoch": "20"})
+    index = build_report(run, progress=False, log=None)
+    page = (index.parent / "embeddings.html").read_text()
+    for section in ('id="plot"', 'id="tables"', 'id="caveat"'):
+        assert section in page
+    assert "correlation, not causation" in page.lower()
+    assert 'href="embeddings.html"' in index.read_text()
+    check_static_and_linked(index.parent)
