@@ -168,3 +168,17 @@ def test_embedding_run_report(tmp_path):
     assert "correlation, not causation" in page.lower()
     assert 'href="embeddings.html"' in index.read_text()
     check_static_and_linked(index.parent)
+
+
+def test_transformer_run_report(tmp_path):
+    from interp.train import train
+
+    run = train("attn-only", "induction", name="ind", epochs=1, device="cpu", progress=False, log=None,
+                overrides={"steps_per_epoch": "5", "n_embd": "32", "n_head": "2"})
+    index = build_report(run, progress=False, log=None)
+    page = (index.parent / "transformer.html").read_text()
+    for section in ('id="heads"', 'id="attention"', 'id="circuits"', 'id="ablation"', 'id="position"'):
+        assert section in page, section
+    assert "L1H1" in page
+    assert 'href="transformer.html"' in index.read_text()
+    check_static_and_linked(index.parent)

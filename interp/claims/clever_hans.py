@@ -9,8 +9,8 @@ token: does the model's behaviour hinge on one token?
 >>> acc = perturbation_accuracy(run, images, labels)   # {"full": 0.93, "border_only": 0.11, ...}
 >>> check_claims(run, ["clever-hans"])[0].verdict
 
-Perturbations (images in [0, 1], ``[N, C, H, W]``; masked areas take each image's mean
-colour, so no new cue is introduced):
+Perturbations (images in [0, 1], ``[N, C, H, W]``; masked areas take the mean colour of
+all the images, so neither a new cue nor what was masked leaks in):
 
 - ``grayscale``: luminance only (a control: shape tasks should keep their accuracy);
 - ``centre_masked``: the central square of half the side is hidden;
@@ -39,7 +39,9 @@ whose surviving accuracy is flagged (override with ``destroy=``)."""
 
 
 def _mean_fill(images: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-    mean = images.mean(dim=(2, 3), keepdim=True)
+    # The mean colour of the whole batch, the same for every image: a per-image mean would
+    # leak what was masked (a bright object makes a brighter mean).
+    mean = images.mean(dim=(0, 2, 3), keepdim=True)
     return torch.where(keep, images, mean.expand_as(images))
 
 
@@ -286,20 +288,23 @@ def check_cue_token(run, options: CheckOptions) -> ClaimResult:
     tokens = _text_tokens(run, options)
     result = cue_effect(run, options.cue, tokens, seed=options.seed)
     placebo = [v for v in result.placebo.values() if v == v]
-    null = max(placebo) if placebo else float("nan")
+    null = claim.thresholds["factor"] * max(placebo) if placebo else float("nan")
     rows = [{"token": options.cue, "kl_after_replacing": round(result.effect, 5), "cue": True}]
     rows += [{"token": t, "kl_after_replacing": round(v, 5), "cue": False} for t, v in result.placebo.items()]
-    evidence = dict(layer="input tokens", table=rows, found=[options.cue] if result.effect > max(null, 0) else [],
-                    numbers={"cue_effect": round(result.effect, 5), "placebo_max": round(null, 5),
+    floor = claim.thresholds["min_effect"]
+    supported = bool(placebo) and result.effect > null and result.effect >= floor
+    evidence = dict(layer="input tokens", table=rows, found=[options.cue] if supported else [],
+                    numbers={"cue_effect": round(result.effect, 5), "placebo_max": round(max(placebo, default=0), 5),
                              "sequences_with_cue": result.sequences},
                     data={"effects": {r["token"]: r["kl_after_replacing"] for r in rows}})
-    floor = claim.thresholds["min_effect"]
-    if result.effect > null and result.effect >= floor:
+    factor = claim.thresholds["factor"]
+    if supported:
         return claim.result(SUPPORTED, f"replacing {options.cue!r} changes the predictions by {result.effect:.3f} "
-                            f"nats (KL), more than replacing any of {len(placebo)} other tokens (at most "
-                            f"{null:.3f})", **evidence)
+                            f"nats (KL), more than {factor}x the largest effect of replacing one of {len(placebo)} "
+                            f"other tokens ({max(placebo):.3f})", **evidence)
     return claim.result(NOT_SUPPORTED, f"replacing {options.cue!r} changes the predictions by {result.effect:.3f} "
-                        f"nats (KL), no more than other tokens (up to {null:.3f}) or below {floor}", **evidence)
+                        f"nats (KL), not clearly more than other tokens (up to {max(placebo, default=0):.3f}) or "
+                        f"below {floor}", **evidence)
 
 
 # -------------------------------------------------------------------------- registration
@@ -326,6 +331,7 @@ CUE_TOKEN = register_claim(Claim(
     url="https://www.nature.com/articles/s41467-019-08987-4",
     applies_to="language-model runs, with a cue token (--cue)",
     kind="transformer",
-    thresholds={"min_effect": 0.01, "null": "the largest effect of replacing one of 8 other tokens"},
+    thresholds={"min_effect": 0.01, "factor": 1.5,
+                "null": "factor x the largest effect of replacing one of 8 other tokens (placebos)"},
     check=check_cue_token, applies=_applies_language, on_request=True,
 ))

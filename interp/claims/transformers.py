@@ -97,7 +97,8 @@ def split_loss(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[float, float
     from ..analysis.heads import head_type_masks
 
     repeated = head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1]  # (B, T-1): token at t seen before
-    loss = F.cross_entropy(logits[:, :-1].float().transpose(1, 2).cpu(), tokens[:, 1:].cpu(), reduction="none")
+    loss = F.cross_entropy(logits[:, :-1].detach().float().transpose(1, 2).cpu(), tokens[:, 1:].cpu(),
+                           reduction="none")
     first = ~repeated
     first[:, 0] = False
     return float(loss[first].mean()), float(loss[repeated].mean())
