@@ -44,9 +44,38 @@ def stage_report(ctx: DemoContext) -> None:
     print(f"Report: {index}")
 
 
+def stage_word2vec(ctx: DemoContext) -> None:
+    from .analysis.embeddings import demo_stage
+    from .report import build_report
+    from .runs import load_run
+
+    demo_stage(ctx)
+    run = load_run(ctx.outputs["word2vec run"])
+    ctx.outputs["word2vec report"] = build_report(run, progress=ctx.progress, log=None)
+
+
+def stage_transformer(ctx: DemoContext) -> None:
+    from .cli.transformers import demo_stage
+    from .report import build_report
+    from .runs import load_run
+
+    demo_stage(ctx)
+    run = load_run(ctx.outputs["induction run"])
+    ctx.outputs["induction report"] = build_report(run, progress=ctx.progress, log=None)
+
+
+def stage_claims(ctx: DemoContext) -> None:
+    from .claims import demo_stage
+
+    demo_stage(ctx)
+
+
 STAGES: list[tuple[str, Callable[[DemoContext], None]]] = [
     ("train the tutorial net on the embedded shapes data", stage_train),
-    ("write the HTML report", stage_report),
+    ("check Circuits / Microscope claims on it", stage_claims),
+    ("feature visualisation, dataset examples, weights and attribution: the HTML report", stage_report),
+    ("word2vec on the embedded toy corpus", stage_word2vec),
+    ("a 2-layer attention-only transformer learns induction", stage_transformer),
 ]
 
 

@@ -81,6 +81,8 @@ def test_report_structure(tiny_report):
     first = (root / "conv1" / "0.html").read_text()
     assert "The filter as an RGB image" in first
     assert 'id="trust"' in (root / "attribution.html").read_text()
+    claims = (root / "claims.html").read_text()
+    assert 'id="claim-gabor-first-layer"' in claims and "verdict" in claims
     check_static_and_linked(root)
 
 

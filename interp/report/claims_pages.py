@@ -1,0 +1,48 @@
+"""The claims page: each Circuits / Microscope / Transformer Circuits claim checked on the
+run, with its verdict, reason, thresholds, evidence table and figures.
+
+Claims are checked when the report has no saved results (``claims/claims.json``, also
+written by ``interp claims check`` and the demo), with a small null ensemble to keep a
+report quick; ``interp claims check`` gives the full check.
+"""
+
+from __future__ import annotations
+
+from .registry import ReportContext, Section
+
+REPORT_NULL_MODELS = 4
+REPORT_MAX_IMAGES = 500
+
+
+def contribute(ctx: ReportContext) -> None:
+    run = ctx.run
+    if run.config.task not in ("image-classification", "language-model"):
+        return
+    from ..claims.registry import CheckOptions, check_claims, load_claims, save_claims
+
+    folder = ctx.root / "claims"
+    if not (folder / "claims.json").exists():
+        if ctx.log:
+            ctx.log("checking claims ...")
+        options = CheckOptions(device=ctx.device, progress=ctx.progress, seed=ctx.seed,
+                               null_models=REPORT_NULL_MODELS, max_images=REPORT_MAX_IMAGES)
+        save_claims(check_claims(run, options=options), folder)
+    results = [r.to_dict() for r in load_claims(folder)]
+    if not results:
+        return
+    for r in results:
+        r["figures"] = {name: f"claims/{file}" for name, file in r.get("figures", {}).items()}
+        r["css"] = r["verdict"]["status"].replace(" ", "-")
+        r["columns"] = list(r["table"][0]) if r.get("table") else []
+    page = ctx.page("claims.html", "Claims", breadcrumbs=[(run.name, "index.html")],
+                    subtitle="Published findings tested on this model: a verdict, its reason and the evidence.")
+    ctx.nav.append(("Claims", "claims.html"))
+    page.add(Section("summary", "Verdicts", "claims_summary.html", {"results": results}, order=5))
+    for r in results:
+        page.add(Section(f"claim-{r['claim']}", r["claim"], "claim.html", {"r": r}, order=10))
+    counts = {}
+    for r in results:
+        counts[r["verdict"]["status"]] = counts.get(r["verdict"]["status"], 0) + 1
+    ctx.page("index.html").add(Section("claims-link", "Claims", "link.html", {
+        "href": "claims.html",
+        "text": "Claims checked: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))}, order=36))
