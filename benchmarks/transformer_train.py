@@ -4,8 +4,8 @@ P4: ``gpt`` on Tiny Shakespeare with a 300 s training budget on 2 CPU cores; the
 the validation loss at the end (the whole validation split, 10% of the text). The recipe:
 3 layers x 96, context 64, batch 32, AdamW at 4e-3 with the one-cycle schedule, gradient
 clipping at 1, bfloat16 autocast in training (``--set precision=bf16``: on CPUs with
-AVX512-BF16 about 1.5x faster per step at the same loss per step; ``--fp32`` turns it off;
-evaluation is always float32). The number
+AVX512-BF16 about twice as fast per step, see ours_bf16 in P5, at the same loss per step;
+``--fp32`` turns it off; evaluation is always float32). The number
 of steps is planned from a short calibration (timed on a throwaway model and counted
 against the budget) so that the learning-rate schedule ends when the budget does; the
 training core's time budget stops it regardless. Anchor: nanoGPT's CPU recipe (4 layers

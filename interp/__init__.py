@@ -15,8 +15,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = [
-    "InterpError", "Run", "capture", "create_model", "hook_count", "list_models", "load_run", "make_config",
-    "parse_unit", "resume", "train", "visualize", "dataset_examples",
+    "InterpError", "Run", "attribute", "build_report", "capture", "check_claims", "create_model",
+    "dataset_examples", "head_scores", "hook_count", "layer_weights", "list_claims", "list_models", "load_run",
+    "make_config", "parse_unit", "resume", "to_bridge", "train", "visualize", "WordVectors",
 ]
 
 _LAZY = {
@@ -33,6 +34,14 @@ _LAZY = {
     "parse_unit": ("units", "parse_unit"),
     "visualize": ("analysis.featvis", "visualize"),
     "dataset_examples": ("analysis.examples", "dataset_examples"),
+    "layer_weights": ("analysis.weights", "layer_weights"),
+    "attribute": ("analysis.attribution", "attribute"),
+    "head_scores": ("analysis.heads", "head_scores"),
+    "to_bridge": ("zoo.gpt", "to_bridge"),
+    "WordVectors": ("analysis.embeddings", "WordVectors"),
+    "check_claims": ("claims.registry", "check_claims"),
+    "list_claims": ("claims.registry", "list_claims"),
+    "build_report": ("report", "build_report"),
 }
 
 

@@ -19,6 +19,7 @@ import torch
 
 from interp.claims import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims, claims_dir, get_claim,
                            list_claims, load_claims, save_claims)
+from interp.claims import tuning
 from interp.claims import vision as V
 from interp.hooks import hook_count
 from interp.runs import Run
@@ -291,7 +292,7 @@ def test_receptive_field_matches_brute_force():
     model = create_model("tutorial").eval()
     rf = V.receptive_field(model, "conv2", (3, 32, 32))
     assert rf.size == (14, 14) and rf.position == (5, 5)
-    positive = V._positive_copy(model)
+    positive = tuning._positive_copy(model)
     base = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     probe = V.Probe(positive, lambda x: x, (3, 32, 32))
     bumped = base.repeat(32 * 32, 1, 1, 1)
@@ -515,3 +516,47 @@ def test_cli_check_writes_results_and_json(cli, tiny_run_dir, monkeypatch):
 def test_cli_bad_options_are_exit_2(cli):
     code, _, err = cli("claims", "check", "--null-models", "1")
     assert code == 2 and "--null-models" in err
+
+
+def test_any_conv_net_through_model_run():
+    from torch import nn
+
+    from interp.claims import model_run
+
+    torch.manual_seed(100)
+    net = nn.Sequential(nn.Conv2d(3, 4, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 5), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(8 * 10 * 10, 10))
+    run = model_run(net, name="my-net", input_shape=(3, 32, 32))
+    results = check_claims(run, ["gabor-first-layer", "curve-detectors", "weight-banding"], null_models=3)
+    assert [r.status for r in results] == [NOT_SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE]
+    assert results[1].layer == "3" and "cannot tell" in results[2].verdict.reason
+    assert hook_count(net) == 0
+    odd = model_run(net, input_shape=(3, 32, 48))
+    assert check_claims(odd, ["curve-detectors"])[0].status == INCONCLUSIVE
+
+
+def test_first_layer_and_tail_figures_render(tmp_path):
+    model = create_model("tutorial")
+    set_conv1(model, [gabor(o) for o in (0, 30, 60, 90, 120, 150)])
+    results = check_claims(as_run(model), ["gabor-first-layer", "orientation-tiling", "high-low-frequency"],
+                           null_models=3)
+    tails = create_model("tutorial")
+    plant_exponential(tails)
+    results += check_claims(as_run(tails), ["exponential-tail"], images=exponential_images(300))
+    save_claims(results, tmp_path)
+    names = sorted(f for r in results for f in r.figures.values())
+    assert names == ["exponential-tail-tails.png", "gabor-first-layer-filters.png", "high-low-frequency-scatter.png",
+                     "orientation-tiling-orientations.png"]
+    assert all((tmp_path / n).stat().st_size > 1000 for n in names)
+
+
+def test_save_claims_replaces_the_previous_check(tmp_path):
+    run = random_run(100)
+    first = check_claims(run, ["weight-banding", "gabor-first-layer"], null_models=3)
+    save_claims(first, tmp_path / "claims")
+    assert (tmp_path / "claims" / "gabor-first-layer-filters.png").exists()
+    second = check_claims(run, ["weight-banding"], null_models=3)
+    save_claims(second, tmp_path / "claims")
+    assert [r.claim for r in load_claims(tmp_path / "claims")] == ["weight-banding"]
+    assert not (tmp_path / "claims" / "gabor-first-layer-filters.png").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["claims"]  # no temporary folder left

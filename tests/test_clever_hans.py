@@ -170,3 +170,11 @@ def test_clever_hans_on_a_trained_run(tiny_run):
     (result,) = check_claims(tiny_run, ["clever-hans"], max_images=300)
     assert result.status in (SUPPORTED, NOT_SUPPORTED)
     assert result.numbers["images"] == 300 and result.numbers["full"] > result.numbers["chance"]
+
+
+def test_binomial_tail_against_scipy():
+    from interp.claims.registry import binomial_tail
+
+    stats = pytest.importorskip("scipy.stats")
+    for k, n, p in [(3, 6, 0.01), (50, 400, 0.1), (0, 5, 0.3), (11, 1000, 0.0019), (7, 7, 0.5)]:
+        assert binomial_tail(k, n, p) == pytest.approx(float(stats.binom.sf(k - 1, n, p)), rel=1e-9, abs=1e-300)

@@ -125,3 +125,10 @@ def test_high_low_is_deterministic_and_seeded():
 def test_drawing_angle_converts_our_convention():
     assert float(S.drawing_angle(90.0)) == pytest.approx(-math.pi / 2)
     assert float(S.drawing_angle(-45.0)) == pytest.approx(math.pi / 4)
+
+
+def test_high_low_grain_makes_coarser_texture():
+    fine = S.high_low_images(32, [0], n_textures=1, seed=0)[2][0, 0]
+    coarse = S.high_low_images(32, [0], n_textures=1, grain=2, seed=0)[2][0, 0]
+    assert torch.equal(coarse[0::2, 0::2], coarse[1::2, 1::2])  # 2 x 2 blocks
+    assert not torch.equal(fine[0::2, 0::2], fine[1::2, 1::2])

@@ -73,7 +73,8 @@ class WeightViews:
 
     def __repr__(self) -> str:
         first = ", first layer (RGB filters)" if self.filters is not None else ""
-        return f"WeightViews({self.layer!r}, {self.kind}, {len(self.units)} units, inputs from {self.input_layer}{first})"
+        return (f"WeightViews({self.layer!r}, {self.kind}, {len(self.units)} units, "
+                f"inputs from {self.input_layer}{first})")
 
 
 def weight_module(model: nn.Module, layer: str) -> tuple[str, nn.Module]:
@@ -135,7 +136,9 @@ def layer_weights(run: Any, layer: str, units: str | Sequence[int] | None = None
         kernels_of = lambda u: weight[u].view(*fold) if fold else weight[u].view(-1, 1, 1)
         offset_of = lambda u: 0
         n_in = fold[0] if fold else weight.shape[1]
-    input_layer = _input_layer(model, trace, module_name, n_in) or ("input" if len(trace) <= 1 or _is_first_conv(model, trace, module_name) and n_in == 3 else None)
+    input_layer = _input_layer(model, trace, module_name, n_in)
+    if input_layer is None and kind == "conv" and _is_first_conv(model, trace, module_name):
+        input_layer = "input"  # the image's colour channels
 
     views = []
     for u in unit_list:

@@ -10,6 +10,7 @@ reason) and its evidence: numbers, a per-unit table, the units found and figures
 >>> results[0].verdict
 Verdict(status='supported', reason='4 of 6 conv1 filters are Gabor-like ...')
 >>> save_claims(results, "reports/tutorial/claims")
+>>> check_claims(model_run(my_net, input_shape=(3, 64, 64)), ["curve-detectors"])   # any conv net
 
 Modules: :mod:`.registry` (claims, results, saving), :mod:`.stimuli` (gratings, curves,
 high-low boundaries), :mod:`.vision`, :mod:`.inception`, :mod:`.transformers`,
@@ -19,10 +20,11 @@ high-low boundaries), :mod:`.vision`, :mod:`.inception`, :mod:`.transformers`,
 from __future__ import annotations
 
 from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, Verdict,
-                       check_claims, claims_dir, get_claim, list_claims, load_claims, save_claims)
+                       check_claims, claims_dir, get_claim, list_claims, load_claims, model_run, save_claims)
 
 __all__ = ["INCONCLUSIVE", "NOT_SUPPORTED", "SUPPORTED", "CheckOptions", "Claim", "ClaimResult", "Verdict",
-           "check_claims", "claims_dir", "demo_stage", "get_claim", "list_claims", "load_claims", "save_claims"]
+           "check_claims", "claims_dir", "demo_stage", "get_claim", "list_claims", "load_claims", "model_run",
+           "save_claims"]
 
 
 def demo_stage(ctx) -> None:

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InterpError
-from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, pyplot,
-                       register_claim, run_kind)
+from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, binomial_tail,
+                       pyplot, register_claim, run_kind)
 
 PERTURBATIONS = ("grayscale", "centre_masked", "border_only", "patches_shuffled", "low_pass")
 SHOULD_DESTROY = ("border_only", "patches_shuffled")
@@ -121,10 +121,7 @@ class PerturbationAccuracy:
 
 
 def _binomial_p(acc: float, n: int, chance: float) -> float:
-    from scipy.stats import binom
-
-    k = round(acc * n)
-    return float(binom.sf(k - 1, n, chance))
+    return binomial_tail(round(acc * n), n, chance)
 
 
 def perturbation_accuracy(run, images: torch.Tensor, labels: torch.Tensor, *,

@@ -124,7 +124,7 @@ def check_mixed3b(run, options: CheckOptions) -> ClaimResult:
     claim = MIXED3B_CURVE_UNITS
     thr = claim.thresholds
     layer = "mixed3b"
-    probe = Probe.from_run(run, options.device)
+    probe = Probe.from_run(run)
     probe.batch_size = 32
     t = curve_tuning(probe, layer)
     nulls = [curve_tuning(p, layer) for p in _null_probes(probe, options)]
@@ -168,7 +168,7 @@ def check_mixed3a(run, options: CheckOptions) -> ClaimResult:
     claim = MIXED3A_HIGH_LOW_UNITS
     thr = claim.thresholds
     layer = "mixed3a"
-    probe = Probe.from_run(run, options.device)
+    probe = Probe.from_run(run)
     probe.batch_size = 32
     t = high_low_tuning(probe, layer, seed=options.seed)
     nulls = [high_low_tuning(p, layer, seed=options.seed) for p in _null_probes(probe, options)]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import os
 import time
 from dataclasses import dataclass, field, fields
@@ -31,7 +32,7 @@ from typing import Any, Callable
 import torch
 
 from ..errors import InterpError, unknown
-from ..io import write_json
+from ..io import atomic_dir, write_json
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -70,6 +71,7 @@ class ClaimResult:
     verdict: Verdict
     statement: str = ""
     source: str = ""
+    url: str = ""
     run: str = ""
     layer: str = ""
     numbers: dict[str, Any] = field(default_factory=dict)
@@ -99,7 +101,7 @@ class ClaimResult:
 
 
 def _plain(value: Any) -> Any:
-    """Tensors, numpy values and tuples as JSON types (rounded floats keep the file small)."""
+    """Tensors, numpy values and tuples as JSON types (floats to six significant digits keep the file small)."""
     if isinstance(value, torch.Tensor):
         return _plain(value.detach().cpu().tolist())
     if hasattr(value, "tolist") and not isinstance(value, (str, bytes)):
@@ -109,7 +111,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     if isinstance(value, float):
-        return round(value, 6) if value == value else None  # NaN -> null
+        if value != value or value in (float("inf"), float("-inf")):
+            return None  # NaN and infinities are not JSON
+        return float(f"{value:.6g}")  # six significant digits: small p-values survive
     return value
 
 
@@ -117,7 +121,8 @@ def _plain(value: Any) -> Any:
 class CheckOptions:
     """Options every check receives; each check reads the ones it needs."""
 
-    device: str = "cpu"
+    device: str | None = None
+    """Move the model there first (``auto``, ``cpu``, ``cuda``); None leaves it where it is."""
     progress: bool = False
     seed: int = 0
     null_models: int = 8
@@ -158,7 +163,7 @@ class Claim:
     def result(self, status: str, reason: str, **evidence: Any) -> ClaimResult:
         """A :class:`ClaimResult` of this claim (statement, source and thresholds filled in)."""
         evidence.setdefault("thresholds", dict(self.thresholds))
-        return ClaimResult(self.id, Verdict(status, reason), self.statement, self.source, **evidence)
+        return ClaimResult(self.id, Verdict(status, reason), self.statement, self.source, self.url, **evidence)
 
 
 _CLAIMS: dict[str, Claim] = {}
@@ -184,7 +189,7 @@ def list_claims(kind: str | None = None) -> list[Claim]:
     """Every registered claim (of one ``kind``), in registration order.
 
     >>> [c.id for c in list_claims("transformer")]
-    ['induction-k-composition', 'no-induction-one-layer', 'copying-ov-positive']
+    ['induction-k-composition', 'no-induction-one-layer', 'copying-ov-positive', 'cue-token']
     """
     _ensure_loaded()
     return [c for c in _CLAIMS.values() if kind is None or c.kind == kind]
@@ -235,6 +240,10 @@ def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOption
     elif kwargs:
         options = dataclasses.replace(options, **kwargs)
     claims = [get_claim(i) for i in ids] if ids else default_claims(run)
+    if options.device is not None:
+        from ..device import resolve_device
+
+        run.model.to(resolve_device(options.device))
     results = []
     for claim in claims:
         start = time.perf_counter()
@@ -252,6 +261,24 @@ def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOption
 
 
 # --------------------------------------------------------------------------- nulls
+
+
+def binomial_tail(k: int, n: int, p: float) -> float:
+    """``P(X >= k)`` for ``X ~ Binomial(n, p)``: how often chance alone gives k or more successes.
+
+    >>> round(binomial_tail(2, 2, 0.5), 3)
+    0.25
+    """
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0.0:
+        return 0.0
+    if p >= 1.0:
+        return 1.0
+    logs = [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * math.log(p)
+            + (n - j) * math.log1p(-p) for j in range(k, n + 1)]
+    top = max(logs)
+    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
 
 def reinitialized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
@@ -279,30 +306,48 @@ def reinitialized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
 # --------------------------------------------------------------------------- saving
 
 
+def model_run(model: torch.nn.Module, *, name: str = "model", input_shape: tuple[int, ...] = (3, 32, 32),
+              mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.25, 0.25, 0.25),
+              classes: tuple[str, ...] = ()) -> Any:
+    """A :class:`~interp.runs.Run` around any image model, so claims can be checked on it.
+
+    ``mean``/``std`` are the preprocessing the model expects for [0, 1] images.
+
+    >>> results = check_claims(model_run(my_net, input_shape=(3, 64, 64)), ["curve-detectors"])
+    """
+    from ..config import DataConfig, RunConfig
+    from ..runs import Run, check_run_name, models_dir
+
+    data = DataConfig(name="custom", input_shape=tuple(input_shape), mean=tuple(mean), std=tuple(std),
+                      classes=tuple(classes))
+    config = RunConfig(model="custom", family="custom", task="image-classification", model_config={}, data=data)
+    return Run(models_dir() / check_run_name(name), config, model.eval())
+
+
 def claims_dir(run: Any) -> Path:
     """Where a run's claim results go: ``reports/RUN/claims``."""
     return run.report_dir() / "claims"
 
 
 def save_claims(results: list[ClaimResult], out_dir: str | os.PathLike) -> Path:
-    """Write ``claims.json`` and each result's figures (PNG) under ``out_dir``; returns the JSON path.
+    """Write ``claims.json`` and each result's figures (PNG) into ``out_dir``; returns the JSON path.
 
-    Figures are written first, the JSON last, each atomically, so a reader never sees a
-    JSON that names a figure not yet written.
+    The folder is written aside and swapped in whole (:func:`interp.io.atomic_dir`): it
+    always holds one complete check, the latest, and no figure of an earlier one.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for result in results:
-        claim = _CLAIMS.get(result.claim)
-        if claim is None or claim.plot is None or result.status == INCONCLUSIVE and not result.data:
-            continue
-        for name, fig in (claim.plot(result) or {}).items():
-            file = f"{result.claim}-{name}.png"
-            save_png(fig, out / file)
-            result.figures[name] = file
-    path = out / RESULTS_FILE
-    write_json(path, {"version": 1, "results": [r.to_dict() for r in results]})
-    return path
+    with atomic_dir(out) as tmp:
+        for result in results:
+            result.figures = {}
+            claim = _CLAIMS.get(result.claim)
+            if claim is None or claim.plot is None or (result.status == INCONCLUSIVE and not result.data):
+                continue
+            for name, fig in (claim.plot(result) or {}).items():
+                file = f"{result.claim}-{name}.png"
+                save_png(fig, tmp / file)
+                result.figures[name] = file
+        write_json(tmp / RESULTS_FILE, {"version": 1, "results": [r.to_dict() for r in results]})
+    return out / RESULTS_FILE
 
 
 def load_claims(out_dir: str | os.PathLike) -> list[ClaimResult]:
@@ -337,8 +382,8 @@ def pyplot():
 # --------------------------------------------------------------------------- text
 
 
-def results_table(results: list[ClaimResult], *, width: int = 88) -> str:
-    """A plain-text table: claim, verdict, units found and the reason (wrapped)."""
+def results_table(results: list[ClaimResult], *, width: int = 100) -> str:
+    """A plain-text table (claim, verdict, units found), then each verdict's reason and notes in full."""
     import textwrap
 
     from ..cli.common import table
@@ -346,6 +391,11 @@ def results_table(results: list[ClaimResult], *, width: int = 88) -> str:
     rows = []
     for r in results:
         found = ", ".join(r.found[:6]) + (f" (+{len(r.found) - 6})" if len(r.found) > 6 else "")
-        rows.append({"claim": r.claim, "verdict": r.status, "found": found or None,
-                     "reason": textwrap.shorten(r.verdict.reason, width=width, placeholder=" ...")})
-    return table(rows, [("claim", "claim"), ("verdict", "verdict"), ("found", "found"), ("reason", "reason")])
+        rows.append({"claim": r.claim, "verdict": r.status, "found": found or None, "layer": r.layer or None})
+    lines = [table(rows, [("claim", "claim"), ("verdict", "verdict"), ("layer", "layer"), ("found", "found")]), ""]
+    for r in results:
+        lines.append(textwrap.fill(f"{r.claim}: {r.verdict.reason}", width=width, subsequent_indent="    "))
+        for note in r.notes:
+            lines.append(textwrap.fill(f"note: {note}", width=width, initial_indent="    ",
+                                       subsequent_indent="    "))
+    return "\n".join(lines)

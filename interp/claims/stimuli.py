@@ -109,7 +109,7 @@ def curve_images(size: int, orientations: Sequence[float], radii: Sequence[float
     radius cover the same stretch of the receptive field; an arc never exceeds a full
     circle. ``polarities``: +1 draws a white curve on grey, -1 a black one.
 
-    >>> images, p = curve_images(32, [90], [6.0])   # a cap: an upside-down U
+    >>> images, p = curve_images(33, [90], [6.0], thickness=2.0)   # a cap: an upside-down U
     >>> bool(images[0, 0, 16, 16] > 0.9), bool(images[0, 0, 26, 16] > 0.9)
     (True, False)
     """
@@ -134,7 +134,7 @@ def line_images(size: int, orientations: Sequence[float], *, polarities: Sequenc
     of a curve of that orientation at its midpoint (it runs at ``orientation + 90``), so
     ``line_images(..., [theta])`` is the zero-curvature member of ``curve_images(..., [theta], radii)``.
 
-    >>> images, p = line_images(32, [90])   # the tangent of a cap: a horizontal segment
+    >>> images, p = line_images(33, [90], thickness=2.0)   # the tangent of a cap: a horizontal segment
     >>> bool(images[0, 0, 16, 8] > 0.9), bool(images[0, 0, 8, 16] > 0.9)
     (True, False)
     """
@@ -149,7 +149,7 @@ def line_images(size: int, orientations: Sequence[float], *, polarities: Sequenc
 
 
 def high_low_images(size: int, orientations: Sequence[float], *, n_textures: int = 4, texture_std: float = 0.2,
-                    center: tuple[float, float] = (0.0, 0.0), seed: int = 0
+                    grain: int = 1, center: tuple[float, float] = (0.0, 0.0), seed: int = 0
                     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     """High-frequency texture on one side of a straight boundary, a smooth low-frequency one on the other.
 
@@ -159,16 +159,19 @@ def high_low_images(size: int, orientations: Sequence[float], *, n_textures: int
     ``[2 * n_textures, 3, H, W]``. The textures come only from a generator seeded with
     ``seed``; the same textures are used at every orientation.
 
-    High: i.i.d. luminance noise (std ``texture_std``, white up to Nyquist). Low: value
-    noise on a 3x3 lattice (a few smooth bumps across the image) of the same std, so the
-    two sides differ in spatial frequency, not in mean or contrast.
+    High: i.i.d. luminance noise (std ``texture_std``) in blocks of ``grain`` x ``grain``
+    pixels (1: white up to Nyquist; larger for a network that sees coarser detail). Low:
+    value noise on a 3x3 lattice (a few smooth bumps across the image) of the same std, so
+    the two sides differ in spatial frequency, not in mean or contrast.
 
     >>> images, p, controls = high_low_images(32, [0, 180], n_textures=2)
     >>> images.shape, controls.shape
     (torch.Size([4, 3, 32, 32]), torch.Size([4, 3, 32, 32]))
     """
     g = torch.Generator().manual_seed(seed)
-    high = D.pixel_noise(n_textures, size, size, texture_std, g)  # [T, 1, H, W]
+    cells = -(-size // grain)
+    high = D.pixel_noise(n_textures, cells, cells, texture_std, g)  # [T, 1, cells, cells]
+    high = high.repeat_interleave(grain, 2).repeat_interleave(grain, 3)[:, :, :size, :size]
     low = D.smooth_noise(n_textures, size, size, g, cells=2)
     low = low / low.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-6) * texture_std
     p = _grid(orientation=orientations, texture=range(n_textures))

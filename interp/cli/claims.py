@@ -115,9 +115,6 @@ def cmd_check(args) -> int:
     else:
         print(f"Claims on {run.name} ({run.config.model}):\n")
         print(results_table(results))
-        skipped = [r for r in results if r.verdict.reason.startswith("does not apply")]
-        for r in skipped:
-            print(f"\n{r.claim}: {r.verdict.reason}")
     if saved is not None:
         print(f"\nSaved: {saved}", file=sys.stderr)
     return 0

@@ -165,7 +165,7 @@ def cmd_weights(args) -> int:
         print(f"{args.layer} is the first conv layer: {len(views.units)} filters drawn as RGB images "
               f"(grey = 0, full colour = |w| {views.filter_scale:.3f})")
     rows = [{"unit": f"{args.layer}:{w.unit}",
-             "inputs": ", ".join(f"{w.input_layer or 'in'}:{i} ({n:.2f})" for i, n in list(zip(w.inputs, w.norms.tolist()))[:4])}
+             "inputs": ", ".join(f"{w.input_layer or 'in'}:{i} ({n:.2f})" for i, n in zip(w.inputs[:4], w.norms.tolist()))}
             for w in views.unit_weights]
     print(table(rows[:40], [("unit", "unit"), ("inputs", "strongest inputs (kernel L2 norm)")]))
     print(f"\nWeight views of {len(views.units)} units of {args.layer} -> {path}/")

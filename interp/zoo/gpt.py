@@ -108,10 +108,18 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.qkv(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
-                                           dropout_p=self.dropout if self.training else 0.0)
+        if q.device.type == "cpu" and q.dtype == torch.bfloat16:
+            # Under bf16 autocast, attend in float32 all the same: on CPU the bf16 flash-attention
+            # backward is several times slower than the float32 one, eating the matmuls' gain.
+            with torch.autocast("cpu", enabled=False):
+                y = self._attend(q.float(), k.float(), v.float())
+        else:
+            y = self._attend(q, k, v)
         y = y.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side, as torch.cat in the lecture
         return self.resid_dropout(self.proj(y))
+
+    def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
 
 
 class FeedForward(nn.Module):
