@@ -72,7 +72,7 @@ class Transforms:
     moved in filled with grey, as Lucid's constant padding does.
 
     >>> Transforms.for_size(32)
-    Transforms(jitter=1, scale=0.03, rotate=3.0, fill=0.5)
+    Transforms(jitter=1, scale=0.031, rotate=3.1, fill=0.5)
     """
 
     jitter: int
@@ -308,6 +308,8 @@ def probe(subject: Subject, layers: Sequence[str], size: int) -> tuple[dict[str,
 
 @dataclass
 class Optimized:
+    """What :func:`optimize_images` returns: the final images, the per-step values, the time."""
+
     images: torch.Tensor  # (N, 3, S, S) in [0, 1], on the CPU
     history: torch.Tensor  # (steps, N) per-image objective, or (steps, 1) for a plain loss
     seconds: float
