@@ -560,3 +560,10 @@ def test_save_claims_replaces_the_previous_check(tmp_path):
     assert [r.claim for r in load_claims(tmp_path / "claims")] == ["weight-banding"]
     assert not (tmp_path / "claims" / "gabor-first-layer-filters.png").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["claims"]  # no temporary folder left
+
+
+def test_a_bare_model_is_a_clear_error():
+    from interp.errors import InterpError
+
+    with pytest.raises(InterpError, match="model_run"):
+        check_claims(create_model("tutorial"), ["curve-detectors"])

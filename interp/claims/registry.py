@@ -239,6 +239,9 @@ def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOption
         options = CheckOptions(**kwargs)
     elif kwargs:
         options = dataclasses.replace(options, **kwargs)
+    if not hasattr(run, "config") or not hasattr(run, "model"):
+        raise InterpError(f"check_claims takes a run (interp.load_run(...)); wrap a bare {type(run).__name__} with "
+                          f"interp.claims.model_run(model, input_shape=(3, H, W))")
     claims = [get_claim(i) for i in ids] if ids else default_claims(run)
     if options.device is not None:
         from ..device import resolve_device

@@ -559,15 +559,15 @@ def plot_radial(result: ClaimResult) -> dict:
     fig = plt.figure(figsize=(4.2, 4.2))
     ax = fig.add_subplot(projection="polar")
     curves = dict(zip(units, radial["curves"]))
-    top = max(max(curves[u]) for u in show) or 1.0
     cmap = plt.get_cmap("hsv")
     for i, u in enumerate(show):
-        values = np.array(curves[u] + curves[u][:1]) / top
+        values = np.array(curves[u] + curves[u][:1]) / (max(curves[u]) or 1.0)  # each unit to its own peak
         ax.plot(angles, values, color=cmap(i / max(len(show), 1)), lw=1.2, label=u)
         ax.fill(angles, values, color=cmap(i / max(len(show), 1)), alpha=0.12)
     ax.set_yticks([])
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    ax.set_title("radial tuning (degrees counter-clockwise, y up)", fontsize=8)
+    ax.set_title("radial tuning, each unit scaled to its peak\n(curve orientation: degrees counter-clockwise, y up)",
+                 fontsize=8)
     return {"radial": fig}
 
 
