@@ -13,7 +13,7 @@ It prints both test accuracies, both wall times and their ratio. Goal: (b) reach
 55% in at most 1/14 of (a)'s wall time.
 
 P2, our strong CNN (``cifarnet``, interp/zoo/strong.py) with its own recipe (``cifarnet`` in
-interp/config.py: 8 epochs, batch 256, AdamW 3e-3 one-cycle, weight decay 0.05, label
+interp/config.py: 8 epochs, batch 128, AdamW 3e-3 one-cycle, weight decay 0.05, label
 smoothing 0.2, flips and 4 px translations, bf16 autocast, channels-last, mirror-image
 test-time augmentation), evaluated on the whole test split after every epoch. It prints the
 time until the test accuracy first reaches 85% (goal: at most 10 minutes on 2 CPU cores)

@@ -84,7 +84,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     # Our strong CNN (cifarnet, interp/zoo/strong.py) on CIFAR-10 at CPU speed: bf16 autocast
     # and channels-last convs, label smoothing, flips and translations, mirror-image TTA.
     "cifarnet": dict(
-        epochs=8, batch_size=256, lr=3e-3, optimizer="adamw", weight_decay=0.05, schedule="onecycle",
+        epochs=8, batch_size=128, lr=3e-3, optimizer="adamw", weight_decay=0.05, schedule="onecycle",
         label_smoothing=0.2, augment=True, channels_last=True, precision="bf16", eval_flip=True,
     ),
     # The word2vec exercise (one-hot skip-gram, softmax): Adam on small batches of pairs;

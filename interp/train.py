@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 import torch
 
-from .config import RunConfig, TrainConfig, apply_overrides, from_dict, recipe as make_recipe, to_dict
+from .config import DataConfig, RunConfig, TrainConfig, apply_overrides, recipe as make_recipe, to_dict
 from .device import resolve_device
 from .errors import InterpError, unknown
 from .io import read_jsonl, save_tensors, write_json, write_jsonl
@@ -61,7 +61,7 @@ def make_config(model: str = "tutorial", dataset: str | None = None, *, recipe: 
     spec = get_spec(model)
     model_cfg = spec.default_config()
     train_cfg = make_recipe(recipe or spec.recipe)  # None: the model's own recipe (word2vec: sparse SGD)
-    data = from_dict(_data_cls(), {"name": dataset or spec.default_dataset})
+    data = DataConfig(name=dataset or spec.default_dataset)
     buckets: dict[str, dict[str, str]] = {"model": {}, "train": {}, "data": {}}
     settable = {section: [f.name for f in fields(obj) if f.name not in NOT_SETTABLE]
                 for section, obj in (("model", model_cfg), ("train", train_cfg), ("data", data))}
@@ -85,12 +85,6 @@ def make_config(model: str = "tutorial", dataset: str | None = None, *, recipe: 
     build_model(model, model_cfg)
     return RunConfig(model=spec.name, family=spec.family, task=spec.task,
                      model_config=to_dict(model_cfg), data=data, train=train_cfg)
-
-
-def _data_cls():
-    from .config import DataConfig
-
-    return DataConfig
 
 
 def _check_train(cfg: TrainConfig) -> None:
@@ -349,7 +343,7 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
                    "seconds": round(train_seconds, 3), f"{unit}_per_s": round(seen / max(train_seconds, 1e-9), 1)}
             if "correct" in stats:
                 row["train_acc"] = (correct / max(seen, 1)).item()
-            if cfg_eval_due(cfg, epoch, stopped_early):
+            if _eval_due(cfg, epoch, stopped_early):
                 row.update(task.evaluate(model))
             if hasattr(task, "epoch_metrics"):
                 row.update(task.epoch_metrics(model))
@@ -385,7 +379,7 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
     return load_run(run_dir, device=device)
 
 
-def cfg_eval_due(cfg: TrainConfig, epoch: int, stopped_early: str | None) -> bool:
+def _eval_due(cfg: TrainConfig, epoch: int, stopped_early: str | None) -> bool:
     """Evaluate every ``eval_every`` epochs and always after the last one."""
     every = cfg.eval_every
     last = epoch + 1 == cfg.epochs or stopped_early is not None
