@@ -303,8 +303,9 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device)
             seen = 0
+            # disable=None: tqdm draws only on a terminal, so logs and CI output stay readable.
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                       disable=not progress, leave=False, dynamic_ncols=True)
+                       disable=not progress or None, leave=False, dynamic_ncols=True)
             for step, batch in enumerate(task.train_batches(epoch, generator)):
                 lr = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
                 for group in optimizer.param_groups:

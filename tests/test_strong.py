@@ -185,4 +185,4 @@ def test_benchmark_quick_run(shared_data, capsys, monkeypatch):
     bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "train_cifar.py"))
     assert bench["main"](["all", "--quick", "--data", str(shared_data / "cifar10-jpeg")]) == 0
     out = capsys.readouterr().out
-    assert "P1: (a)/(b) wall-time ratio" in out and "P2: best test acc" in out
+    assert "(a)/(b) = " in out and "(a0)/(b) = " in out and "P2: best test acc" in out

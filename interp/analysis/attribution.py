@@ -606,7 +606,7 @@ def attribute(run_or_model: Any, inputs: torch.Tensor, target: Any = None,
     maps: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     seconds = dict.fromkeys(names, 0.0)
     chunks = range(0, len(x), opts.batch_size)
-    bar = tqdm(total=len(chunks) * len(names), desc="attribution", disable=not progress, leave=False)
+    bar = tqdm(total=len(chunks) * len(names), desc="attribution", disable=not progress or None, leave=False)
     try:
         for start in chunks:
             stop = start + opts.batch_size

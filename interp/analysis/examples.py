@@ -202,7 +202,7 @@ def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = N
     unit_index = None
     with torch.no_grad(), frozen(subject.model), Recorder(subject.model, [layer]) as rec:
         for start in tqdm(range(0, n, batch_size), desc=f"examples {layer}", unit="batch",
-                          disable=not progress, leave=False):
+                          disable=not progress or None, leave=False):
             batch = images[start:start + batch_size].to(device)
             acts = rec.run(subject.normalize(batch))[layer]
             if unit_index is None:

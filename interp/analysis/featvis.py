@@ -593,7 +593,7 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=steps * len(chunks), desc=f"visualize {layer}", unit="step", disable=not progress,
+    bar = tqdm(total=steps * len(chunks), desc=f"visualize {layer}", unit="step", disable=not progress or None,
                leave=False)
     n_signs = len(signs)
     u_, k_ = len(unit_list), diversity
@@ -796,7 +796,7 @@ def render(run: Any, objective: Any, *, batch: int = 1, steps: int = 512, size: 
         return -loss, loss.detach().reshape(1)
 
     seeds = [image_seed(seed, 0, k) for k in range(batch)]
-    with tqdm(total=steps, desc="render", unit="step", disable=not progress, leave=False) as bar:
+    with tqdm(total=steps, desc="render", unit="step", disable=not progress or None, leave=False) as bar:
         result = optimize_images(subject, layers, seeds, size, gain_fn, steps=steps, lr=lr, transforms=transforms,
                                  fft=fft, decorrelate=decorrelate, transform_seed=seed, on_step=bar.update)
     tf = Transforms.for_size(size) if transforms is None else transforms

@@ -198,7 +198,7 @@ def deletion_insertion(run_or_model: Any, attr: Attribution, *, steps: int = 32,
     deletion: dict[str, list] = {m: [] for m in scores}
     insertion: dict[str, list] = {m: [] for m in scores}
     with evaluating(model):
-        for m, s in tqdm(scores.items(), desc="deletion/insertion", disable=not progress, leave=False):
+        for m, s in tqdm(scores.items(), desc="deletion/insertion", disable=not progress or None, leave=False):
             ranks = pixel_ranks(s)
             for i in range(len(x)):
                 t = int(attr.targets[i])

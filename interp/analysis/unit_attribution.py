@@ -130,7 +130,7 @@ def unit_attribution(run_or_model: Any, inputs: torch.Tensor, target: Any = None
     baselines = make_baseline(subject, x, opts.baseline)
     module = get_module(model, layer)
     scores = []
-    for start in tqdm(range(0, len(x), opts.batch_size), desc=f"{layer} units", disable=not progress, leave=False):
+    for start in tqdm(range(0, len(x), opts.batch_size), desc=f"{layer} units", disable=not progress or None, leave=False):
         xs, ts = x[start:start + opts.batch_size], targets[start:start + opts.batch_size].to(x.device)
         bs = baselines[start:start + opts.batch_size]
         with evaluating(model), no_new_hooks(model), quiet_captum():
@@ -215,7 +215,7 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
     chosen = [resolve_class(c, subject.classes) for c in classes] if classes else list(range(len(subject.classes)))
     rows, counts = [], []
     units = None
-    for k in tqdm(chosen, desc=f"{layer} per class", disable=not progress):
+    for k in tqdm(chosen, desc=f"{layer} per class", disable=not progress or None):
         idx = (data.test_y == k).nonzero().flatten().tolist()
         if correct_only and idx:
             x_all, _ = load_examples(run, idx, "test", data=data)

@@ -220,7 +220,7 @@ def _decode_split(files, size, desc: str, progress: bool) -> torch.Tensor:
         # PIL releases the GIL while decoding, so threads overlap decodes.
         results = pool.map(lambda fl: _decode_one(fl[0], size), files, chunksize=64)
         for i, arr in enumerate(tqdm(results, total=len(files), desc=desc, unit="img",
-                                     disable=not progress, leave=False)):
+                                     disable=not progress or None, leave=False)):
             out[i] = arr
     return out.permute(0, 3, 1, 2).contiguous()
 
