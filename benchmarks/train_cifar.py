@@ -57,7 +57,7 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "cifar10-jpeg"
 
 # P1 (b): the fast recipe with these settings (strings, as ``--set`` takes them).
-P1_FAST = {"epochs": "2", "batch_size": "128", "lr": "4e-3", "augment": "false",
+P1_FAST = {"epochs": "2", "batch_size": "128", "lr": "4e-3", "augment": "false", "precision": "bf16",
            "channels_last": "true", "eval_every": "0"}
 P1_GOAL_ACC, P1_GOAL_RATIO = 0.55, 14.0
 P2_TARGET, P2_GOAL_S = 0.85, 600.0
@@ -256,7 +256,7 @@ def p2(data: str, root: Path, device: str, quick: bool, extra: dict) -> dict:
 
 def plot_p2(result: dict, path: Path) -> Path:
     """Test accuracy against wall time, with the 85% target."""
-    from interp.report.figures import new_figure, save_figure
+    from interp.plots import new_figure, save_figure
 
     rows = [row for row in result["epochs"] if "test_acc" in row]
     fig, ax = new_figure(6, 3.5)

@@ -293,6 +293,7 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
     updates_weights = getattr(task, "updates_weights", False)
     epoch = start_epoch
     stopped_early = None
+    final: dict[str, Any] | None = None
     _write_state(run_dir, "running", start_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -345,7 +346,12 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
             if "correct" in stats:
                 row["train_acc"] = (correct / max(seen, 1)).item()
             if _eval_due(cfg, epoch, stopped_early):
-                row.update(task.evaluate(model))
+                # The last evaluation is the final one: compute its extras (confusion
+                # matrix...) now instead of evaluating the whole test split twice.
+                last = epoch + 1 == cfg.epochs or stopped_early is not None
+                metrics = task.evaluate(model, final=last)
+                final = metrics if last else None
+                row.update({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
             if hasattr(task, "epoch_metrics"):
                 row.update(task.epoch_metrics(model))
             rows.append(row)
@@ -365,7 +371,8 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
     except InterpError:
         _write_state(run_dir, "failed", epoch)
         raise
-    final = task.evaluate(model, final=True)
+    if final is None:  # resumed after the last epoch's checkpoint, or no evaluation ran
+        final = task.evaluate(model, final=True)
     summary = {
         **final,
         "model": config.model, "dataset": config.data.name, "parameters": count_parameters(model),

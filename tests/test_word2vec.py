@@ -242,9 +242,16 @@ def test_sgns_batches_cover_the_text_once_per_epoch():
     batches = list(task.train_batches(0, torch.Generator().manual_seed(0)))
     assert len(batches) == task.steps_per_epoch()
     assert sum(b[3] for b in batches) == task.raw_tokens
-    for centers, targets, weights, _ in batches:
+    for centers, targets, weights, _, groups in batches:
         assert targets.shape == (len(centers), 6) and weights.shape == targets.shape
         assert torch.equal(weights[:, 1:] == 0, targets[:, 1:] == targets[:, :1])
+        # the grouping the CPU update uses: every target once, grouped by word, with its pair
+        grouped = targets.reshape(-1)[groups.order]
+        assert sorted(groups.order.tolist()) == list(range(targets.numel()))
+        assert torch.equal(grouped, grouped.sort().values)
+        assert torch.equal(groups.words, targets.unique())
+        assert torch.equal(grouped[groups.offsets], groups.words)
+        assert torch.equal(groups.rows, groups.order // 6)
 
 
 def test_linear_schedule_and_recipes():

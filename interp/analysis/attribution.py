@@ -64,6 +64,7 @@ from torch import nn
 from ..errors import InterpError, unknown
 from ..hooks import get_module
 from ..io import write_bytes, write_json
+from ..plots import save_figure
 
 # --------------------------------------------------------------------------- options
 
@@ -751,10 +752,10 @@ def save_attribution(attr: Attribution, directory: str | Path | None = None, nam
         arrays["labels"] = attr.labels.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
     if figure:
-        from .attribution_plots import plot_attribution, write_figure
+        from .attribution_plots import plot_attribution
 
         paths["png"] = directory / f"{name}.png"
-        write_figure(paths["png"], plot_attribution(attr))
+        save_figure(plot_attribution(attr), paths["png"])
     meta = {
         "kind": "attribution", "run": attr.run, "classes": attr.classes, "methods": attr.methods,
         "method_titles": {m: METHODS[m].title for m in attr.methods if m in METHODS},
@@ -851,7 +852,7 @@ def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[st
     images, labels = load_examples(run, chosen, "test", data=data)
     attr = attribute(run, images, None, methods, labels=labels, sources=[f"test:{i}" for i in chosen],
                      progress=progress, **options)
-    from .attribution_plots import plot_attribution, write_figure
+    from .attribution_plots import plot_attribution
 
     entries = []
     folder = Path(directory) if directory is not None else attribution_dir(subject.run_name) / "gallery"
@@ -864,7 +865,7 @@ def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[st
                                     [attr.class_name(int(attr.targets[i])) for i in rows],
                                     [float(attr.probs[i, attr.targets[i]]) for i in rows], figure))
         if save:
-            write_figure(folder / figure, plot_attribution(subset(attr, rows)))
+            save_figure(plot_attribution(subset(attr, rows)), folder / figure)
     gallery = Gallery(subject.run_name or "model", attr.methods, entries, attr, folder if save else None)
     if save:
         save_attribution(attr, folder, "gallery", figure=False)

@@ -6,18 +6,15 @@ Rendering only: every function takes a result object from :mod:`~interp.analysis
 without pyplot, so no backend is chosen and no global figure list grows).
 
 >>> fig = plot_attribution(attr)
->>> write_figure("maps.png", fig)
+>>> interp.plots.save_figure(fig, "maps.png")
 """
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..io import write_bytes
 from .attribution import METHODS
 
 if TYPE_CHECKING:
@@ -25,13 +22,6 @@ if TYPE_CHECKING:
     from .trust import PerturbationCurves, SanityCheck
     from .token_attribution import TokenAttribution
     from .unit_attribution import ClassUnitSummary, UnitAttribution
-
-
-def write_figure(path: Path, fig) -> None:
-    """Save a matplotlib figure as PNG atomically."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    write_bytes(path, buffer.getvalue())
 
 
 def subplots(nrows: int = 1, ncols: int = 1, **kwargs):

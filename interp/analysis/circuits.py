@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 from ..io import write_json
-from .heads import _pyplot, _tensor_json, as_bridge, check_heads, head_labels, write_png
+from ..plots import pyplot, save_figure
+from .heads import _tensor_json, as_bridge, check_heads, head_labels
 
 MODES = ("Q", "K", "V")
 
@@ -149,7 +150,7 @@ def circuit_scores(model_or_run, *, n_baseline: int = 200, seed: int = 0) -> Cir
 
 def plot_circuit_scores(result: CircuitScores):
     """Copying score per head; for each mode, composition of earlier heads (rows) into later heads (columns)."""
-    plt = _pyplot()
+    plt = pyplot()
     L, H = result.copying.shape
     modes = list(result.composition) if L > 1 else []
     side = max(2.6, 0.32 * (L - 1) * H + 1.2)
@@ -189,7 +190,7 @@ def plot_circuit_scores(result: CircuitScores):
 def save_circuit_scores(result: CircuitScores, out_dir: str | os.PathLike) -> dict[str, Path]:
     out = Path(out_dir)
     write_json(out / "circuits.json", result.to_json())
-    return {"json": out / "circuits.json", "png": write_png(out / "circuits.png", plot_circuit_scores(result))}
+    return {"json": out / "circuits.json", "png": save_figure(plot_circuit_scores(result), out / "circuits.png")}
 
 
 def load_circuit_scores(out_dir: str | os.PathLike) -> CircuitScores:

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..errors import InterpError
 from ..io import write_json
+from ..plots import new_figure, save_figure
 
 AXIS_HELP = "an axis is 'a,b' (the direction from b to a) or several pairs 'she,he;her,his' (their mean)"
 
@@ -500,8 +501,6 @@ def _merge_labels(points: list[tuple[str, float, float]]) -> list[tuple[str, flo
 
 def _scatter(points: list[tuple[str, float, float]], path: Path, *, xlabel: str, ylabel: str, title: str,
              highlight: set[str] = frozenset(), zero_lines: bool = False) -> Path:
-    from ..report.figures import new_figure, save_figure
-
     fig, ax = new_figure(7.0, 6.0)
     ax.scatter([p[1] for p in points], [p[2] for p in points], s=14, color="#2c3e50")
     for label, x, y in _merge_labels(points):
@@ -547,8 +546,6 @@ def plot_projection(proj: Projection, path: str | os.PathLike) -> Path:
 
 def plot_bias(probe: BiasProbe, path: str | os.PathLike) -> Path:
     """Horizontal bars: each word's coordinate on the axis, most positive at the top."""
-    from ..report.figures import new_figure, save_figure
-
     n = len(probe.words)
     fig, ax = new_figure(6.5, max(2.5, 0.22 * n + 1))
     ys = list(range(n))[::-1]

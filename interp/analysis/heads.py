@@ -27,7 +27,6 @@ positions, including those with nothing to find; ours equals its score times
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from dataclasses import dataclass, field
@@ -37,7 +36,8 @@ from typing import Any
 import torch
 
 from ..errors import InterpError
-from ..io import write_bytes, write_json
+from ..io import write_json
+from ..plots import pyplot, save_figure
 
 SCORE_NAMES = ("prev_token", "induction", "duplicate", "first_token")
 SCORE_TITLES = {"prev_token": "previous-token", "induction": "induction", "duplicate": "duplicate-token",
@@ -45,26 +45,6 @@ SCORE_TITLES = {"prev_token": "previous-token", "induction": "induction", "dupli
 
 
 # ----------------------------------------------------------------------- helpers
-
-
-def write_png(path: str | os.PathLike, fig) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    write_bytes(path, buf.getvalue())
-    return Path(path)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def as_bridge(model_or_run: Any, **kwargs):
@@ -224,7 +204,7 @@ def attention_patterns(model_or_run, tokens: torch.Tensor, *, labels: list[str] 
 
 def plot_attention(result: AttentionPatterns, *, layers: list[int] | None = None, heads: list[int] | None = None):
     """A grid of heatmaps (rows: layers, columns: heads), token labels on both axes."""
-    plt = _pyplot()
+    plt = pyplot()
     n_layers, n_heads, T, _ = result.patterns.shape
     layers, heads = check_heads(n_layers, n_heads, layers, heads)
     cell = max(2.4, min(0.22 * T, 7.0))
@@ -252,7 +232,8 @@ def save_attention(result: AttentionPatterns, out_dir: str | os.PathLike, **plot
     """``attention.json`` + ``attention.png`` under ``out_dir``."""
     out = Path(out_dir)
     write_json(out / "attention.json", result.to_json())
-    return {"json": out / "attention.json", "png": write_png(out / "attention.png", plot_attention(result, **plot_kwargs))}
+    png = save_figure(plot_attention(result, **plot_kwargs), out / "attention.png")
+    return {"json": out / "attention.json", "png": png}
 
 
 def load_attention(out_dir: str | os.PathLike) -> AttentionPatterns:
@@ -354,7 +335,7 @@ def head_scores(model_or_run, *, tokens: torch.Tensor | None = None, n_sequences
 
 def plot_head_scores(result: HeadScores):
     """One heatmap per score type (rows: layers, columns: heads), values written in."""
-    plt = _pyplot()
+    plt = pyplot()
     n_layers, n_heads = result.shape
     names = list(result.scores)
     fig, axes = plt.subplots(1, len(names), figsize=(max(2.2, 0.55 * n_heads + 1.2) * len(names), 0.5 * n_layers + 1.8),
@@ -380,7 +361,7 @@ def plot_head_scores(result: HeadScores):
 def save_head_scores(result: HeadScores, out_dir: str | os.PathLike) -> dict[str, Path]:
     out = Path(out_dir)
     write_json(out / "heads.json", result.to_json())
-    return {"json": out / "heads.json", "png": write_png(out / "heads.png", plot_head_scores(result))}
+    return {"json": out / "heads.json", "png": save_figure(plot_head_scores(result), out / "heads.png")}
 
 
 def load_head_scores(out_dir: str | os.PathLike) -> HeadScores:
@@ -479,7 +460,7 @@ def loss_by_position(model_or_run, tokens: torch.Tensor | None = None, *, n_sequ
 
 
 def plot_position_loss(result: PositionLoss):
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 3.2), layout="constrained")
     ax.plot(range(len(result.loss)), result.loss.numpy(), color="#1f77b4")
     for (a, b), label, color in ((result.early, "early", "#2ca02c"), (result.late, "late", "#d62728")):
@@ -495,7 +476,7 @@ def save_position_loss(result: PositionLoss, out_dir: str | os.PathLike) -> dict
     out = Path(out_dir)
     write_json(out / "position_loss.json", result.to_json())
     return {"json": out / "position_loss.json",
-            "png": write_png(out / "position_loss.png", plot_position_loss(result))}
+            "png": save_figure(plot_position_loss(result), out / "position_loss.png")}
 
 
 def load_position_loss(out_dir: str | os.PathLike) -> PositionLoss:
@@ -551,7 +532,7 @@ def training_dynamics(run) -> TrainingDynamics:
 
 def plot_training_dynamics(result: TrainingDynamics, names: tuple[str, ...] = ("induction", "prev_token")):
     """Each head's scores against training time, with the validation loss: the phase change."""
-    plt = _pyplot()
+    plt = pyplot()
     names = [n for n in names if n in result.scores]
     fig, axes = plt.subplots(1, len(names) + 1, figsize=(4.2 * (len(names) + 1), 3.4), squeeze=False,
                              layout="constrained")
@@ -582,7 +563,7 @@ def plot_training_dynamics(result: TrainingDynamics, names: tuple[str, ...] = ("
 def save_training_dynamics(result: TrainingDynamics, out_dir: str | os.PathLike) -> dict[str, Path]:
     out = Path(out_dir)
     write_json(out / "dynamics.json", result.to_json())
-    return {"json": out / "dynamics.json", "png": write_png(out / "dynamics.png", plot_training_dynamics(result))}
+    return {"json": out / "dynamics.json", "png": save_figure(plot_training_dynamics(result), out / "dynamics.png")}
 
 
 def load_training_dynamics(out_dir: str | os.PathLike) -> TrainingDynamics:

@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 
 from ..io import write_json
-from .heads import _pyplot, _tensor_json, as_bridge, head_labels, run_vocabulary, write_png
+from ..plots import pyplot, save_figure
+from .heads import _tensor_json, as_bridge, head_labels, run_vocabulary
 
 
 def _labeler(model_or_run):
@@ -138,7 +139,7 @@ def direct_logit_attribution(model_or_run, tokens: torch.Tensor) -> DirectLogitA
 
 def plot_logit_lens(result: LogitLens):
     """Probability of the actual next token, per layer (rows) and position (columns), top-1 written in."""
-    plt = _pyplot()
+    plt = pyplot()
     n_layers, n_pos = result.target_prob.shape
     fig, ax = plt.subplots(figsize=(max(4.0, 0.42 * n_pos + 2), 0.55 * n_layers + 1.8))
     ax.imshow(result.target_prob.numpy(), cmap="Greens", vmin=0.0, vmax=1.0, aspect="auto")
@@ -160,7 +161,7 @@ def plot_logit_lens(result: LogitLens):
 
 def plot_direct_logit_attribution(result: DirectLogitAttribution):
     """Heads (rows) by position (columns): red raises the next token's logit, blue lowers it."""
-    plt = _pyplot()
+    plt = pyplot()
     values = result.attribution.numpy()
     n_heads, n_pos = values.shape
     bound = float(abs(values).max()) or 1.0
@@ -181,11 +182,11 @@ def save_lens(lens: LogitLens, dla: DirectLogitAttribution | None, out_dir: str 
     """``lens.json``/``lens.png`` and ``dla.json``/``dla.png`` under ``out_dir``."""
     out = Path(out_dir)
     write_json(out / "lens.json", lens.to_json())
-    paths = {"lens_json": out / "lens.json", "lens_png": write_png(out / "lens.png", plot_logit_lens(lens))}
+    paths = {"lens_json": out / "lens.json", "lens_png": save_figure(plot_logit_lens(lens), out / "lens.png")}
     if dla is not None:
         write_json(out / "dla.json", dla.to_json())
         paths["dla_json"] = out / "dla.json"
-        paths["dla_png"] = write_png(out / "dla.png", plot_direct_logit_attribution(dla))
+        paths["dla_png"] = save_figure(plot_direct_logit_attribution(dla), out / "dla.png")
     return paths
 
 

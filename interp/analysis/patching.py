@@ -22,7 +22,8 @@ import torch.nn.functional as F
 
 from ..errors import InterpError
 from ..io import write_json
-from .heads import _pyplot, _tensor_json, as_bridge, check_heads, head_type_masks, task_tokens, write_png
+from ..plots import pyplot, save_figure
+from .heads import _tensor_json, as_bridge, check_heads, head_type_masks, task_tokens
 
 KINDS = ("zero", "mean")
 
@@ -97,7 +98,7 @@ def ablate_heads(model_or_run, *, kind: str = "zero", tokens: torch.Tensor | Non
 
 
 def plot_ablation(result: AblationResult):
-    plt = _pyplot()
+    plt = pyplot()
     delta = result.delta.numpy()
     L, H = delta.shape
     bound = float(abs(torch.nan_to_num(result.delta)).max()) or 1.0
@@ -120,7 +121,7 @@ def save_ablation(result: AblationResult, out_dir: str | os.PathLike) -> dict[st
     out = Path(out_dir)
     name = f"ablation_{result.kind}"
     write_json(out / f"{name}.json", result.to_json())
-    return {"json": out / f"{name}.json", "png": write_png(out / f"{name}.png", plot_ablation(result))}
+    return {"json": out / f"{name}.json", "png": save_figure(plot_ablation(result), out / f"{name}.png")}
 
 
 def load_ablation(out_dir: str | os.PathLike, kind: str = "zero") -> AblationResult:

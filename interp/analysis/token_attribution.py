@@ -26,6 +26,7 @@ from torch import nn
 
 from ..errors import InterpError, unknown
 from ..io import write_json
+from ..plots import save_figure
 from .attribution import attribution_dir, evaluating, no_new_hooks, quiet_captum, safe_name
 
 
@@ -169,12 +170,12 @@ def save_token_attribution(result: TokenAttribution, directory: str | Path | Non
                            name: str | None = None) -> dict[str, Path]:
     """``tokens-NAME.json`` (tokens, scores, completeness), ``.png`` (coloured tokens) and ``.html`` (a snippet)."""
     from ..io import write_text
-    from .attribution_plots import plot_tokens, token_html, write_figure
+    from .attribution_plots import plot_tokens, token_html
 
     directory = Path(directory) if directory is not None else attribution_dir(result.run)
     stem = "tokens-" + safe_name(name or result.prompt[:24] or "prompt")
     paths = {"json": directory / f"{stem}.json", "png": directory / f"{stem}.png", "html": directory / f"{stem}.html"}
-    write_figure(paths["png"], plot_tokens(result))
+    save_figure(plot_tokens(result), paths["png"])
     write_text(paths["html"], token_html(result) + "\n")
     write_json(paths["json"], {**result.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
     return paths

@@ -36,6 +36,7 @@ from torch import nn
 
 from ..errors import InterpError, unknown
 from ..io import write_bytes, write_json
+from ..plots import save_figure
 from .attribution import (
     METHODS, Attribution, as_subject, attribute, attribution_dir, evaluating, load_examples, make_baseline,
     npz_bytes, parse_methods,
@@ -402,10 +403,10 @@ def save_trust(report: TrustReport, directory: str | Path | None = None) -> dict
         arrays["ig_sum"] = report.completeness.attribution_sum.numpy()
         arrays["ig_difference"] = report.completeness.output_difference.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
-    from .attribution_plots import plot_curves, plot_sanity, write_figure
+    from .attribution_plots import plot_curves, plot_sanity
 
-    write_figure(paths["curves_png"], plot_curves(report.curves))
-    write_figure(paths["sanity_png"], plot_sanity(report.sanity))
+    save_figure(plot_curves(report.curves), paths["curves_png"])
+    save_figure(plot_sanity(report.sanity), paths["sanity_png"])
     write_json(paths["json"], {**report.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
     return paths
 

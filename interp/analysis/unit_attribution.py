@@ -27,6 +27,7 @@ import torch
 from ..errors import InterpError, unknown
 from ..hooks import get_module
 from ..io import write_bytes, write_json
+from ..plots import save_figure
 from .attribution import (
     _check_inputs, as_subject, attribution_dir, evaluating, load_examples, make_baseline, make_options,
     no_new_hooks, npz_bytes, quiet_captum, resolve_class, resolve_targets,
@@ -255,9 +256,9 @@ def save_unit_attribution(result: UnitAttribution, directory: str | Path | None 
     if result.output_difference is not None:
         arrays["output_difference"] = result.output_difference.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
-    from .attribution_plots import plot_unit_attribution, write_figure
+    from .attribution_plots import plot_unit_attribution
 
-    write_figure(paths["png"], plot_unit_attribution(result))
+    save_figure(plot_unit_attribution(result), paths["png"])
     write_json(paths["json"], {**result.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
     return paths
 
@@ -276,9 +277,9 @@ def save_class_unit_summary(summary: ClassUnitSummary, directory: str | Path | N
     stem = f"class-units-{summary.layer}"
     paths = {"json": directory / f"{stem}.json", "npz": directory / f"{stem}.npz", "png": directory / f"{stem}.png"}
     write_bytes(paths["npz"], npz_bytes({"matrix": summary.matrix.numpy(), "counts": np.array(summary.counts)}))
-    from .attribution_plots import plot_class_unit_summary, write_figure
+    from .attribution_plots import plot_class_unit_summary
 
-    write_figure(paths["png"], plot_class_unit_summary(summary))
+    save_figure(plot_class_unit_summary(summary), paths["png"])
     write_json(paths["json"], {**summary.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
     return paths
 

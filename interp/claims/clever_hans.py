@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InterpError
+from ..plots import pyplot
 from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, binomial_tail,
-                       pyplot, register_claim, run_kind)
+                       register_claim, run_kind)
 
 PERTURBATIONS = ("grayscale", "centre_masked", "border_only", "patches_shuffled", "low_pass")
 SHOULD_DESTROY = ("border_only", "patches_shuffled")
@@ -192,7 +193,7 @@ def plot_clever_hans(result: ClaimResult) -> dict:
     names = list(acc)
     destroy = set(result.data.get("destroy", []))
     colours = ["#1f77b4" if n == "full" else ("#d62728" if n in destroy else "#7f7f7f") for n in names]
-    fig, ax = plt.subplots(figsize=(5.6, 3.0))
+    fig, ax = plt.subplots(figsize=(5.6, 3.0), layout="tight")
     ax.bar(range(len(names)), [acc[n] for n in names], color=colours)
     ax.axhline(result.data["chance"], ls="--", color="black", lw=0.8, label="chance")
     ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=7)

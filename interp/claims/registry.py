@@ -33,6 +33,7 @@ import torch
 
 from ..errors import InterpError, unknown
 from ..io import atomic_dir, write_json
+from ..plots import save_figure
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -347,7 +348,7 @@ def save_claims(results: list[ClaimResult], out_dir: str | os.PathLike) -> Path:
                 continue
             for name, fig in (claim.plot(result) or {}).items():
                 file = f"{result.claim}-{name}.png"
-                save_png(fig, tmp / file)
+                save_figure(fig, tmp / file)
                 result.figures[name] = file
         write_json(tmp / RESULTS_FILE, {"version": 1, "results": [r.to_dict() for r in results]})
     return out / RESULTS_FILE
@@ -363,23 +364,6 @@ def load_claims(out_dir: str | os.PathLike) -> list[ClaimResult]:
         return [ClaimResult.from_dict(d) for d in data["results"]]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise InterpError(f"{path} is corrupt ({e}); check the claims again") from None
-
-
-def save_png(fig, path: Path) -> Path:
-    """A matplotlib figure as PNG, atomically and deterministically (no date metadata); closes it."""
-    from ..report.figures import save_figure
-
-    return save_figure(fig, path)
-
-
-def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # --------------------------------------------------------------------------- text

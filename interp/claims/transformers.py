@@ -22,8 +22,9 @@ from typing import Any
 
 import torch
 
-from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, pyplot,
-                       register_claim, reinitialized, run_kind)
+from ..plots import pyplot
+from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim,
+                       reinitialized, run_kind)
 
 FRAMEWORK = "Elhage et al., 'A Mathematical Framework for Transformer Circuits', Transformer Circuits Thread 2021"
 FRAMEWORK_URL = "https://transformer-circuits.pub/2021/framework/index.html"
@@ -312,7 +313,7 @@ def plot_heads(result: ClaimResult) -> dict:
         return {}
     panels = [(k, np.array(data[k])) for k in ("prev_token", "induction") if k in data]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.5 * panels[0][1].shape[0] + 1.8),
-                             squeeze=False)
+                             squeeze=False, layout="tight")
     for ax, (name, values) in zip(axes[0], panels):
         ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
         for (i, j), v in np.ndenumerate(values):
@@ -332,7 +333,7 @@ def plot_copying(result: ClaimResult) -> dict:
     d = result.data
     if "diag" not in d:
         return {}
-    fig, ax = plt.subplots(figsize=(4.4, 3.4))
+    fig, ax = plt.subplots(figsize=(4.4, 3.4), layout="tight")
     ax.scatter(d["null_diag"], d["null_eig"], s=10, color="#bbbbbb", label="re-initialised heads")
     ax.scatter(np.array(d["diag"]).flatten(), np.array(d["eig"]).flatten(), s=24, color="#d62728", label="model heads")
     ax.axvline(result.thresholds.get("copying", 0.5), ls="--", color="black", lw=0.8)

@@ -17,10 +17,11 @@ from typing import Any, Callable
 import torch
 
 from ..hooks import get_module
+from ..plots import pyplot
 from .gabor import (FAMILIES, LUMINANCE_OPPONENT, OPPONENCY_MIN, OSI_GABOR, R2_FLOOR, FirstLayerFamilies,
                     GaborFits, fit_gabors, first_layer_families, gabor_families, gabor_kernels, null_filters)
 from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, binomial_tail,
-                       pyplot, register_claim, reinitialized, run_kind)
+                       register_claim, reinitialized, run_kind)
 from .tuning import (EXP_HAZARD_RANGE, MIN_TAIL_SAMPLES, CurveTuning, HighLowTuning, Probe, ReceptiveField,
                      banding, banding_score, conv_layers, curve_tuning, grating_tuning, hazard_ratio, high_low_tuning,
                      null_measurements, null_threshold, pooling_head, receptive_field, tail_shapes)
@@ -485,7 +486,7 @@ def plot_filters(result: ClaimResult) -> dict:
     n = len(weights)
     cols = min(n, 16)
     rows = 2 * math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols + 0.4, 1.0 * rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(0.9 * cols + 0.4, 1.0 * rows + 0.5), squeeze=False, layout="tight")
     short = {"gabor": "G", "colour contrast": "C", "other": "-"}
     for i in range(rows * cols):
         ax = axes[i // cols][i % cols]
@@ -507,7 +508,7 @@ def plot_orientations(result: ClaimResult) -> dict:
 
     plt = pyplot()
     ori = np.array(result.data.get("orientations", []))
-    fig = plt.figure(figsize=(3.2, 3.2))
+    fig = plt.figure(figsize=(3.2, 3.2), layout="tight")
     ax = fig.add_subplot(projection="polar")
     for a in ori:  # each orientation is an axis: draw both ends
         ax.plot([np.deg2rad(a), np.deg2rad(a + 180)], [1, 1], "o", color="#1f77b4")
@@ -522,7 +523,7 @@ def plot_scatter(result: ClaimResult) -> dict:
     s = result.data.get("scatter")
     if not s:
         return {}
-    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    fig, ax = plt.subplots(figsize=(4.6, 3.6), layout="tight")
     ax.scatter(s["null_x"], s["null_y"], s=8, color="#bbbbbb", label="re-initialised units")
     ax.scatter(s["x"], s["y"], s=18, color="#d62728", label="model units")
     ax.axvline(s["x_threshold"], color="black", lw=0.8, ls="--")
@@ -556,7 +557,7 @@ def plot_radial(result: ClaimResult) -> dict:
     show = [u for u in units if u in radial["found"]] or units
     show = show[:16]
     angles = np.deg2rad(np.array(radial["orientations"] + radial["orientations"][:1]))
-    fig = plt.figure(figsize=(4.2, 4.2))
+    fig = plt.figure(figsize=(4.2, 4.2), layout="tight")
     ax = fig.add_subplot(projection="polar")
     curves = dict(zip(units, radial["curves"]))
     cmap = plt.get_cmap("hsv")
@@ -582,7 +583,7 @@ def plot_tails(result: ClaimResult) -> dict:
     samples = result.data.get("samples") or {}
     if not samples:
         return {}
-    fig, axes = plt.subplots(1, len(samples), figsize=(4.0 * len(samples), 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(samples), figsize=(4.0 * len(samples), 3.0), squeeze=False, layout="tight")
     for ax, (layer, rows) in zip(axes[0], samples.items()):
         for i, row in enumerate(rows):
             v = np.array(row)
@@ -606,7 +607,7 @@ def plot_banding(result: ClaimResult) -> dict:
     kernel = np.array(result.data.get("mean_abs_kernel", []))
     if kernel.size == 0:
         return {}
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(6.0, 2.8))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(6.0, 2.8), layout="tight")
     a1.imshow(kernel, cmap="viridis", interpolation="nearest")
     a1.set_title(f"{result.layer}: mean |kernel|", fontsize=8)
     a1.axis("off")

@@ -320,12 +320,14 @@ def skipgram_pairs(ids: torch.Tensor, sentence_ids: torch.Tensor, window: int, *
     offsets = torch.tensor([d for d in range(-window, window + 1) if d != 0])
     ctx = pos[:, None] + offsets[None, :]                               # (C, 2 * window)
     inside = (ctx >= 0) & (ctx < n)
-    ctx = ctx.clamp(0, max(n - 1, 0))
-    ok = inside & (sentence_ids[ctx] == sentence_ids[pos][:, None])
+    ctx = ctx.clamp_(0, max(n - 1, 0)).reshape(-1)
+    # index_select on flat views throughout: several times faster than advanced indexing
+    ok = inside & (sentence_ids.index_select(0, ctx).view(-1, len(offsets)) == sentence_ids[start:stop, None])
     if radius is not None:
-        ok &= radius[pos][:, None] >= offsets.abs()[None, :]
-    rows, cols = ok.nonzero(as_tuple=True)
-    return ids[pos[rows]], ids[ctx[rows, cols]]
+        ok &= radius[start:stop, None] >= offsets.abs()[None, :]
+    flat = ok.view(-1).nonzero().squeeze(1)                             # pair k: row flat // W, column flat % W
+    center_pos = flat.div(len(offsets), rounding_mode="floor").add_(start)
+    return ids.index_select(0, center_pos), ids.index_select(0, ctx.index_select(0, flat))
 
 
 def expected_pair_count(sentence_ids: torch.Tensor, keep: torch.Tensor, window: int, *,
@@ -369,8 +371,9 @@ class NoiseSampler:
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
         n = math.prod(shape)
         column = torch.randint(0, len(self.alias), (n,), generator=generator)
-        stay = torch.rand(n, generator=generator) < self.threshold[column]
-        return torch.where(stay, column, self.alias[column]).view(shape)
+        # index_select, not [column]: several times faster for small tables on CPU
+        stay = torch.rand(n, generator=generator) < self.threshold.index_select(0, column)
+        return torch.where(stay, column, self.alias.index_select(0, column)).view(shape)
 
 
 def _alias_tables(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,42 +1,17 @@
-"""Matplotlib figures for reports, saved deterministically (same data -> same bytes)."""
+"""Matplotlib figures for reports, saved with :func:`interp.plots.save_figure` (same data -> same bytes)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..io import atomic_path
-
-
-def pyplot():
-    """matplotlib.pyplot on the Agg backend (files only, never a window)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def new_figure(width: float = 6.0, height: float = 3.5):
-    fig, ax = pyplot().subplots(figsize=(width, height), dpi=100)
-    return fig, ax
-
-
-def save_figure(fig, path: Path) -> Path:
-    """Save as PNG without the software/date metadata, atomically; closes the figure."""
-    plt = pyplot()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return path
+from ..plots import new_figure, pyplot, save_figure
 
 
 def training_curves(metrics: list[dict], path: Path) -> Path | None:
     """Loss (left) and accuracy (right) per epoch."""
     if not metrics:
         return None
-    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(9, 3.2), dpi=100)
+    fig, (ax1, ax2) = pyplot().subplots(1, 2, figsize=(9, 3.2), dpi=100, layout="tight")
     epochs = [m["epoch"] for m in metrics]
     for key, style in (("train_loss", "-o"), ("test_loss", "--o"), ("val_loss", "--o")):
         points = [(e, m[key]) for e, m in zip(epochs, metrics) if key in m]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..errors import InterpError
 from ..io import atomic_dir
-from . import figures
+from ..plots import new_figure, pyplot, save_figure
 from .registry import ReportContext, Section
 from .render import render_pages
 
@@ -69,7 +69,7 @@ def build_zoo_report(zoo_json: str | os.PathLike | None = None, *, out: str | os
 
 
 def _scatter(rows, key, label, path, log=False):
-    fig, ax = figures.new_figure(5.0, 3.4)
+    fig, ax = new_figure(5.0, 3.4)
     for row in rows:
         colour = "#2156a5" if row["model"] != "mlp" and not row["model"].startswith("mlp") else "#c0392b"
         ax.scatter(row[key], row["test_acc"], color=colour, s=22)
@@ -78,7 +78,7 @@ def _scatter(rows, key, label, path, log=False):
     if log:
         ax.set_xscale("log")
     ax.set_xlabel(label), ax.set_ylabel("test accuracy")
-    figures.save_figure(fig, path)
+    save_figure(fig, path)
 
 
 def _filters_png(model, layer: str, path: Path) -> None:
@@ -91,9 +91,10 @@ def _filters_png(model, layer: str, path: Path) -> None:
     n = tiles.shape[0]
     cols = min(n, 8)
     rows = (n + cols - 1) // cols
-    fig, axes = figures.pyplot().subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6), dpi=100, squeeze=False)
+    fig, axes = pyplot().subplots(rows, cols, figsize=(cols * 0.6, rows * 0.6), dpi=100, squeeze=False,
+                                  layout="tight")
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < n:
             ax.imshow(tiles[i].permute(1, 2, 0).numpy(), interpolation="nearest")
-    figures.save_figure(fig, path)
+    save_figure(fig, path)
