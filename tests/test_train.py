@@ -127,3 +127,21 @@ def test_mlp_trains_with_the_same_core(tmp_path):
     run = train("mlp", "shapes", name="m", epochs=1, root=tmp_path, device="cpu", progress=False, log=None,
                 overrides=dict(SMALL))
     assert run.summary["parameters"] == 61_670
+
+
+def test_last_epoch_evaluation_is_the_final_one(tmp_path, monkeypatch):
+    """The test split is evaluated once per due epoch; the last one also fills the summary."""
+    from interp.tasks.classification import ImageClassificationTask
+
+    calls = []
+    original = ImageClassificationTask.evaluate
+
+    def counted(self, model, *, final=False):
+        calls.append(final)
+        return original(self, model, final=final)
+
+    monkeypatch.setattr(ImageClassificationTask, "evaluate", counted)
+    run = _train(tmp_path, overrides={"eval_every": "1"})
+    assert calls == [False, True]
+    assert run.summary["test_acc"] == run.metrics[-1]["test_acc"]
+    assert len(run.summary["confusion"]) == 10 and "confusion" not in run.metrics[-1]

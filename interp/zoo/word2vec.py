@@ -26,6 +26,7 @@ torch.Size([40, 2])
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -212,14 +213,13 @@ def sgns_sgd_step(model: SkipGramNS, centers: torch.Tensor, targets: torch.Tenso
     else:
         u = w_out[targets]                                                 # (B, T, d)
         scores = torch.bmm(u, h.unsqueeze(2)).squeeze(2)
-    sig = torch.sigmoid(scores)
-    # Loss from the sigmoid already computed: log s(pos) and log(1 - s(neg)).
-    prob = sig.clone()
-    prob[:, 1:].neg_().add_(1.0)
-    loss = -(prob.clamp_min_(1e-7).log_() * weights).sum() / max(b, 1)
-    g = sig.neg_()                                                         # label - sigmoid, times lr
-    g[:, 0] += 1.0
-    g.mul_(weights).mul_(lr)
+    # Few, fused ops: at 4,096 pairs a step, per-op overhead is a good part of the cost.
+    labels = _labels(t, scores.device)                                     # 1 for the context, 0 for noise
+    g = torch.sub(labels, torch.sigmoid(scores)).mul_(weights)             # label - sigmoid
+    # The loss from g: 1 - |g| is the probability given to the right label (1 where the
+    # weight is 0, adding nothing); cheaper than a separate loss function.
+    loss = g.abs().neg_().add_(1.0).clamp_min_(1e-7).log_().sum().neg_() / max(b, 1)
+    g.mul_(lr)  # here, not as index_add_'s alpha: that path is three times slower on CPU
     if sparse:
         grad_h = F.embedding_bag(targets, w_out, mode="sum", per_sample_weights=g)  # before w_out moves
         groups = group_targets(targets, v) if groups is None else groups
@@ -231,6 +231,14 @@ def sgns_sgd_step(model: SkipGramNS, centers: torch.Tensor, targets: torch.Tenso
         w_out.index_add_(0, flat, (g.unsqueeze(2) * h.unsqueeze(1)).reshape(b * t, -1))
     w_in.index_add_(0, centers, grad_h)
     return loss
+
+
+@functools.lru_cache(maxsize=8)
+def _labels(t: int, device: torch.device) -> torch.Tensor:
+    """``(1, t)``: 1 for the context word (column 0), 0 for the noise words."""
+    labels = torch.zeros(1, t, device=device)
+    labels[0, 0] = 1.0
+    return labels
 
 
 def embedding_matrix(model: nn.Module) -> torch.Tensor:
