@@ -367,3 +367,31 @@ def test_demo_stage(tiny_run, tmp_path):
     assert (root / "examples" / "conv2" / "unit_0015_top.png").exists()
     assert (root / "weights" / "conv1" / "filters.png").exists()
     assert ctx.outputs["feature visualisation"].exists()
+
+
+def test_image_param_equals_lucents_fft_image_with_colour_decorrelation():
+    """Our channel-first spectrum, mixed before the inverse FFT, gives Lucent's images."""
+    from lucent.optvis.param.color import color_correlation_normalized
+    from lucent.optvis.param.spatial import fft_image
+
+    from interp.analysis.featvis import _lucent_device, image_param
+
+    for size in (32, 33):
+        params, image_f = image_param([3, 7], size, torch.device("cpu"))
+        (spectrum,) = params
+        with _lucent_device(torch.device("cpu")):
+            (theirs,), raw_f = fft_image((2, 3, size, size), sd=0.01)
+        with torch.no_grad():
+            theirs.copy_(spectrum.transpose(0, 1))  # Lucent's layout: (N, 3, H, W // 2 + 1, 2)
+            colour = torch.tensor(color_correlation_normalized)
+            expected = torch.sigmoid(torch.einsum("dc,bchw->bdhw", colour, raw_f()))
+            assert torch.allclose(image_f(), expected, atol=1e-6)
+
+
+def test_affine_grid_equals_torchs():
+    from interp.analysis.featvis import Transforms, affine_grid, affine_thetas
+
+    draws = Transforms.for_size(32).draws(64, torch.Generator().manual_seed(0))
+    theta = affine_thetas(draws, 32)
+    expected = F.affine_grid(theta, [64, 3, 32, 32], align_corners=False)
+    assert torch.allclose(affine_grid(theta, 32), expected, atol=1e-6)
