@@ -179,25 +179,32 @@ def _load_cifar10(progress: bool) -> ImageData:
 # ----------------------------------------------------------------------- image folders
 
 
-def _list_split(split_dir: Path) -> tuple[list[str], list[tuple[Path, int]]]:
-    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+def _list_split(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    """Class names and ``(file path, label)`` pairs, both sorted by name.
+
+    Plain strings and ``os.scandir``: with 60,000 files, ``Path`` objects made listing and
+    sorting take most of a cached dataset's load time.
+    """
+    with os.scandir(split_dir) as entries:
+        classes = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
     files = []
     for label, cls in enumerate(classes):
-        for f in sorted((split_dir / cls).iterdir()):
-            if f.suffix.lower() in IMAGE_SUFFIXES:
-                files.append((f, label))
+        folder = os.path.join(split_dir, cls)
+        with os.scandir(folder) as entries:
+            names = sorted(e.name for e in entries if os.path.splitext(e.name)[1].lower() in IMAGE_SUFFIXES)
+        files.extend((os.path.join(folder, name), label) for name in names)
     return classes, files
 
 
-def _fingerprint(files: list[tuple[Path, int]]) -> str:
+def _fingerprint(files: list[tuple[str, int]]) -> str:
     h = hashlib.sha1()
     for f, label in files:
-        st = f.stat()
+        st = os.stat(f)
         h.update(f"{f}|{label}|{st.st_size}|{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
 
 
-def _decode_one(path: Path, size: tuple[int, int] | None):
+def _decode_one(path: str | Path, size: tuple[int, int] | None):
     from PIL import Image, UnidentifiedImageError
 
     try:
