@@ -294,6 +294,7 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
     epoch = start_epoch
     stopped_early = None
     final: dict[str, Any] | None = None
+    reuse_last = getattr(task, "final_extends_evaluation", False)
     _write_state(run_dir, "running", start_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -346,9 +347,10 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
             if "correct" in stats:
                 row["train_acc"] = (correct / max(seen, 1)).item()
             if _eval_due(cfg, epoch, stopped_early):
-                # The last evaluation is the final one: compute its extras (confusion
-                # matrix...) now instead of evaluating the whole test split twice.
-                last = epoch + 1 == cfg.epochs or stopped_early is not None
+                # Where the task's final evaluation is its usual one plus extras (the
+                # confusion matrix...), the last epoch's serves as the final one instead of
+                # evaluating the whole test split twice.
+                last = (epoch + 1 == cfg.epochs or stopped_early is not None) and reuse_last
                 metrics = task.evaluate(model, final=last)
                 final = metrics if last else None
                 row.update({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})

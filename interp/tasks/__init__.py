@@ -36,6 +36,10 @@ class Task(Protocol):
     # Optional: ``updates_weights = True`` with ``train_step(model, batch, lr) -> (loss, stats)``:
     # the task applies its own update (word2vec's sparse SGD) and the core skips
     # backward() and the optimiser; schedule, checkpoints and metrics are unchanged.
+    # Optional: ``final_extends_evaluation = True`` when ``evaluate(final=True)`` is the
+    # per-epoch evaluation plus extras on the same data: the core then uses the last
+    # epoch's evaluation as the final one (not, e.g., for language models, whose final
+    # evaluation covers the whole validation split).
 
 
 def make_task(task: str, device: torch.device, *, progress: bool = True) -> Task:

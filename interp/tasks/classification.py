@@ -36,6 +36,9 @@ def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) 
 
 class ImageClassificationTask:
     unit = "img"
+    final_extends_evaluation = True
+    """``evaluate(final=True)`` is the per-epoch test evaluation plus tables, so the training
+    core reuses the last epoch's evaluation as the final one."""
 
     def __init__(self, device: torch.device, *, progress: bool = True):
         self.device = device
