@@ -55,3 +55,12 @@ def test_from_dict_rejects_unknown_keys():
         RunConfig.from_dict({"model": "tutorial", "family": "cnn", "task": "image-classification",
                              "model_config": {}, "bogus": 1})
     assert isinstance(DataConfig().name, str) and TrainConfig().epochs > 0
+
+
+def test_quick_recipe_is_the_fast_one_with_the_tutorials_budget():
+    from interp.train import make_config
+
+    fast, quick = make_config("tutorial").train, make_config("tutorial", recipe="quick").train
+    assert (quick.epochs, quick.batch_size, quick.lr, quick.augment, quick.eval_every) == (2, 128, 4e-3, False, 0)
+    assert quick.channels_last and quick.recipe == "quick"
+    assert (quick.optimizer, quick.schedule, quick.weight_decay) == (fast.optimizer, fast.schedule, fast.weight_decay)
