@@ -62,9 +62,18 @@ def test_top_k_matches_brute_force(tiny_run, images, layer, units):
 
 
 def test_ties_go_to_the_earlier_image(tiny_run):
-    data = tiny_run.load_data(progress=False, split="test")
-    same = data.test_x[:1].repeat(5, 1, 1, 1)
-    ex = dataset_examples(tiny_run, "fc1", [0], k=3, data=same, batch_size=2)
+    import copy
+
+    from interp.analysis.featvis import Subject
+
+    # With fc1's weights zeroed every image gives exactly fc1's bias: an exact tie, which
+    # identical images would not guarantee (a batch of 1 and a batch of 2 may round apart).
+    model = copy.deepcopy(tiny_run.model)
+    with torch.no_grad():
+        model.fc1.weight.zero_()
+    subject = Subject(model, tiny_run.normalize, 32, "zeroed", tiny_run.config.data.mean, tiny_run.config.data.std)
+    images = tiny_run.load_data(progress=False, split="test").test_x[:5]
+    ex = dataset_examples(subject, "fc1", [0], k=3, data=images, batch_size=2)
     assert ex.top_indices[0].tolist() == [0, 1, 2]
     assert ex.bottom_indices[0].tolist() == [0, 1, 2]
 
