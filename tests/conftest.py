@@ -23,7 +23,9 @@ def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("INTERP_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("INTERP_DATA_DIR", str(tmp_path / "data"))
     torch.manual_seed(0)
+    threads = torch.get_num_threads()
     yield
+    torch.set_num_threads(threads)  # a test that changes the thread count leaves it to itself
 
 
 @pytest.fixture(scope="session")

@@ -15,14 +15,6 @@ from interp.data.words import read_vectors, write_vectors
 from interp.errors import InterpError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def hand_made() -> E.WordVectors:
     """Planted structure: a gender axis (dim 0), a royalty axis (dim 1), and unrelated words."""
     rows = {
@@ -218,7 +210,6 @@ def test_binary_and_missing_vectors_files(tmp_path):
 def toy_run_dir(tmp_path_factory) -> Path:
     from interp.train import train
 
-    torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("models")
     train("word2vec", name="toy", epochs=2, root=root, device="cpu", progress=False, log=None,
           overrides={"steps_per_epoch": "50"})

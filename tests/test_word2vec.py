@@ -12,15 +12,6 @@ from interp.data import words as W
 from interp.errors import InterpError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Word2vec's tensors are tiny: one intra-op thread is faster (and steadier on a busy machine).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def train_toy(seed: int = 0, **overrides):
     from interp.train import train
 
