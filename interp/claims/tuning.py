@@ -88,8 +88,13 @@ class Probe:
     def size(self) -> int:
         return int(self.input_shape[-1])
 
-    def layer_output(self, layer: str, images: torch.Tensor) -> torch.Tensor:
-        """``layer``'s activations ``(N, C, H, W)`` for [0, 1] images, in batches; the forward stops there."""
+    def layer_output(self, layer: str, images: torch.Tensor,
+                     select: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+        """``layer``'s activations ``(N, C, H, W)`` for [0, 1] images, in batches; the forward stops there.
+
+        ``select`` picks part of each batch's output before it is kept (so a large layer's
+        whole output never has to fit in memory at once).
+        """
         name, relu = _activation_of(self.model, layer)
         outs = []
         with torch.no_grad():
@@ -97,23 +102,14 @@ class Probe:
                 x = self.normalize(_channels(chunk, self.input_shape[0]).to(self.device))
                 with capture_until(self.model, name) as acts:
                     run_until(self.model, x)
-                out = acts[name]
+                out = acts[name] if select is None else select(acts[name])
                 outs.append((F.relu(out) if relu else out).float().cpu())
         return torch.cat(outs)
 
     def responses(self, layer: str, images: torch.Tensor) -> torch.Tensor:
         """Each unit's activation at the centre of its receptive field, ``(N, units)``."""
         i, j = self.receptive_field(layer).position
-        name, relu = _activation_of(self.model, layer)
-        outs = []
-        with torch.no_grad():
-            for chunk in images.split(self.batch_size):
-                x = self.normalize(_channels(chunk, self.input_shape[0]).to(self.device))
-                with capture_until(self.model, name) as acts:
-                    run_until(self.model, x)
-                out = acts[name][:, :, i, j]
-                outs.append((F.relu(out) if relu else out).float().cpu())
-        return torch.cat(outs)
+        return self.layer_output(layer, images, lambda out: out[:, :, i, j])
 
     def receptive_field(self, layer: str) -> "ReceptiveField":
         if layer not in self._rf:
