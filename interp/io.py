@@ -99,6 +99,29 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def read_saved_folder(directory: str | os.PathLike, what: str, make: str, again: str) -> tuple[dict, dict]:
+    """``(index, tensors)`` of an analysis folder: ``index.json`` and the safetensors file it
+    names under ``"data"``. A missing or damaged folder is a user error that says ``what``
+    it should hold and how to ``make`` it, or to make it ``again``.
+
+    >>> index, tensors = read_saved_folder("reports/run/examples/conv2", "dataset examples",
+    ...     "compute them with: interp examples --layer LAYER", "compute them again")
+    """
+    from safetensors.torch import load_file
+
+    from .errors import InterpError
+
+    directory = Path(directory)
+    file = directory / "index.json"
+    if not file.exists():
+        raise InterpError(f"no {what} in {directory} (index.json missing); {make}")
+    try:
+        index = json.loads(file.read_text())
+        return index, load_file(str(directory / index["data"]))
+    except Exception as e:  # JSON or safetensors damage
+        raise InterpError(f"{what} in {directory} are corrupt ({e}); {again}") from None
+
+
 def _json_default(obj: Any) -> Any:
     # numpy and torch scalars/arrays show up in metrics; store them as plain numbers.
     if hasattr(obj, "tolist"):

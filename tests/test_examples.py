@@ -170,3 +170,12 @@ def test_inceptionv1_needs_a_dataset(monkeypatch):
     run = load_run("inceptionv1", weights="random")
     with pytest.raises(InterpError, match="comes without a dataset.*--dataset"):
         dataset_examples(run, "mixed3a")
+
+
+def test_missing_or_corrupt_examples_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(InterpError, match=r"no dataset examples in .* \(index.json missing\); compute them with"):
+        load_examples(tmp_path)
+    (tmp_path / "index.json").write_text('{"data": "examples.safetensors"}')
+    (tmp_path / "examples.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(InterpError, match="dataset examples .* are corrupt .*compute them again"):
+        load_examples(tmp_path)

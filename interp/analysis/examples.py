@@ -18,7 +18,6 @@ first), ``index.json`` (indices, activations, positions, boxes), ``examples.safe
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -27,7 +26,7 @@ import torch
 
 from ..errors import InterpError
 from ..hooks import get_module
-from ..io import atomic_dir, save_tensors, write_bytes, write_json
+from ..io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
 from .featvis import Recorder, as_subject, encode_png, frozen, image_grid
 
 GREY = 128  # fill of crop areas outside the image
@@ -351,18 +350,8 @@ def save_examples(examples: DatasetExamples, directory: str | Path) -> Path:
 
 def load_examples(directory: str | Path) -> DatasetExamples:
     """Read a folder written by :func:`save_examples`."""
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    file = directory / "index.json"
-    if not file.exists():
-        raise InterpError(f"no dataset examples in {directory} (index.json missing); "
-                          f"compute them with: interp examples --layer LAYER")
-    try:
-        index = json.loads(file.read_text())
-        t = load_file(str(directory / index["data"]))
-    except Exception as e:  # JSON or safetensors damage
-        raise InterpError(f"dataset examples in {directory} are corrupt ({e}); compute them again") from None
+    index, t = read_saved_folder(directory, "dataset examples", "compute them with: interp examples --layer LAYER",
+                                 "compute them again")
     return DatasetExamples(index["layer"], index["units_list"], index["dataset"], index["n_images"],
                            t["top_indices"], t["top_values"], t["bottom_indices"], t["bottom_values"],
                            t["top_crops"], t["bottom_crops"], t.get("top_positions"), t.get("bottom_positions"),

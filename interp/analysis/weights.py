@@ -19,7 +19,6 @@ all filters), ``index.json``, ``weights.safetensors``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,7 +28,7 @@ from torch import nn
 
 from ..errors import InterpError
 from ..hooks import forward_hooks, get_module
-from ..io import atomic_dir, save_tensors, write_bytes, write_json
+from ..io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
 from .featvis import as_subject, encode_png, frozen, image_grid
 
 
@@ -268,18 +267,8 @@ def save_weights(views: WeightViews, directory: str | Path) -> Path:
 
 def load_weights(directory: str | Path) -> WeightViews:
     """Read a folder written by :func:`save_weights`."""
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    file = directory / "index.json"
-    if not file.exists():
-        raise InterpError(f"no weight views in {directory} (index.json missing); "
-                          f"draw them with: interp weights --layer LAYER")
-    try:
-        index = json.loads(file.read_text())
-        t = load_file(str(directory / index["data"]))
-    except Exception as e:  # JSON or safetensors damage
-        raise InterpError(f"weight views in {directory} are corrupt ({e}); draw them again") from None
+    index, t = read_saved_folder(directory, "weight views", "draw them with: interp weights --layer LAYER",
+                                 "draw them again")
     views = [UnitWeights(index["layer"], u, index["input_layer"], index["units"][str(u)]["inputs"],
                          t[f"unit_{u:04d}_norms"], t[f"unit_{u:04d}_kernels"], index["units"][str(u)]["total_inputs"])
              for u in index["units_list"]]
