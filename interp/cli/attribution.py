@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_device, add_run, load_run_announced, table
+from .common import add_device, add_no_progress, add_run, load_run_announced, table
 
 METHOD_HELP = "saliency, ig, smoothgrad, gradcam, occlusion, guided-backprop, deeplift, or all (default all)"
 
@@ -35,7 +35,7 @@ def register(sub, common) -> None:
     _add_attribution_options(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
     p.add_argument("--name", help="file name stem (default from the image: test-12, cat, ...)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_attribute)
 
@@ -67,7 +67,7 @@ def register(sub, common) -> None:
     p.add_argument("--steps", type=int, default=32, help="integration steps (default 32)")
     p.add_argument("--baseline", default="black", help="black (default), mean or blur")
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_attribute_units)
 
@@ -87,7 +87,7 @@ def register(sub, common) -> None:
     p.add_argument("--curve-steps", type=int, default=32, help="points on each deletion/insertion curve (default 32)")
     _add_attribution_options(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_attribute_trust)
 
@@ -104,7 +104,7 @@ def register(sub, common) -> None:
     p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
     _add_attribution_options(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution/gallery)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_attribute_gallery)
 

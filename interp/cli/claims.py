@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import add_device, add_seed, table
+from .common import add_device, add_no_progress, add_seed, table
 
 EPILOG_CHECK = """\
 examples:
@@ -55,7 +55,7 @@ def register(sub, common) -> None:
     q.add_argument("--images", type=int, default=1000, metavar="N",
                    help="test images for the data-based claims (default 1000)")
     q.add_argument("--no-save", action="store_true", help="print only; do not write reports/RUN/claims/")
-    q.add_argument("--no-progress", action="store_true", help="do not say which claim is being checked")
+    add_no_progress(q, "do not say which claim is being checked")
     add_seed(q)
     add_device(q)
     q.set_defaults(func=cmd_check)

@@ -15,6 +15,10 @@ def add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
 
 
+def add_no_progress(p: argparse.ArgumentParser, help: str = "no progress bars") -> None:
+    p.add_argument("--no-progress", action="store_true", help=help)
+
+
 def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
     p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
 

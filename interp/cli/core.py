@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_device, load_run_announced, pct, table
+from .common import add_device, add_no_progress, load_run_announced, pct, table
 
 
 def register(sub, common) -> None:
@@ -52,7 +52,7 @@ def register(sub, common) -> None:
                         "channels=8,16, batch_norm=true, train.weight_decay=0; repeatable")
     p.add_argument("--resume", metavar="NAME", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_train)
 
@@ -68,7 +68,7 @@ def register(sub, common) -> None:
     p.add_argument("--only", help="comma-separated subset of the grid's entry names")
     p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
                    help="a setting applied to every entry, e.g. n_train=10000 or batch_size=128")
-    p.add_argument("--no-progress", action="store_true")
+    add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_zoo)
 
@@ -76,7 +76,7 @@ def register(sub, common) -> None:
                        description="Train the tutorial net on the embedded shapes data and run every analysis "
                                    "stage on it, ending with a report. No download; a few minutes on 2 CPU cores.")
     p.add_argument("--quick", action="store_true", help="smaller data and fewer steps (a smoke test)")
-    p.add_argument("--no-progress", action="store_true")
+    add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_demo)
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_device, add_run, add_seed, load_run_announced, table
+from .common import add_device, add_no_progress, add_run, add_seed, load_run_announced, table
 
 VISUALIZE_EPILOG = """\
 examples:
@@ -75,7 +75,7 @@ def register(sub, common) -> None:
     p.add_argument("--negative", action="store_true", help="also render images that minimise each unit")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05, Lucent's)")
     p.add_argument("--batch-size", type=int, help="images per chunk (default: sized to 1 GiB of activations)")
-    p.add_argument("--no-progress", action="store_true")
+    add_no_progress(p)
     add_seed(p)
     p.set_defaults(func=cmd_visualize)
 
@@ -87,7 +87,7 @@ def register(sub, common) -> None:
     p.add_argument("-k", type=int, default=9, help="examples per unit and direction (default 9)")
     p.add_argument("--dataset", help="images to scan instead of the run's test split (a folder with test/)")
     p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
-    p.add_argument("--no-progress", action="store_true")
+    add_no_progress(p)
     p.set_defaults(func=cmd_examples)
 
     p = sub.add_parser("weights", parents=[common], help="weight views: filters, strongest inputs as heatmaps",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_device, add_run, load_run_announced
+from .common import add_device, add_no_progress, add_run, load_run_announced
 
 
 def register(sub, common) -> None:
@@ -23,7 +23,7 @@ def register(sub, common) -> None:
     p.add_argument("--steps", type=int, help="feature-visualisation steps (default: the visualiser's)")
     p.add_argument("--out", help="output folder (default reports/RUN)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true")
+    add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_report)
 
