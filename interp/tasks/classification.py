@@ -62,7 +62,6 @@ class ImageClassificationTask:
     def attach(self, data: ImageData, config) -> None:
         self.data = data
         self.train_cfg = config.train
-        self.mean, self.std = data.mean, data.std
         # Whole splits live on the device as uint8: 150 MB for CIFAR-10.
         self.train_x = data.train_x.to(self.device)
         self.train_y = data.train_y.to(self.device)
