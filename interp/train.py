@@ -330,7 +330,8 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
                     optimizer.step()
                 n = stats["n"]
                 loss_sum += loss.detach() * n
-                correct += stats.get("correct", 0)
+                if "correct" in stats:
+                    correct += stats["correct"]
                 seen += n
                 if progress and (step % 20 == 0 or step == steps_per_epoch - 1):
                     rate = seen / max(time.perf_counter() - t0, 1e-9)

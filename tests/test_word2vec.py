@@ -76,6 +76,21 @@ def brute_force_pairs(ids, sids, window, radius=None, centers=None):
     return out
 
 
+def test_skipgram_windows_group_the_pairs_by_center():
+    from interp.zoo.word2vec import centers_of_pairs
+
+    g = torch.Generator().manual_seed(3)
+    ids = torch.randint(0, 9, (200,), generator=g)
+    sids = torch.randint(0, 12, (200,), generator=g).sort().values
+    radius = torch.randint(1, 4, (200,), generator=g)
+    windows = W.skipgram_windows(ids, sids, 3, radius=radius, centers=slice(20, 150))
+    centers, contexts = W.skipgram_pairs(ids, sids, 3, radius=radius, centers=slice(20, 150))
+    assert torch.equal(windows.contexts, contexts)
+    assert torch.equal(windows.centers[centers_of_pairs(windows.offsets, len(contexts))], centers)
+    # every center listed has pairs
+    assert (torch.diff(windows.offsets, append=torch.tensor([len(contexts)])) > 0).all()
+
+
 @pytest.mark.parametrize("dynamic", [False, True])
 def test_skipgram_pairs_match_brute_force(dynamic):
     g = torch.Generator().manual_seed(3)
@@ -158,8 +173,9 @@ def sgns_reference_step(model, centers, targets, weights, lr):
             p -= lr * g
 
 
+@pytest.mark.parametrize("grouped", [False, True], ids=["per-pair", "grouped-by-center"])
 @pytest.mark.parametrize("sparse", [True, False])
-def test_sgns_sgd_step_equals_autograd_sgd(sparse):
+def test_sgns_sgd_step_equals_autograd_sgd(sparse, grouped):
     from interp.zoo import create_model
     from interp.zoo.word2vec import sgns_sgd_step
 
@@ -174,7 +190,15 @@ def test_sgns_sgd_step_equals_autograd_sgd(sparse):
     targets = torch.randint(0, 30, (64, 6), generator=g)
     weights = (torch.rand(64, 6, generator=g) > 0.1).float()
     weights[:, 0] = 1
-    loss = sgns_sgd_step(model, centers, targets, weights, 0.05, sparse=sparse)
+    if grouped:  # the same pairs, centers given once per run of equal centers (sizes 1..4)
+        centers = torch.sort(centers).values
+        changes = torch.ones(64, dtype=torch.bool)
+        changes[1:] = centers[1:] != centers[:-1]
+        changes[::4] = True  # equal centers may also come as separate groups
+        offsets = changes.nonzero().squeeze(1)
+        loss = sgns_sgd_step(model, centers[offsets], targets, weights, 0.05, offsets=offsets, sparse=sparse)
+    else:
+        loss = sgns_sgd_step(model, centers, targets, weights, 0.05, sparse=sparse)
     with torch.no_grad():
         from interp.zoo.word2vec import sgns_loss
 
@@ -226,18 +250,34 @@ def test_sgns_trains_and_is_deterministic_with_the_prefetch_thread(tmp_path):
 def test_sgns_batches_cover_the_text_once_per_epoch():
     from interp.tasks.embedding import WordEmbeddingTask
     from interp.train import make_config
+    from interp.zoo.word2vec import centers_of_pairs
 
     config = make_config("word2vec-sgns", "toy-royalty", overrides={"min_count": "1", "batch_size": "100"})
     task = WordEmbeddingTask(torch.device("cpu"), progress=False)
     config = task.prepare(config)
     batches = list(task.train_batches(0, torch.Generator().manual_seed(0)))
     assert len(batches) == task.steps_per_epoch()
-    assert sum(b[3] for b in batches) == task.raw_tokens
-    for centers, targets, weights, _, groups in batches:
-        assert targets.shape == (len(centers), 6) and weights.shape == targets.shape
+    assert sum(b.raw_tokens for b in batches) == task.raw_tokens
+    for batch in batches:
+        centers, offsets, targets, weights = batch.centers, batch.offsets, batch.targets, batch.weights
+        assert targets.shape[1] == 6 and weights.shape == targets.shape
         assert torch.equal(weights[:, 1:] == 0, targets[:, 1:] == targets[:, :1])
+        # pairs grouped by center: C increasing offsets from 0, each center with 1..2*window pairs
+        assert offsets.shape == centers.shape and (len(centers) == 0 or offsets[0] == 0)
+        sizes = torch.diff(offsets, append=torch.tensor([len(targets)]))
+        assert ((sizes >= 1) & (sizes <= 2 * task.window)).all()
         # the batch comes with the grouping the CPU update uses (checked in detail below)
+        groups = batch.groups
         assert torch.equal(groups.words, targets.unique()) and len(groups.order) == targets.numel()
+        assert torch.equal(groups.rows, centers_of_pairs(offsets, len(targets))[groups.order // 6])
+    # together the steps hold exactly the epoch's pairs, in text order: replay its first draws
+    g = torch.Generator().manual_seed(0)
+    kept = W.subsample(task.ids, task.keep, g).nonzero().squeeze(1)
+    radius = torch.randint(1, task.window + 1, (len(kept),), generator=g)
+    expected = W.skipgram_pairs(task.ids[kept], task.sentence_ids[kept], task.window, radius=radius)
+    centers = torch.cat([b.centers.index_select(0, centers_of_pairs(b.offsets, len(b.targets))) for b in batches])
+    contexts = torch.cat([b.targets[:, 0] for b in batches])
+    assert torch.equal(centers, expected[0]) and torch.equal(contexts, expected[1])
 
 
 def test_linear_schedule_and_recipes():

@@ -33,7 +33,7 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import torch
 
@@ -314,6 +314,37 @@ def skipgram_pairs(ids: torch.Tensor, sentence_ids: torch.Tensor, window: int, *
     >>> skipgram_pairs(ids, same, window=1)
     (tensor([0, 1, 1, 2]), tensor([1, 0, 2, 1]))
     """
+    center_pos, context_pos = _pair_positions(ids, sentence_ids, window, radius, centers)
+    return ids.index_select(0, center_pos), ids.index_select(0, context_pos)
+
+
+class Windows(NamedTuple):
+    """Skip-gram pairs grouped by center: center ``i`` pairs with ``contexts[offsets[i]:offsets[i + 1]]``."""
+
+    centers: torch.Tensor   # (C,) the word of each center position that has a context
+    offsets: torch.Tensor   # (C,) where each center's contexts start in ``contexts``
+    contexts: torch.Tensor  # (P,) the context words, center by center
+
+
+def skipgram_windows(ids: torch.Tensor, sentence_ids: torch.Tensor, window: int, *,
+                     radius: torch.Tensor | None = None, centers: slice | None = None) -> Windows:
+    """The pairs of :func:`skipgram_pairs`, each center once with the contexts of its window.
+
+    The SGNS update reads and updates a center's vector once for all its pairs.
+
+    >>> ids = torch.tensor([0, 1, 2]); same = torch.zeros(3, dtype=torch.long)
+    >>> skipgram_windows(ids, same, window=1)
+    Windows(centers=tensor([0, 1, 2]), offsets=tensor([0, 1, 3]), contexts=tensor([1, 0, 2, 1]))
+    """
+    center_pos, context_pos = _pair_positions(ids, sentence_ids, window, radius, centers)
+    positions, counts = torch.unique_consecutive(center_pos, return_counts=True)
+    offsets = counts.cumsum(0).sub_(counts)
+    return Windows(ids.index_select(0, positions), offsets, ids.index_select(0, context_pos))
+
+
+def _pair_positions(ids: torch.Tensor, sentence_ids: torch.Tensor, window: int, radius: torch.Tensor | None,
+                    centers: slice | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions (center, context) of every pair, center by center (see :func:`skipgram_pairs`)."""
     n = len(ids)
     start, stop = (0, n) if centers is None else (max(centers.start or 0, 0), min(centers.stop or n, n))
     pos = torch.arange(start, stop)
@@ -327,7 +358,7 @@ def skipgram_pairs(ids: torch.Tensor, sentence_ids: torch.Tensor, window: int, *
         ok &= radius[start:stop, None] >= offsets.abs()[None, :]
     flat = ok.view(-1).nonzero().squeeze(1)                             # pair k: row flat // W, column flat % W
     center_pos = flat.div(len(offsets), rounding_mode="floor").add_(start)
-    return ids.index_select(0, center_pos), ids.index_select(0, ctx.index_select(0, flat))
+    return center_pos, ctx.index_select(0, flat)
 
 
 def expected_pair_count(sentence_ids: torch.Tensor, keep: torch.Tensor, window: int, *,
@@ -367,13 +398,16 @@ class NoiseSampler:
         weights = counts.double().pow(power)
         self.probs = weights / weights.sum()
         self.threshold, self.alias = _alias_tables(self.probs)
+        # Row 2i holds alias[i], row 2i + 1 holds i: the sample is one lookup at 2i + stay,
+        # which is faster than torch.where over the two candidates.
+        self._outcomes = torch.stack([self.alias, torch.arange(len(self.alias))], 1).reshape(-1)
 
     def sample(self, shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
         n = math.prod(shape)
         column = torch.randint(0, len(self.alias), (n,), generator=generator)
         # index_select, not [column]: several times faster for small tables on CPU
         stay = torch.rand(n, generator=generator) < self.threshold.index_select(0, column)
-        return torch.where(stay, column, self.alias.index_select(0, column)).view(shape)
+        return self._outcomes.index_select(0, torch.add(stay, column, alpha=2)).view(shape)
 
 
 def _alias_tables(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,10 +6,10 @@ softmax cross-entropy over the vocabulary; the core's optimiser (Adam) updates.
 
 ``word2vec-sgns``: each epoch subsamples frequent words and draws every center's
 window size afresh, as word2vec does. A batch is a contiguous stretch of the text's
-pairs (about ``batch_size`` of them), so an epoch walks the corpus in order (like
-word2vec and gensim) and the learning rate falls with the words processed. Each pair
-gets ``negatives`` noise words. The task applies the sparse SGD update itself
-(:func:`interp.zoo.word2vec.sgns_sgd_step`, ``updates_weights``); with more than one
+pairs (about ``batch_size`` of them, in whole windows: grouped by center), so an epoch
+walks the corpus in order (like word2vec and gensim) and the learning rate falls with the
+words processed. Each pair gets ``negatives`` noise words. The task applies the sparse SGD
+update itself (:func:`interp.zoo.word2vec.sgns_sgd_step`, ``updates_weights``); with more than one
 torch thread the batches are drawn in a background thread while the main thread
 updates (same results). Throughput is raw corpus tokens per second (``tok_per_s``: all
 words of the text, also those below min-count, as gensim's "raw words").
@@ -25,15 +25,15 @@ import math
 import queue
 import threading
 from dataclasses import replace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from ..data.words import (STOP_WORDS, TOY_DATASET, NoiseSampler, build_vocabulary, encode, expected_pair_count,
-                          keep_probabilities, load_word_corpus, skipgram_pairs, subsample)
+                          keep_probabilities, load_word_corpus, skipgram_pairs, skipgram_windows, subsample)
 from ..errors import InterpError
-from ..zoo.word2vec import group_targets
+from ..zoo.word2vec import TargetGroups, centers_of_pairs, group_targets
 
 EVAL_PAIRS = 5000
 BLOCK_TOKENS = 20_000
@@ -47,6 +47,17 @@ TOY_RELATIONS = (
     ("princess", "prince", "man"), ("man", "woman", "princess"), ("woman", "man", "prince"),
     ("boy", "girl", "queen"), ("girl", "boy", "king"),
 )
+
+
+class SGNSBatch(NamedTuple):
+    """One SGNS step: pairs grouped by center (see :func:`interp.zoo.word2vec.sgns_sgd_step`)."""
+
+    centers: torch.Tensor         # (C,) center words
+    offsets: torch.Tensor         # (C,) where each center's pairs start
+    targets: torch.Tensor         # (B, 1 + negatives) context word, then noise words, per pair
+    weights: torch.Tensor         # (B, 1 + negatives) 0 for a noise word equal to the context
+    raw_tokens: int               # the raw corpus tokens this step stands for
+    groups: TargetGroups | None   # the targets grouped by word (CPU update), else None
 
 
 class WordEmbeddingTask:
@@ -111,7 +122,9 @@ class WordEmbeddingTask:
         # Blocks of text whose pairs and noise words are drawn at once (memory stays bounded
         # on large corpora); each gets its share of the epoch's steps.
         n = len(self.ids)
-        self.block_bounds = list(range(0, n, BLOCK_TOKENS)) + [n]
+        # A short first block: the update thread waits for the epoch's first batch.
+        first = min(BLOCK_TOKENS // 8, n)
+        self.block_bounds = [0] + list(range(first, n, BLOCK_TOKENS)) + [n]
         total_steps = max(1, round(expected / self.train_cfg.batch_size))
         cum = [round(total_steps * b / n) for b in self.block_bounds]
         self.block_steps = [max(1, cum[i + 1] - cum[i]) for i in range(len(cum) - 1)]
@@ -159,13 +172,18 @@ class WordEmbeddingTask:
 
     def _with_negatives(self, centers: torch.Tensor, contexts: torch.Tensor, generator: torch.Generator):
         """``(centers, targets, weights)``: targets are the context then ``negatives`` noise words."""
-        noise = self.noise.sample((len(centers), self.negatives), generator)
+        targets, weights = self._targets(contexts, generator)
+        return centers, targets, weights
+
+    def _targets(self, contexts: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(targets, weights)`` ``(P, 1 + negatives)``: each context word, then its noise words."""
+        noise = self.noise.sample((len(contexts), self.negatives), generator)
         targets = torch.cat([contexts[:, None], noise], 1)
         weights = torch.ones(targets.shape)
         weights[:, 1:] = (noise != contexts[:, None]).float()  # word2vec skips a noise word equal to the context
-        return centers, targets, weights
+        return targets, weights
 
-    def _sgns_batches(self, generator: torch.Generator) -> Iterator[Any]:
+    def _sgns_batches(self, generator: torch.Generator) -> Iterator[SGNSBatch]:
         """The epoch in text order: subsample, the pairs of each block at once, noise words per step."""
         mask = subsample(self.ids, self.keep, generator)
         kept = mask.nonzero().squeeze(1)
@@ -173,44 +191,52 @@ class WordEmbeddingTask:
         radius = torch.randint(1, self.window + 1, (len(kept),), generator=generator) if self.dynamic else None
         starts = torch.searchsorted(kept, torch.tensor(self.block_bounds)).tolist()
         n = len(self.ids)
+        on_cpu = self.device.type == "cpu"
         for block, steps in enumerate(self.block_steps):
-            centers, contexts = skipgram_pairs(ids, sids, self.window, radius=radius,
-                                               centers=slice(starts[block], starts[block + 1]))
-            pairs = len(centers)
-            cuts = torch.linspace(0, pairs, steps + 1).round().long().tolist()
+            windows = skipgram_windows(ids, sids, self.window, radius=radius,
+                                       centers=slice(starts[block], starts[block + 1]))
+            pairs = len(windows.contexts)
+            # Steps end between centers (a center's pairs stay in one step), about as many
+            # pairs each: cut at the first center boundary at or after each even share.
+            bounds = torch.cat([windows.offsets, torch.tensor([pairs])])
+            seg_cuts = torch.searchsorted(bounds, torch.linspace(0, pairs, steps + 1).ceil().long()).tolist()
+            cuts = bounds[seg_cuts].tolist()
             lo, hi = self.block_bounds[block] / n, self.block_bounds[block + 1] / n
             # The raw tokens a step stands for: its share of the block's text (sums exactly).
             done = [round(self.raw_tokens * (lo + (hi - lo) * (c / pairs if pairs else i / steps)))
                     for i, c in enumerate(cuts)]
             # Noise words for the whole block at once (a block is small enough to stay in
             # cache); per step there is only slicing and the grouping left.
-            centers, targets, weights = self._with_negatives(centers, contexts, generator)
+            targets, weights = self._targets(windows.contexts, generator)
+            center_of_pair = centers_of_pairs(windows.offsets, pairs) if on_cpu else None
             for i in range(steps):
-                a, b = cuts[i], cuts[i + 1]
+                (sa, sb), (a, b) = seg_cuts[i:i + 2], cuts[i:i + 2]
                 # The CPU update groups the targets by word; sorting them here keeps the
                 # sort off the update's thread.
-                groups = group_targets(targets[a:b], self.vocab_size) if self.device.type == "cpu" else None
-                batch = (centers[a:b], targets[a:b], weights[a:b])
-                yield (*(x.to(self.device) for x in batch), done[i + 1] - done[i], groups)
+                groups = (group_targets(targets[a:b], self.vocab_size, center_of_pair[a:b] - sa)
+                          if on_cpu else None)
+                batch = (windows.centers[sa:sb], windows.offsets[sa:sb] - a, targets[a:b], weights[a:b])
+                yield SGNSBatch(*(x.to(self.device) for x in batch), done[i + 1] - done[i], groups)
 
     # -- the loss and the update ------------------------------------------------
     def loss(self, model, batch):
         if self.sgns:
             from ..zoo.word2vec import sgns_loss
 
-            centers, targets, weights, n, _ = batch
-            return sgns_loss(model(centers, targets), weights), {"n": n}
+            centers = batch.centers.index_select(0, centers_of_pairs(batch.offsets, len(batch.targets)))
+            return sgns_loss(model(centers, batch.targets), batch.weights), {"n": batch.raw_tokens}
         centers, contexts = batch
         return F.cross_entropy(model(centers), contexts), {"n": len(centers)}
 
-    def train_step(self, model, batch, lr: float):
+    def train_step(self, model, batch: SGNSBatch, lr: float):
         """The SGNS update (sparse SGD); the core calls this instead of backward + optimiser."""
         from ..zoo.word2vec import sgns_sgd_step
 
-        centers, targets, weights, n, groups = batch
-        if len(centers) == 0:  # a span whose tokens were all subsampled away
-            return torch.zeros((), device=self.device), {"n": n}
-        return sgns_sgd_step(model, centers, targets, weights, lr, groups=groups), {"n": n}
+        if len(batch.targets) == 0:  # a span whose tokens were all subsampled away
+            return torch.zeros((), device=self.device), {"n": batch.raw_tokens}
+        loss = sgns_sgd_step(model, batch.centers, batch.targets, batch.weights, lr, offsets=batch.offsets,
+                             groups=batch.groups)
+        return loss, {"n": batch.raw_tokens}
 
     # -- evaluation --------------------------------------------------------------
     @torch.no_grad()
