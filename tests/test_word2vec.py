@@ -113,6 +113,22 @@ def test_expected_pair_count_is_exact_without_subsampling():
     assert W.expected_pair_count(sids, ones, 2, dynamic=True) == pytest.approx(expected)
 
 
+def test_expected_pair_count_follows_windows_taken_after_subsampling():
+    # Windows reach past dropped words, so subsampling removes fewer pairs than a count of
+    # kept (center, context) pairs at the original distances would say.
+    g = torch.Generator().manual_seed(0)
+    n = 20_000
+    sids = torch.randint(0, 800, (n,), generator=g).sort().values
+    keep = torch.rand(n, generator=g) * 0.8 + 0.1
+    actual = []
+    for _ in range(5):
+        kept = W.subsample(torch.arange(n), keep, g).nonzero().squeeze(1)
+        radius = torch.randint(1, 6, (len(kept),), generator=g)
+        actual.append(len(W.skipgram_pairs(kept, sids[kept], 5, radius=radius)[0]))
+    expected = W.expected_pair_count(sids, keep, 5, dynamic=True)
+    assert expected == pytest.approx(sum(actual) / len(actual), rel=0.02)
+
+
 def test_keep_probabilities_formula():
     counts = torch.tensor([1000, 100, 1])
     p = W.keep_probabilities(counts, 1e-2)

@@ -362,25 +362,48 @@ def _pair_positions(ids: torch.Tensor, sentence_ids: torch.Tensor, window: int, 
 
 
 def expected_pair_count(sentence_ids: torch.Tensor, keep: torch.Tensor, window: int, *,
-                        dynamic: bool) -> float:
-    """Expected skip-gram pairs per epoch, given each token's keep probability.
+                        dynamic: bool, seed: int = 0) -> float:
+    """Expected skip-gram pairs per epoch, given each token's keep probability ``keep``.
 
-    Windows are taken after subsampling (as in word2vec), so this is approximate for
-    subsampled corpora; it sizes the epoch's steps, not the maths.
+    Windows are taken after subsampling, as word2vec takes them, so a window reaches
+    past dropped words and the count depends on which words an epoch keeps: it is
+    averaged over a few seeded subsampling draws (up to 8, fewer on large corpora; one
+    when every word is kept), and is exact over the dynamic window's radius. Without
+    subsampling it is exact. It sizes an epoch's steps so that they hold about
+    ``batch_size`` pairs each.
+
+    >>> expected_pair_count(torch.zeros(4, dtype=torch.long), torch.ones(4), 1, dynamic=False)
+    6.0
     """
     n = len(sentence_ids)
     if n == 0:
         return 0.0
-    kept = keep.double()
+    every_word = bool((keep >= 1).all())
+    draws = 1 if every_word else max(1, min(8, 2_000_000 // n))
+    generator = torch.Generator().manual_seed(seed)
     total = 0.0
-    for d in range(1, window + 1):
-        if d >= n:
-            break
-        same = (sentence_ids[d:] == sentence_ids[:-d]).double()
-        both = (kept[d:] * kept[:-d] * same).sum().item()
-        reach = (window - d + 1) / window if dynamic else 1.0
-        total += 2 * both * reach
-    return total
+    for _ in range(draws):
+        kept = torch.ones(n, dtype=torch.bool) if every_word else torch.rand(n, generator=generator) < keep
+        sids = sentence_ids[kept]
+        if len(sids) == 0:
+            continue
+        # Each kept word's kept neighbours on either side within its sentence.
+        _, inverse, counts = torch.unique_consecutive(sids, return_inverse=True, return_counts=True)
+        starts = counts.cumsum(0) - counts
+        left = torch.arange(len(sids)) - starts[inverse]
+        right = counts[inverse] - 1 - left
+        total += (_window_reach(left, window, dynamic) + _window_reach(right, window, dynamic)).sum().item()
+    return total / draws
+
+
+def _window_reach(neighbours: torch.Tensor, window: int, dynamic: bool) -> torch.Tensor:
+    """Expected contexts on one side of a center with ``neighbours`` words on that side: the
+    window (or, dynamic, a radius drawn uniformly from 1..window) caps them."""
+    if not dynamic:
+        return neighbours.clamp(max=window).double()
+    k = neighbours.clamp(max=window).double()
+    # mean over r = 1..window of min(r, k) = (k (k + 1) / 2 + (window - k) k) / window
+    return (k * (k + 1) / 2 + (window - k) * k) / window
 
 
 class NoiseSampler:
