@@ -399,9 +399,9 @@ def expected_pair_count(sentence_ids: torch.Tensor, keep: torch.Tensor, window: 
 def _window_reach(neighbours: torch.Tensor, window: int, dynamic: bool) -> torch.Tensor:
     """Expected contexts on one side of a center with ``neighbours`` words on that side: the
     window (or, dynamic, a radius drawn uniformly from 1..window) caps them."""
-    if not dynamic:
-        return neighbours.clamp(max=window).double()
     k = neighbours.clamp(max=window).double()
+    if not dynamic:
+        return k
     # mean over r = 1..window of min(r, k) = (k (k + 1) / 2 + (window - k) k) / window
     return (k * (k + 1) / 2 + (window - k) * k) / window
 
