@@ -383,7 +383,7 @@ def expected_pair_count(sentence_ids: torch.Tensor, keep: torch.Tensor, window: 
     generator = torch.Generator().manual_seed(seed)
     total = 0.0
     for _ in range(draws):
-        kept = torch.ones(n, dtype=torch.bool) if every_word else torch.rand(n, generator=generator) < keep
+        kept = torch.rand(n, generator=generator) < keep  # all True where every keep is 1
         sids = sentence_ids[kept]
         if len(sids) == 0:
             continue

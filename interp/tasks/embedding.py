@@ -139,7 +139,7 @@ class WordEmbeddingTask:
         pos, ctx = pos[ok], ctx[ok]
         ok = self.sentence_ids[pos] == self.sentence_ids[ctx]
         pos, ctx = pos[ok][:EVAL_PAIRS], ctx[ok][:EVAL_PAIRS]
-        self.eval_batch = self._with_negatives(self.ids[pos], self.ids[ctx], g)
+        self.eval_batch = (self.ids[pos], *self._targets(self.ids[ctx], g))  # (centers, targets, weights)
 
     # -- batches -----------------------------------------------------------------
     def steps_per_epoch(self) -> int:
@@ -169,11 +169,6 @@ class WordEmbeddingTask:
         for step in range(steps):
             idx = order[step * bs:(step + 1) * bs]
             yield self.centers[idx].to(self.device), self.contexts[idx].to(self.device)
-
-    def _with_negatives(self, centers: torch.Tensor, contexts: torch.Tensor, generator: torch.Generator):
-        """``(centers, targets, weights)``: targets are the context then ``negatives`` noise words."""
-        targets, weights = self._targets(contexts, generator)
-        return centers, targets, weights
 
     def _targets(self, contexts: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``(targets, weights)`` ``(P, 1 + negatives)``: each context word, then its noise words."""
