@@ -41,6 +41,21 @@ def test_image_folder_loads_and_caches(tmp_path, monkeypatch):
     assert torch.equal(again.train_x, data.train_x) and again.mean == data.mean
 
 
+def test_changed_folder_replaces_its_cache_entry(tmp_path):
+    root = _make_folder(tmp_path / "ds")
+    load_image_folder(root, progress=False)
+    [old] = (tmp_path / "cache").glob("imagefolder-*.safetensors")
+    other = _make_folder(tmp_path / "other")
+    load_image_folder(other, progress=False)  # another folder's entry must survive
+
+    Image.new("RGB", (8, 8), "red").save(root / "train" / "cat" / "0000.png")
+    data = load_image_folder(root, progress=False)
+    assert data.train_x[0, 0].unique().tolist() == [255]
+    entries = sorted(p.name for p in (tmp_path / "cache").glob("imagefolder-*.safetensors"))
+    assert old.name not in entries and len(entries) == 2
+    assert any(name.startswith("imagefolder-other-") for name in entries)
+
+
 def test_read_only_dataset_folder_is_fine(tmp_path):
     root = _make_folder(tmp_path / "ro")
     for dirpath, dirnames, filenames in os.walk(root):

@@ -17,6 +17,7 @@ size travel with the data and then with the run.
 from __future__ import annotations
 
 import functools
+import glob
 import hashlib
 import os
 import sys
@@ -290,4 +291,9 @@ def load_image_folder(path: str | os.PathLike, *, progress: bool = True) -> Imag
     save_tensors(cache_file, {"train_x": tx, "train_y": ty, "test_x": vx, "test_y": vy,
                               "mean": torch.tensor(mean, dtype=torch.float64),
                               "std": torch.tensor(std, dtype=torch.float64)})
+    # The folder's files changed since an older entry was written (CIFAR-10's is 185 MB):
+    # that entry can never be read again, so it goes once its replacement is in place.
+    for stale in cache_file.parent.glob(f"imagefolder-{glob.escape(path.name)}-{key}-*.safetensors"):
+        if stale != cache_file:
+            stale.unlink(missing_ok=True)
     return ImageData(str(path), tx, ty, vx, vy, train_classes, mean, std)
