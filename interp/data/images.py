@@ -3,8 +3,9 @@
 Sources (``load_image_data(name)``):
 
 - ``shapes``: the embedded procedural dataset (:mod:`interp.data.shapes`), no download.
-- ``cifar10``: torchvision's CIFAR-10, downloaded into ``$INTERP_DATA_DIR`` (default
-  ``~/.cache/interp/data``) the first time a user asks for it.
+- ``cifar10``: the authors' binary release of CIFAR-10 (:mod:`interp.data.cifar10`),
+  downloaded into ``$INTERP_DATA_DIR`` (default ``~/.cache/interp/data``) the first time a
+  user asks for it.
 - any folder with ``train/<class>/*`` and ``test/<class>/*`` images (an ImageFolder
   layout, e.g. ``../shared/data/cifar10-jpeg``): decoded once and cached as uint8
   tensors under ``$INTERP_CACHE_DIR`` (default ``~/.cache/interp/cache``), outside the
@@ -128,7 +129,9 @@ def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: b
     if name == "shapes":
         return _shapes(0 if split == "test" else (n_train or 50_000), n_test or 10_000)
     if name == "cifar10":
-        data = _load_cifar10(progress=progress)
+        from .cifar10 import load_cifar10
+
+        data = load_cifar10(progress=progress)
     else:
         path = Path(name).expanduser()
         if not path.exists():
@@ -150,31 +153,6 @@ def _shapes(n_train: int, n_test: int) -> ImageData:
     (tx, ty), (vx, vy) = splits["train"], splits["test"]
     mean, std = channel_stats(tx if n_train else vx)
     return ImageData("shapes", tx, ty, vx, vy, list(splits["classes"]), mean, std)
-
-
-def _load_cifar10(progress: bool) -> ImageData:
-    import torchvision
-
-    root = data_dir() / "cifar10"
-    if not (root / "cifar-10-batches-py").exists():
-        print(f"Downloading CIFAR-10 (170 MB) into {root} (set INTERP_DATA_DIR to change) ...", file=sys.stderr)
-    try:
-        train = torchvision.datasets.CIFAR10(root, train=True, download=True)
-        test = torchvision.datasets.CIFAR10(root, train=False, download=True)
-    except Exception as e:  # network errors come in many types
-        raise InterpError(
-            f"could not download CIFAR-10 into {root}: {e}. Without internet, pass a local copy "
-            f"as an image folder: --dataset PATH (with train/ and test/ subfolders)"
-        ) from e
-
-    def to_tensors(ds):
-        x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()
-        return x, torch.tensor(ds.targets, dtype=torch.int64)
-
-    tx, ty = to_tensors(train)
-    vx, vy = to_tensors(test)
-    mean, std = channel_stats(tx)
-    return ImageData("cifar10", tx, ty, vx, vy, list(train.classes), mean, std)
 
 
 # ----------------------------------------------------------------------- image folders

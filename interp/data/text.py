@@ -27,9 +27,13 @@ from pathlib import Path
 import torch
 
 from ..errors import InterpError
+from .download import Remote
+from .download import download as fetch
 from .images import data_dir
 
-TINYSHAKESPEARE_URL = "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt"
+TINYSHAKESPEARE = Remote(
+    "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",
+    sha256="86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed", size=1_115_394)
 BOS = "<bos>"
 TEXT_DATASETS = ("tinyshakespeare", "text:PATH", "induction")
 
@@ -120,24 +124,11 @@ def tinyshakespeare_path(*, download: bool = True, progress: bool = True) -> Pat
         return path
     if not download:
         raise InterpError(f"Tiny Shakespeare is not downloaded yet (expected at {path})")
-    import urllib.request
-
-    from ..io import write_bytes
-
-    if progress:
-        print(f"Downloading Tiny Shakespeare from {TINYSHAKESPEARE_URL} ...")
-    try:
-        with urllib.request.urlopen(TINYSHAKESPEARE_URL, timeout=30) as response:
-            data = response.read()
-    except Exception as e:  # no internet, DNS, HTTP errors: one message for all
-        local = Path("../shared/data/tinyshakespeare.txt")
-        hint = f" (there is a copy at {local})" if local.is_file() else ""
-        raise InterpError(
-            f"could not download Tiny Shakespeare ({e}). Without internet, pass a local copy{hint}: "
-            f"interp train gpt --text ../shared/data/tinyshakespeare.txt, or put the file at {path}"
-        ) from None
-    write_bytes(path, data)
-    return path
+    local = Path("../shared/data/tinyshakespeare.txt")
+    hint = f" (there is a copy at {local})" if local.is_file() else ""
+    return fetch(TINYSHAKESPEARE, path, what="Tiny Shakespeare", progress=progress,
+                 offline_hint=f"Without internet, pass a local copy{hint}: interp train gpt --text "
+                              f"../shared/data/tinyshakespeare.txt, or put the file at {path}")
 
 
 def split_corpus(name: str, text: str, train_fraction: float = 0.9) -> CharCorpus:

@@ -27,8 +27,6 @@ import gzip
 import math
 import os
 import re
-import sys
-import urllib.request
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -39,11 +37,13 @@ import torch
 
 from ..errors import InterpError
 from ..io import atomic_path
+from .download import Remote, download
 from .images import data_dir
 
 TOY_DATASET = "toy-royalty"
 WORD_DATASETS = (TOY_DATASET, "tinyshakespeare", "text8", "text:PATH", "PATH")
-TEXT8_URL = "http://mattmahoney.net/dc/text8.zip"
+# No checksum is published for text8.zip; its size is the check (as in TensorFlow's word2vec tutorial).
+TEXT8 = Remote("http://mattmahoney.net/dc/text8.zip", size=31_344_016)
 MAX_SENTENCE = 10_000
 TOKEN_PATTERN = re.compile(r"[a-z0-9]+(?:'[a-z]+)*")
 
@@ -205,16 +205,14 @@ def text8_path(*, progress: bool = True) -> Path:
     if path.exists():
         return path
     zip_path = path.parent / "text8.zip"
-    if progress:
-        print(f"Downloading text8 from {TEXT8_URL} into {path.parent} ...", file=sys.stderr)
+    hint = "Without internet, pass a local text file, e.g. --dataset ../shared/data/tinyshakespeare.txt"
+    if not zip_path.is_file():
+        download(TEXT8, zip_path, what="text8 (31 MB)", progress=progress, offline_hint=hint)
     try:
-        with atomic_path(zip_path) as tmp, urllib.request.urlopen(TEXT8_URL, timeout=60) as response:
-            tmp.write_bytes(response.read())
         with zipfile.ZipFile(zip_path) as archive, atomic_path(path) as tmp:
             tmp.write_bytes(archive.read("text8"))
     except (OSError, zipfile.BadZipFile, KeyError) as e:
-        raise InterpError(f"could not download text8 into {path.parent} ({e}); without internet, pass a "
-                          f"local text file, e.g. --dataset ../shared/data/tinyshakespeare.txt") from None
+        raise InterpError(f"{zip_path} is not text8's zip ({e}); delete it to download it again. {hint}") from None
     zip_path.unlink(missing_ok=True)
     return path
 
