@@ -67,6 +67,19 @@ def test_a_bad_download_leaves_nothing(tmp_path, monkeypatch, wrong):
     assert list(tmp_path.iterdir()) == []  # no file, no temporary left behind
 
 
+def test_a_cut_connection_leaves_nothing(tmp_path, monkeypatch):
+    import http.client
+
+    class CutResponse(FakeResponse):
+        def read(self, n=-1):
+            raise http.client.IncompleteRead(b"partial", 100)
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout=None: CutResponse(b"x" * 107))
+    with pytest.raises(InterpError, match="could not download the file"):
+        download(remote_for(b"x" * 107), tmp_path / "file.bin", what="the file", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_offline_error_names_what_and_the_way_out(tmp_path, monkeypatch):
     serve(monkeypatch, {})
     with pytest.raises(InterpError) as e:

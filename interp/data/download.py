@@ -12,6 +12,7 @@ PosixPath('input.txt')
 from __future__ import annotations
 
 import hashlib
+import http.client
 import sys
 import urllib.request
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ def download(remote: Remote, path: str | Path, *, what: str, offline_hint: str =
                     bar.update(len(chunk))
             out.flush()
             _check(remote, digest.hexdigest(), received)  # before the rename: a bad file never lands
-    except (OSError, ValueError) as e:  # no network, DNS, HTTP errors, a short read, a bad checksum
+    except (OSError, http.client.HTTPException, ValueError) as e:  # no network, HTTP errors, a cut, a bad checksum
         hint = f" {offline_hint}" if offline_hint else ""
         raise InterpError(f"could not download {what} from {remote.url} ({e}).{hint}") from None
     return path
