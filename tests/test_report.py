@@ -168,7 +168,12 @@ def test_embedding_run_report(tmp_path):
     for section in ('id="plot"', 'id="tables"', 'id="caveat"'):
         assert section in page
     assert "correlation, not causation" in page.lower()
-    assert 'href="embeddings.html"' in index.read_text()
+    home = index.read_text()
+    assert 'href="embeddings.html"' in home
+    # no unit-level layers: the architecture lists the modules, the data its vocabulary
+    assert "<td>hidden</td><td>Linear</td>" in home and "<td>output</td><td>Linear</td>" in home
+    assert "<td>vocabulary</td>" in home and "<td>classes</td>" not in home
+    assert "word2vec (word2vec)" not in home
     check_static_and_linked(index.parent)
 
 
@@ -183,4 +188,5 @@ def test_transformer_run_report(tmp_path):
         assert section in page, section
     assert "L1H1" in page
     assert 'href="transformer.html"' in index.read_text()
+    assert "<td>blocks.0</td>" in index.read_text()
     check_static_and_linked(index.parent)
