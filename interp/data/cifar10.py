@@ -53,8 +53,8 @@ def cifar10_archive(*, progress: bool = True) -> Path:
 def read_cifar10_archive(path: str | Path):
     """``(train_x, train_y, test_x, test_y, classes)`` from the binary release's tar.gz.
 
-    Images are uint8 ``(N, 3, 32, 32)``, labels int64. A member that is missing or of the
-    wrong size raises :class:`InterpError` naming it.
+    Images are uint8 ``(N, 3, 32, 32)``, labels int64. A member that is missing or does not
+    hold whole records raises :class:`InterpError` naming it.
     """
     path = Path(path)
     wanted = {f"{FOLDER}/{name}": name for name in (*TRAIN_BATCHES, TEST_BATCH, META)}
