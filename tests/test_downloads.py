@@ -181,6 +181,19 @@ def test_tinyshakespeare_download_is_checked(monkeypatch):
     assert not (data_dir() / "tinyshakespeare" / "input.txt").exists()
 
 
+def test_word_corpus_offline_error_speaks_of_dataset(monkeypatch):
+    from interp.data.words import load_word_corpus
+
+    serve(monkeypatch, {})
+    with pytest.raises(InterpError) as e:
+        load_word_corpus("tinyshakespeare", progress=False)
+    message = str(e.value)
+    assert message.startswith("could not download Tiny Shakespeare from https://")
+    assert message.endswith("Without internet, pass a local copy: --dataset ../shared/data/tinyshakespeare.txt "
+                            "(or any text file)")
+    assert "--text" not in message
+
+
 def test_text8_is_downloaded_unzipped_and_the_zip_removed(monkeypatch):
     from interp.data import words
 

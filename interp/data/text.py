@@ -117,18 +117,23 @@ def read_text_file(path: str | os.PathLike) -> str:
     return text
 
 
-def tinyshakespeare_path(*, download: bool = True, progress: bool = True) -> Path:
-    """The cached Tiny Shakespeare file, downloaded on first use when ``download``."""
+def tinyshakespeare_path(*, download: bool = True, progress: bool = True, offline_hint: str | None = None) -> Path:
+    """The cached Tiny Shakespeare file, downloaded on first use when ``download``.
+
+    ``offline_hint`` ends the error when the download fails (default: the character
+    models' ``--text`` option); word2vec passes its own ``--dataset``.
+    """
     path = data_dir() / "tinyshakespeare" / "input.txt"
     if path.is_file():
         return path
     if not download:
         raise InterpError(f"Tiny Shakespeare is not downloaded yet (expected at {path})")
-    local = Path("../shared/data/tinyshakespeare.txt")
-    hint = f" (there is a copy at {local})" if local.is_file() else ""
-    return fetch(TINYSHAKESPEARE, path, what="Tiny Shakespeare", progress=progress,
-                 offline_hint=f"Without internet, pass a local copy{hint}: interp train gpt --text "
-                              f"../shared/data/tinyshakespeare.txt, or put the file at {path}")
+    if offline_hint is None:
+        local = Path("../shared/data/tinyshakespeare.txt")
+        copy = f" (there is a copy at {local})" if local.is_file() else ""
+        offline_hint = (f"Without internet, pass a local copy{copy}: interp train gpt --text "
+                        f"../shared/data/tinyshakespeare.txt, or put the file at {path}")
+    return fetch(TINYSHAKESPEARE, path, what="Tiny Shakespeare", progress=progress, offline_hint=offline_hint)
 
 
 def split_corpus(name: str, text: str, train_fraction: float = 0.9) -> CharCorpus:

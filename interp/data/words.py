@@ -4,7 +4,7 @@ Sources (``load_word_corpus(name)``):
 
 - ``toy-royalty``: a few dozen short sentences about kings, queens, princes, princesses,
   men, women, boys and girls, written for this project (:data:`TOY_CORPUS`); no download.
-- ``tinyshakespeare``: through :mod:`interp.data.text` when present (downloads once),
+- ``tinyshakespeare``: through :mod:`interp.data.text` (downloads once),
   or pass the file: ``../shared/data/tinyshakespeare.txt``.
 - ``text8``: Matt Mahoney's first 10^8 bytes of cleaned Wikipedia, downloaded into
   ``$INTERP_DATA_DIR/text8/`` only when a user asks for it.
@@ -39,6 +39,7 @@ from ..errors import InterpError
 from ..io import atomic_path
 from .download import Remote, download
 from .images import data_dir
+from .text import tinyshakespeare_path
 
 TOY_DATASET = "toy-royalty"
 WORD_DATASETS = (TOY_DATASET, "tinyshakespeare", "text8", "text:PATH", "PATH")
@@ -179,16 +180,8 @@ def load_word_corpus(name: str, *, progress: bool = True) -> WordCorpus:
     if name == "text8":
         return WordCorpus("text8", split_sentences(read_text(text8_path(progress=progress))))
     if name == "tinyshakespeare":
-        try:
-            from .text import tinyshakespeare_path
-        except ImportError:  # the char-level text module is optional here
-            raise InterpError("dataset 'tinyshakespeare' is not available here; pass the file instead: "
-                              "--dataset ../shared/data/tinyshakespeare.txt") from None
-        try:
-            path = tinyshakespeare_path(progress=progress)
-        except InterpError as e:  # offline: point at a local copy, in word2vec's terms
-            raise InterpError(f"{str(e).split('. ')[0]}. Without internet, pass a local copy: "
-                              f"--dataset ../shared/data/tinyshakespeare.txt (or any text file)") from None
+        path = tinyshakespeare_path(progress=progress, offline_hint=(
+            "Without internet, pass a local copy: --dataset ../shared/data/tinyshakespeare.txt (or any text file)"))
         return WordCorpus(name, split_sentences(read_text(path)))
     path = name[5:] if name.startswith("text:") else name
     if name.startswith("text:") or Path(path).expanduser().exists() or "/" in path or path.endswith(".txt"):
