@@ -126,20 +126,64 @@ def prompt_tokens(run, prompt: str | None, *, seed: int = 0) -> torch.Tensor:
     return tokens
 
 
-def repeated_tokens(run, n: int, *, seed: int = 0, seq_len: int | None = None) -> torch.Tensor:
-    """The head-score probe: BOS (if the vocabulary has one), a random block, the same block again.
+def repeated_tokens(run, n: int, *, seed: int = 0, seq_len: int | None = None,
+                    block: int | None = None) -> torch.Tensor:
+    """An induction probe: BOS (if the vocabulary has one), then a random block repeated to fill the context.
 
-    Blocks fill the context ((seq_len - 1) // 2 tokens, distinct where the vocabulary
-    allows), as in the usual induction-score recipe; a head that merely attends to all
-    earlier tokens then scores near 0 on the induction mask, and an induction head near 1.
+    ``block``: the block length (distinct tokens where the vocabulary allows); default
+    half the context, ((seq_len - 1) // 2), as in the usual induction-score recipe. A head
+    that merely attends to all earlier tokens then scores near 0 on the induction mask,
+    and an induction head near 1. One length alone can be matched by position (a head
+    that attends ``block - 1`` back); :func:`length_probe` spans several.
     """
     from ..data.text import repeated_random_tokens
 
     seq_len = seq_len or run.config.model_config["block_size"]
     vocab = run_vocabulary(run)
-    block = (seq_len - 1) // 2
+    block = block or (seq_len - 1) // 2
     g = torch.Generator().manual_seed(seed)
     return repeated_random_tokens(n, seq_len, len(vocab), g, bos=vocab.bos, min_block=block, max_block=block)
+
+
+def probe_lengths(seq_len: int, n_tokens: int, count: int = 4, *, shortest: int | None = None,
+                  longest: int | None = None) -> tuple[int, ...]:
+    """Block lengths of the head-score probe: ``count`` geometrically spaced lengths, by default from
+    about a fifth of half the context up to half the context (and no more than ``n_tokens``).
+
+    >>> probe_lengths(64, 128)
+    (7, 11, 19, 31)
+    >>> probe_lengths(64, 128, shortest=8, longest=24)
+    (8, 12, 17, 24)
+    """
+    longest = max(1, min(longest or (seq_len - 1) // 2, (seq_len - 1) // 2, n_tokens))
+    shortest = min(longest, shortest or max(3, -(-longest // 5)))
+    if longest == shortest:
+        return (longest,)
+    ratio = (longest / shortest) ** (1 / (count - 1))
+    return tuple(sorted({int(round(shortest * ratio ** i)) for i in range(count)}))
+
+
+def length_probe(run, n: int, *, seed: int = 0, lengths: tuple[int, ...] | None = None) -> dict[int, torch.Tensor]:
+    """The head-score probe at several block lengths: ``{block length: tokens (n, T)}``.
+
+    A real induction head scores high at every length; a head that attends a fixed
+    distance back scores high at one length only (a 1-layer model trained on one
+    repeat length does that), so :func:`head_scores` reports each head's minimum.
+
+    >>> probe = length_probe(run, 64)      # {7: ..., 11: ..., 19: ..., 31: ...} for a 64-token context (no known training range)
+    """
+    seq_len = run.config.model_config["block_size"]
+    vocab = run_vocabulary(run)
+    n_tokens = len(vocab) - (vocab.bos is not None)
+    if lengths is None:
+        opts = run.config.data.options if run.config.data.name == "induction" else {}
+        lo, hi = opts.get("min_block", 8), opts.get("max_block", 24)
+        # Trained on varying lengths: probe inside that range. Blocks longer than any it saw
+        # underestimate real induction heads (0.85 -> 0.49 at 31 tokens after blocks of 8-24), and
+        # no position trick solves varying lengths anyway; other runs get the wide spread.
+        varying = bool(opts) and lo < hi
+        lengths = probe_lengths(seq_len, n_tokens, shortest=lo if varying else None, longest=hi if varying else None)
+    return {b: repeated_tokens(run, n, seed=seed + 1000 * i, block=b) for i, b in enumerate(lengths)}
 
 
 def task_tokens(run, n: int, *, seed: int = 0, seq_len: int | None = None) -> torch.Tensor:
@@ -271,14 +315,40 @@ def score_patterns(patterns: torch.Tensor, tokens: torch.Tensor) -> dict[str, to
     return out
 
 
+def per_sequence_scores(patterns: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Head-type scores of each sequence ``(B, n_layers, n_heads)`` (for bootstrap intervals over sequences).
+
+    Their mean over sequences weights each sequence equally; :func:`score_patterns`
+    weights each query row equally (the two agree when every sequence has as many rows).
+    """
+    out = {}
+    for name, mask in head_type_masks(tokens).items():
+        rows = mask.any(-1)  # (B, T)
+        mass = (patterns * mask[:, None, None].to(patterns.dtype)).sum(-1)  # (B, L, H, T)
+        n = rows.sum(-1).clamp_min(1).to(mass.dtype)  # (B,)
+        out[name] = (mass * rows[:, None, None].to(mass.dtype)).sum(-1) / n[:, None, None]
+    return out
+
+
+LENGTH_DEPENDENT_RATIO = 2.0
+"""A head whose best score over probe lengths is over twice its worst (and 0.1 above it) depends on the length."""
+
+
 @dataclass
 class HeadScores:
-    """Scores ``(n_layers, n_heads)`` per head type, measured on ``n_sequences`` repeated random blocks."""
+    """Scores ``(n_layers, n_heads)`` per head type, measured on ``n_sequences`` repeated random blocks.
+
+    With several probe lengths (:func:`length_probe`), ``scores`` holds each head's
+    minimum over the lengths and ``by_length`` the score at each; ``seq_len`` is the
+    context and ``lengths`` the block lengths.
+    """
 
     scores: dict[str, torch.Tensor]
     n_sequences: int
     seq_len: int
     run: str = ""
+    lengths: tuple[int, ...] = ()
+    by_length: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def prev_token(self) -> torch.Tensor:
@@ -300,37 +370,70 @@ class HeadScores:
     def shape(self) -> tuple[int, int]:
         return tuple(next(iter(self.scores.values())).shape)
 
+    def best_over_lengths(self, name: str) -> torch.Tensor:
+        """Each head's highest ``name`` score over the probe lengths (its score when there is one length)."""
+        if not self.by_length:
+            return self.scores[name]
+        return torch.stack([s[name] for s in self.by_length.values()]).max(0).values
+
+    def length_dependent(self, name: str = "induction") -> torch.Tensor:
+        """Boolean ``(n_layers, n_heads)``: heads whose ``name`` score changes with the repeat length.
+
+        Best over twice the worst and at least 0.1 above it: a head that matches the
+        repeat by position (attends a fixed distance back) rather than by content.
+        """
+        best, worst = self.best_over_lengths(name), self.scores[name]
+        return (best > LENGTH_DEPENDENT_RATIO * worst) & (best - worst >= 0.1)
+
     def rows(self) -> list[dict]:
         """One row per head: ``{"head": "L0H1", "layer", "index", score...}``."""
         n_layers, n_heads = self.shape
+        flags = self.length_dependent() if self.by_length else None
         return [{"head": f"L{layer}H{head}", "layer": layer, "index": head,
-                 **{name: float(self.scores[name][layer, head]) for name in self.scores}}
+                 **{name: float(self.scores[name][layer, head]) for name in self.scores},
+                 **({"length_dependent": bool(flags[layer, head])} if flags is not None else {})}
                 for layer in range(n_layers) for head in range(n_heads)]
 
     def to_json(self) -> dict:
         return {"run": self.run, "n_sequences": self.n_sequences, "seq_len": self.seq_len,
-                "scores": {k: _tensor_json(v) for k, v in self.scores.items()}}
+                "scores": {k: _tensor_json(v) for k, v in self.scores.items()},
+                "lengths": list(self.lengths),
+                "by_length": {str(b): {k: _tensor_json(v) for k, v in s.items()} for b, s in self.by_length.items()}}
 
     @classmethod
     def from_json(cls, d: dict) -> "HeadScores":
+        by_length = {int(b): {k: torch.tensor(v) for k, v in s.items()} for b, s in d.get("by_length", {}).items()}
         return cls({k: torch.tensor(v) for k, v in d["scores"].items()}, d["n_sequences"], d["seq_len"],
-                   d.get("run", ""))
+                   d.get("run", ""), tuple(d.get("lengths", ())), by_length)
 
 
-def head_scores(model_or_run, *, tokens: torch.Tensor | None = None, n_sequences: int = 64,
-                seed: int = 0) -> HeadScores:
+def head_scores(model_or_run, *, tokens: torch.Tensor | None = None, probe: dict[int, torch.Tensor] | None = None,
+                n_sequences: int = 64, seed: int = 0) -> HeadScores:
     """Previous-token, induction, duplicate-token and first-token score of every head.
 
-    ``tokens`` ``(B, T)`` default to ``n_sequences`` repeated random blocks for the run.
+    ``tokens`` ``(B, T)``: score on these sequences alone. Otherwise ``probe``
+    (:func:`length_probe`, built for the run when not given: ``n_sequences`` repeated
+    random blocks at each of several lengths) and each score is the head's minimum over
+    the lengths, so a head that only matches one repeat length by position is not called
+    an induction head; ``by_length`` keeps every length's scores.
+
+    >>> scores = head_scores(run)
+    >>> scores.induction, scores.length_dependent()
     """
     bridge = as_bridge(model_or_run)
-    if tokens is None:
+    name = getattr(model_or_run, "name", "")
+    if tokens is not None:
+        patterns = cached_patterns(bridge, tokens)
+        return HeadScores(score_patterns(patterns, tokens.cpu()), len(tokens), tokens.shape[1], name)
+    if probe is None:
         if not hasattr(model_or_run, "config") or not hasattr(model_or_run.config, "data"):
-            raise ValueError("pass tokens= when scoring a bare model or bridge")
-        tokens = repeated_tokens(model_or_run, n_sequences, seed=seed)
-    patterns = cached_patterns(bridge, tokens)
-    return HeadScores(score_patterns(patterns, tokens.cpu()), len(tokens), tokens.shape[1],
-                      getattr(model_or_run, "name", ""))
+            raise ValueError("pass tokens= or probe= when scoring a bare model or bridge")
+        probe = length_probe(model_or_run, n_sequences, seed=seed)
+    by_length = {b: score_patterns(cached_patterns(bridge, t), t.cpu()) for b, t in probe.items()}
+    names = next(iter(by_length.values())).keys()
+    scores = {k: torch.stack([s[k] for s in by_length.values()]).min(0).values for k in names}
+    first = next(iter(probe.values()))
+    return HeadScores(scores, len(first), first.shape[1], name, tuple(probe), by_length)
 
 
 def plot_head_scores(result: HeadScores):
@@ -353,8 +456,10 @@ def plot_head_scores(result: HeadScores):
         ax.set_yticks(range(n_layers))
         ax.set_xlabel("head")
     axes[0][0].set_ylabel("layer")
+    blocks = (f", blocks of {', '.join(map(str, result.lengths))} tokens; each head's minimum"
+              if len(result.lengths) > 1 else "")
     fig.suptitle(f"Head scores{' of ' + result.run if result.run else ''} ({result.n_sequences} repeated random "
-                 f"sequences of {result.seq_len} tokens)", fontsize=10)
+                 f"sequences of {result.seq_len} tokens{blocks})", fontsize=10)
     return fig
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field, fields
@@ -34,6 +33,7 @@ import torch
 from ..errors import InterpError, unknown
 from ..io import atomic_dir, write_json
 from ..plots import save_figure
+from .stats import binomial_tail  # noqa: F401  (re-exported: claims import it from here)
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -65,7 +65,8 @@ class ClaimResult:
     ``numbers``: named scalars (fractions, scores, counts); ``table``: one row per unit
     (or head) examined; ``found``: the units that satisfy the claim (``"conv2:3"``);
     ``thresholds``: the cut-offs used, null-derived ones included; ``data``: lists for
-    figures; ``figures``: PNG file names, filled in by :func:`save_claims`.
+    figures; ``figures``: PNG file names, filled in by :func:`save_claims`; ``headline``:
+    the verdict's number with its CI and null quantile.
     """
 
     claim: str
@@ -82,6 +83,9 @@ class ClaimResult:
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)
+    headline: dict[str, Any] = field(default_factory=dict)
+    """The number the verdict turns on, with its 95% bootstrap CI and the null quantile it is
+    compared to (:func:`interp.claims.stats.headline`); empty where a check has none."""
     seconds: float = 0.0
 
     @property
@@ -265,24 +269,6 @@ def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOption
 
 
 # --------------------------------------------------------------------------- nulls
-
-
-def binomial_tail(k: int, n: int, p: float) -> float:
-    """``P(X >= k)`` for ``X ~ Binomial(n, p)``: how often chance alone gives k or more successes.
-
-    >>> round(binomial_tail(2, 2, 0.5), 3)
-    0.25
-    """
-    if k <= 0:
-        return 1.0
-    if k > n or p <= 0.0:
-        return 0.0
-    if p >= 1.0:
-        return 1.0
-    logs = [math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1) + j * math.log(p)
-            + (n - j) * math.log1p(-p) for j in range(k, n + 1)]
-    top = max(logs)
-    return min(1.0, math.exp(top) * sum(math.exp(v - top) for v in logs))
 
 
 def reinitialized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
