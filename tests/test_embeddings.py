@@ -286,3 +286,258 @@ def test_cli_malformed_file_and_wrong_run(cli, tmp_path, tiny_run_dir):
 def test_cli_no_word2vec_run(cli):
     code, _, err = cli("embed", "plot")
     assert code == 2 and "no word2vec runs" in err
+
+
+# ------------------------------------------------- analogies that do not mislead
+
+
+def planted() -> E.WordVectors:
+    """Nissim et al.'s case by hand: doctor is an occupation word as near to man as to woman
+    (no gender component) with a meaning of its own; nurse is an occupation word towards
+    woman. man and woman differ only a little (a gender direction, dim 0), so b - a + c stays
+    near doctor: without the exclusion doctor is its own analogy's answer."""
+    # dims: gender (+ woman), occupation, person, doctor's own, nurse's own, fruit
+    rows = {
+        "man":    [-0.3, 0.0, 1.0, 0.0, 0.0, 0.0],
+        "woman":  [0.3, 0.0, 1.0, 0.0, 0.0, 0.0],
+        "doctor": [0.0, 1.0, 0.3, 0.8, 0.0, 0.0],
+        "nurse":  [0.3, 1.0, 0.3, 0.0, 0.8, 0.0],
+        "clerk":  [0.0, 0.6, 0.5, 0.0, 0.0, 0.2],
+        "apple":  [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+        "pear":   [0.1, 0.0, 0.1, 0.0, 0.0, 1.0],
+    }
+    return E.WordVectors(list(rows), torch.tensor(list(rows.values()), dtype=torch.float32), "planted", "planted")
+
+
+def brute_force_ranking(v: E.WordVectors, a: str, b: str, c: str) -> list[str]:
+    u = F.normalize(v.matrix, dim=1)
+    target = F.normalize(u[v.index[b]] - u[v.index[a]] + u[v.index[c]], dim=0)
+    cos = {w: float(u[i] @ target) for i, w in enumerate(v.words)}
+    return sorted(v.words, key=lambda w: -cos[w])
+
+
+def test_planted_analogy_answer_comes_from_the_exclusion():
+    v = planted()
+    u = F.normalize(v.matrix, dim=1)
+    assert float(u[v.index["doctor"]] @ u[v.index["man"]]) == pytest.approx(
+        float(u[v.index["doctor"]] @ u[v.index["woman"]]))  # doctor as near man as woman
+    r = E.analogy(v, "man", "doctor", "woman", k=7)
+    full = brute_force_ranking(v, "man", "doctor", "woman")
+    assert r.words_including_queries == full[:7] and r.words_including_queries[0] == "doctor"
+    assert r.words == [w for w in full if w not in ("man", "doctor", "woman")][:7] and r.answer == "nurse"
+    assert len(r.words) == 4 and len(r.scores_including_queries) == 7
+    assert r.scores_including_queries == sorted(r.scores_including_queries, reverse=True)
+    assert r.rank_of_b_unrestricted == 1 and r.query_ranks == {w: full.index(w) + 1 for w in ("man", "doctor", "woman")}
+    assert r.answer_rank_including_queries == 2
+    assert r.answer_from_exclusion
+    assert r.exclusion_note == ("without excluding the query words the nearest word is 'doctor' (B itself) and "
+                                "'nurse' ranks #2: the analogy's answer comes from the exclusion convention, "
+                                "Nissim et al. 2020")
+    rows = r.rows_including_queries()
+    assert rows[0] == {"rank": 1, "word": "doctor", "score": r.scores_including_queries[0], "query": "B"}
+    d = r.to_dict()
+    assert d["answers"][0] == {"rank": 1, "word": "nurse", "score": r.scores[0]}
+    assert d["answers_including_queries"][0]["word"] == "doctor" and d["answer"] == "nurse"
+    json.dumps(d)  # plain JSON
+    # A sound analogy: nothing to flag.
+    sound = E.analogy(hand_made(), "man", "king", "woman")
+    assert sound.answer == "queen" and sound.words_including_queries[0] == "queen"
+    assert not sound.answer_from_exclusion and sound.exclusion_note == ""
+    assert sound.rank_of_b_unrestricted > 1
+
+
+def test_expected_word_ranks_in_both_rankings():
+    v = planted()
+    full = brute_force_ranking(v, "man", "doctor", "woman")
+    r = E.analogy(v, "man", "doctor", "woman", expect="nurse")
+    assert (r.expected, r.expected_rank, r.expected_rank_including_queries) == ("nurse", 1, 2)
+    assert r.expected_score == pytest.approx(r.scores[0])
+    for word in ("clerk", "apple", "pear"):  # also beyond the k shown
+        e = E.analogy(v, "man", "doctor", "woman", k=1, expect=word)
+        restricted = [w for w in full if w not in ("man", "doctor", "woman")]
+        assert e.expected_rank == restricted.index(word) + 1
+        assert e.expected_rank_including_queries == full.index(word) + 1
+    b = E.analogy(v, "man", "doctor", "woman", expect="Doctor")  # a query word: excluded by the convention
+    assert b.expected == "doctor" and b.expected_rank is None and b.expected_rank_including_queries == 1
+    with pytest.raises(InterpError, match=r"expected word \(--expect\) 'nurce' is not in the vocabulary.*"
+                                          r"did you mean 'nurse'"):
+        E.analogy(v, "man", "doctor", "woman", expect="nurce")
+    with pytest.raises(InterpError, match=r"query word B 'doctr' is not in the vocabulary.*did you mean 'doctor'"):
+        E.analogy(v, "man", "doctr", "woman")
+    # A run's vocabulary drops words below min_count: the error says so.
+    run_like = E.WordVectors(v.words, v.matrix, "run sh", "sh", corpus="Tiny Shakespeare", min_count=3)
+    with pytest.raises(InterpError, match=r"query word C 'queen' is not in the vocabulary .*\(the run keeps only "
+                                          r"words seen at least 3 times in the training text of Tiny Shakespeare\)"):
+        E.analogy(run_like, "man", "doctor", "queen")
+
+
+def test_rare_words_and_small_vocabulary_warn():
+    base = planted()
+    counts = {"man": 500, "woman": 480, "doctor": 3, "nurse": 1, "clerk": 40, "apple": 30, "pear": 25}
+    v = E.WordVectors(base.words, base.matrix, "run shakespeare", "shakespeare", corpus="Tiny Shakespeare",
+                      counts=[counts[w] for w in base.words])
+    r = E.analogy(v, "man", "doctor", "woman")
+    assert r.counts == {"man": 500, "doctor": 3, "woman": 480} and r.counts_note == ""
+    assert r.warnings[0] == ("'doctor' occurs 3 times in the training text (Tiny Shakespeare): too rare for its "
+                             "vector to mean much (fewer than 20 occurrences)")
+    assert r.warnings[1].startswith("the vocabulary has only 7 words")
+    e = E.analogy(v, "man", "doctor", "woman", expect="nurse")
+    assert e.counts["nurse"] == 1 and "'doctor' occurs 3 times, 'nurse' occurs once" in e.warnings[0]
+    assert "their vectors" in e.warnings[0]
+    assert not E.analogy(v, "man", "clerk", "woman", rare=20).warnings[:-1]  # only the vocabulary's
+    # No counts: said, never guessed.
+    plain = E.analogy(planted(), "man", "doctor", "woman")
+    assert plain.counts is None and "word counts are unknown" in plain.counts_note
+    assert not any("occurs" in w for w in plain.warnings)
+
+
+def test_rare_words_of_a_tiny_corpus(toy_run_dir):
+    from collections import Counter
+
+    from interp.data.words import TOY_CORPUS, tokenize
+    from interp.runs import load_run
+
+    v = E.WordVectors.from_run(load_run(toy_run_dir))
+    counted = Counter(w for s in TOY_CORPUS for w in tokenize(s))
+    assert v.word_counts() == [counted[w] for w in v.words] and v.count("king") == counted["king"] == 5
+    r = E.analogy(v, "man", "king", "woman", expect="queen")
+    assert r.counts == {"man": 5, "king": 5, "woman": 5, "queen": 5} and r.corpus == "the embedded toy corpus"
+    assert r.warnings[0] == ("'man' occurs 5 times, 'king' occurs 5 times, 'woman' occurs 5 times, 'queen' occurs "
+                             "5 times in the training text (the embedded toy corpus): too rare for their vectors "
+                             "to mean much (fewer than 20 occurrences)")
+    assert r.warnings[1].startswith(f"the vocabulary has only {len(v)} words")
+    assert r.answer_from_exclusion == (r.words_including_queries[0] in ("man", "king", "woman"))
+
+
+def test_counts_of_a_text_file_run(tmp_path, monkeypatch):
+    from interp.runs import load_run
+    from interp.train import train
+
+    text = tmp_path / "corpus.txt"
+    lines = ["the doctor helps the patient", "a nurse helps the doctor", "the patient thanks the nurse"] * 8
+    text.write_text("\n\n".join(lines + ["a surgeon operates once"]) + "\n")
+    train("word2vec", f"text:{text}", name="txt", epochs=1, root=tmp_path / "models", device="cpu",
+          progress=False, log=None, overrides={"steps_per_epoch": "5"})
+    run = load_run(tmp_path / "models" / "txt")
+    monkeypatch.setattr(E, "COUNT_CACHE_BYTES", 0)  # cache even this small text
+    v = E.WordVectors.from_run(run)
+    assert v.count("doctor") == 16 and v.count("surgeon") == 1 and v.corpus == str(text)
+    r = E.analogy(v, "patient", "doctor", "nurse", expect="surgeon")
+    assert f"'surgeon' occurs once in the training text ({text})" in r.warnings[0]
+    cached = list((tmp_path / "cache").glob("word-counts-*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["counts"] == v.word_counts()
+    # The cache answers the second time (the text is not read again) ...
+    monkeypatch.setattr("interp.data.words.load_word_corpus", lambda *a, **k: pytest.fail("recounted"))
+    assert E.WordVectors.from_run(run).word_counts() == v.word_counts()
+    monkeypatch.undo()
+    # ... a changed text is not trusted, and a missing one is said to be missing.
+    text.write_text("\n\n".join(lines[:3]) + "\n")
+    changed = E.analogy(E.WordVectors.from_run(run), "patient", "doctor", "nurse")
+    assert changed.counts is None and "has changed since the run was trained" in changed.counts_note
+    text.unlink()
+    gone = E.analogy(E.WordVectors.from_run(run), "patient", "doctor", "nurse")
+    assert gone.counts is None and "is not there any more" in gone.counts_note
+    assert "by frequency rank" in gone.counts_note
+    with pytest.raises(InterpError, match="query word C 'nurze'.*did you mean 'nurse'"):
+        E.analogy(v, "patient", "doctor", "nurze")
+
+
+def test_vectors_file_counts_unknown(tmp_path):
+    path = tmp_path / "mini.txt"
+    p = planted()
+    write_vectors(path, p.words, p.matrix)
+    r = E.analogy(E.WordVectors.from_file(path), "man", "doctor", "woman")
+    assert r.counts is None
+    assert r.counts_note == ("word counts are unknown: a vectors file (mini.txt) records none; by frequency rank "
+                             "(the list's order, most frequent first): 'man' #1, 'doctor' #3, 'woman' #2 of 7")
+
+
+def test_analogy_save_load_and_older_files(tmp_path):
+    r = E.analogy(planted(), "man", "doctor", "woman", expect="nurse")
+    paths = E.save_result(r, tmp_path)
+    assert paths["json"].name == "analogy-man-doctor-woman.json"
+    assert E.load_result(paths["json"]) == r
+    old = {"kind": "analogy", "a": "man", "b": "king", "c": "woman", "words": ["queen"], "scores": [0.9],
+           "source": "old"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    back = E.load_result(tmp_path / "old.json")
+    assert back.answer == "queen" and back.words_including_queries == [] and back.warnings == []
+
+
+def test_cli_analogy_both_rankings_and_json(cli, tmp_path):
+    path = tmp_path / "planted.txt"
+    p = planted()
+    write_vectors(path, p.words, p.matrix)
+    args = ("embed", "analogy", "man", "doctor", "woman", "--vectors", str(path), "--out", str(tmp_path))
+    code, out, err = cli(*args, "--expect", "nurse")
+    assert code == 0, err
+    assert "man is to doctor as woman is to nurse" in out
+    header = next(line for line in out.splitlines() if line.startswith("#"))
+    assert "A, B, C left out" in header and "nothing left out" in header
+    first = next(line for line in out.splitlines() if line.startswith("1 "))
+    assert first.split()[:2] == ["1", "nurse"] and "doctor (B)" in first
+    assert "B 'doctor' #1" in out
+    assert "Note: without excluding the query words the nearest word is 'doctor' (B itself)" in out
+    assert "Nissim et al. 2020" in out and "Fair is Better than Sensational" in out
+    assert "Expected 'nurse': #1 with A, B, C left out; #2 with nothing left out" in out
+    assert "Word counts are unknown: a vectors file (planted.txt) records none" in out
+    assert "Warning: the vocabulary has only 7 words" in out
+    assert (tmp_path / "analogy-man-doctor-woman.json").exists()
+
+    code, out, err = cli(*args, "--expect", "doctor", "--json", "--k", "3")
+    assert code == 0, err
+    data = json.loads(out)  # stdout is the JSON alone
+    assert data["kind"] == "analogy" and data["answer"] == "nurse"
+    assert [a["word"] for a in data["answers"]] == data["words"] and data["words"][0] == "nurse"
+    assert data["answers_including_queries"][0] == {"rank": 1, "word": "doctor", "query": "B",
+                                                    "score": data["scores_including_queries"][0]}
+    assert len(data["answers"]) == 3 and data["rank_of_b_unrestricted"] == 1
+    assert data["answer_from_exclusion"] is True and "exclusion convention" in data["exclusion_note"]
+    assert data["expected"] == "doctor" and data["expected_rank"] is None
+    assert data["expected_rank_including_queries"] == 1
+    assert data["counts"] is None and "Saved:" in err
+
+    code, _, err = cli(*args, "--expect", "nurce")
+    assert code == 2 and "'nurce' is not in the vocabulary" in err and "did you mean 'nurse'" in err
+    assert "Traceback" not in err
+
+
+def test_cli_analogy_on_a_run_warns_of_rare_words(cli, toy_run_dir, tmp_path):
+    code, out, err = cli("embed", "analogy", "man", "king", "woman", "--run", str(toy_run_dir), "--expect", "queen",
+                         "--out", str(tmp_path))
+    assert code == 0, err
+    assert "Counts in the training text (the embedded toy corpus): man 5, king 5, woman 5, queen 5." in out
+    assert "Warning: 'man' occurs 5 times" in out and "too rare for their vectors to mean much" in out
+    assert "Expected 'queen': #" in out
+
+
+def test_cli_analogy_help_ends_with_examples(cli):
+    code, out, _ = cli("embed", "analogy", "--help")
+    assert code == 0
+    lines = out.rstrip().splitlines()
+    examples = lines[lines.index("examples:") + 1:]
+    assert examples and all(line.startswith("  interp embed analogy ") for line in examples)
+    assert any("--expect" in line for line in examples) and any("--json" in line for line in examples)
+    assert "--expect WORD" in out and "Nissim" in out
+
+
+def test_report_page_shows_both_rankings(toy_run_dir, tmp_path):
+    import shutil
+
+    from interp.report import build_report
+    from interp.runs import load_run
+
+    shutil.copytree(toy_run_dir, tmp_path / "toy")
+    index = build_report(load_run(tmp_path / "toy"), out=tmp_path / "report", progress=False, log=None)
+    page = (index.parent / "embeddings.html").read_text()
+    assert "answers (a, b, c left out)" in page and "nearest words (nothing left out)" in page
+    assert "Nissim" in page and "too rare for" in page
+    summary = json.loads((tmp_path / "report" / "embeddings" / "summary.json").read_text())
+    flagged = [json.loads((tmp_path / "report" / "embeddings" / name).read_text()) for name in summary["analogies"]]
+    for a in flagged:
+        top = a["words_including_queries"][0]
+        noted = f"Note: without excluding the query words the nearest word is &#39;{top}&#39;"
+        assert (noted in page) == a["answer_from_exclusion"]  # escaped by the template
+        assert f"nearest word is '{top}'" not in page
+        assert f"{a['a']} : {a['b']} :: {a['c']} : ?" in page
+    assert any(a["answer_from_exclusion"] for a in flagged)  # b itself tops the toy analogies

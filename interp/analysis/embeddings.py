@@ -15,7 +15,10 @@ named ``a,b`` is the direction ``u_a - u_b``; with several pairs (``she,he;her,h
 is their mean difference. A word's coordinate on an axis is the cosine between its
 vector and that direction, so +1 means "points exactly from b to a". An analogy
 ``a : b :: c : ?`` ranks words by cosine with ``u_b - u_a + u_c``, leaving out a, b and c
-(3CosAdd, gensim's ``most_similar(positive=[b, c], negative=[a])``).
+(3CosAdd, gensim's ``most_similar(positive=[b, c], negative=[a])``). That convention can
+manufacture an answer: without it the nearest word is often b itself (Nissim, van Noord
+& van der Goot 2020), so :func:`analogy` returns both rankings and says when this happens,
+and it flags query words too rare in the training text for their vectors to mean much.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -108,6 +111,20 @@ class WordVectors:
     """Human-readable origin: ``run toy`` or a file path."""
     name: str
     """Folder name for outputs: the run name, or ``vectors-STEM`` for a file."""
+    corpus: str = ""
+    """The training text, for messages (``Tiny Shakespeare``, a file path); empty when not known."""
+    counts: list[int] | None = field(default=None, repr=False)
+    """Each word's count in the training text (row ``i`` is ``words[i]``), or ``None`` when
+    unknown; a run's counts are computed on first use, see :meth:`word_counts`."""
+    counts_note: str = ""
+    """Why ``counts`` is ``None`` (a vectors file records no counts, the text is gone, ...)."""
+    min_count: int = 0
+    """A run's ``min_count``: rarer words are not in its vocabulary (0: not a run)."""
+    count_loader: Callable[[], tuple[list[int] | None, str]] | None = field(default=None, repr=False,
+                                                                         compare=False)
+    """Computes ``(counts, counts_note)`` the first time :meth:`word_counts` is asked (runs)."""
+    frequency_ordered: bool = False
+    """``words`` run from most to least frequent (runs; vectors files as GloVe and word2vec release them)."""
     index: dict[str, int] = field(init=False, repr=False)
     _unit: torch.Tensor | None = field(init=False, repr=False, default=None)
 
@@ -116,16 +133,30 @@ class WordVectors:
         if self.matrix.ndim != 2 or len(self.words) != len(self.matrix):
             raise ValueError(f"{len(self.words)} words for a matrix of shape {tuple(self.matrix.shape)}")
         self.index = {w: i for i, w in enumerate(self.words)}
+        if self.counts is not None:
+            self.counts = [int(c) for c in self.counts]
+            if len(self.counts) != len(self.words):
+                raise ValueError(f"{len(self.counts)} counts for {len(self.words)} words")
+        elif not self.counts_note and self.count_loader is None:
+            self.counts_note = f"word counts are unknown: the vectors ({self.source or 'no source'}) came without them"
 
     @classmethod
     def from_run(cls, run) -> "WordVectors":
-        """The word vectors of a word2vec run (``run.config.data.vocab`` gives the words)."""
+        """The word vectors of a word2vec run (``run.config.data.vocab`` gives the words).
+
+        The words' counts in the training text are recounted (as training counted them)
+        when first asked for, if the text is still where the run found it.
+        """
         from ..zoo.word2vec import embedding_matrix
 
         if run.config.task != "word-embedding":
             raise InterpError(f"run {run.name} is a {run.config.task} run ({run.config.model}); word vectors "
                               f"come from word2vec runs (interp train word2vec) or --vectors FILE")
-        return cls(list(run.config.data.vocab), embedding_matrix(run.model), f"run {run.name}", run.name)
+        config = run.config
+        return cls(list(config.data.vocab), embedding_matrix(run.model), f"run {run.name}", run.name,
+                   corpus=corpus_label(config.data.name, config.data.n_train),
+                   min_count=int(config.model_config.get("min_count", 1) or 1),
+                   count_loader=lambda: training_counts(config), frequency_ordered=True)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, limit: int = 0) -> "WordVectors":
@@ -134,7 +165,26 @@ class WordVectors:
 
         words, matrix = read_vectors(path, limit=limit)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).name.removesuffix(".gz").removesuffix(".txt"))
-        return cls(words, matrix, str(path), f"vectors-{stem}")
+        return cls(words, matrix, str(path), f"vectors-{stem}", frequency_ordered=True,
+                   counts_note=f"word counts are unknown: a vectors file ({Path(path).name}) records none")
+
+    def word_counts(self) -> list[int] | None:
+        """Training-text counts aligned with ``words`` (``None`` when unknown: see ``counts_note``)."""
+        if self.counts is None and self.count_loader is not None:
+            loader, self.count_loader = self.count_loader, None
+            try:
+                counts, note = loader()
+            except InterpError as e:
+                counts, note = None, f"word counts are unknown: {e}"
+            if counts is not None and len(counts) != len(self.words):
+                counts, note = None, "word counts are unknown: the training text no longer gives this vocabulary"
+            self.counts, self.counts_note = counts, note
+        return self.counts
+
+    def count(self, word: str) -> int | None:
+        """How often ``word`` occurs in the training text (``None`` when unknown)."""
+        counts = self.word_counts()
+        return None if counts is None else counts[self.id(word)]
 
     def __len__(self) -> int:
         return len(self.words)
@@ -183,6 +233,79 @@ def close_words(word: str, vocabulary: Sequence[str], n: int = 3) -> list[str]:
     if len(vocabulary) > 20_000:  # difflib over every word would take seconds
         vocabulary = [w for w in vocabulary if w[:1] == word[:1] and abs(len(w) - len(word)) <= 2]
     return difflib.get_close_matches(word, list(vocabulary), n=n, cutoff=0.6)
+
+
+_CORPUS_LABELS = {"toy-royalty": "the embedded toy corpus", "toy": "the embedded toy corpus",
+                  "tinyshakespeare": "Tiny Shakespeare", "text8": "text8"}
+
+
+def corpus_label(name: str, n_train: int = 0) -> str:
+    """A run's training text in words: ``Tiny Shakespeare``, ``the first 5,000 words of text8``."""
+    label = _CORPUS_LABELS.get(name) or (name[5:] if name.startswith("text:") else name)
+    return f"the first {n_train:,} words of {label}" if n_train > 0 else label
+
+
+def _corpus_file(name: str) -> Path | None:
+    """The file a word2vec run read (``None`` for the embedded toy corpus); never downloads."""
+    from ..data.images import data_dir
+    from ..data.words import TOY_DATASET
+
+    if name in (TOY_DATASET, "toy"):
+        return None
+    if name == "tinyshakespeare":
+        path = data_dir() / "tinyshakespeare" / "input.txt"
+    elif name == "text8":
+        path = data_dir() / "text8" / "text8"
+    else:
+        path = Path(name[5:] if name.startswith("text:") else name).expanduser()
+    if not path.is_file():
+        raise InterpError(f"the training text ({path}) is not there any more")
+    return path
+
+
+COUNT_CACHE_BYTES = 2_000_000
+"""Counts of training texts larger than this are cached: recounting text8 takes seconds."""
+
+
+def training_counts(config) -> tuple[list[int] | None, str]:
+    """``(counts, "")``: each vocabulary word's count in a word2vec run's training text,
+    counted as training counted it, or ``(None, why)`` when that text cannot be read again
+    or no longer gives the run's vocabulary. Counts of large texts are cached
+    (``$INTERP_CACHE_DIR``); nothing is downloaded."""
+    import hashlib
+
+    from ..data.images import cache_dir
+    from ..data.words import STOP_WORDS, build_vocabulary, load_word_corpus
+
+    dc, opts = config.data, config.model_config
+    min_count, stopwords = int(opts.get("min_count", 1) or 1), bool(opts.get("stopwords", False))
+    try:
+        path = _corpus_file(dc.name)
+    except InterpError as e:
+        return None, f"word counts are unknown: {e}"
+    cache = None
+    if path is not None and path.stat().st_size > COUNT_CACHE_BYTES:
+        stat = path.stat()
+        key = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, dc.n_train, min_count, stopwords])
+        cache = cache_dir() / f"word-counts-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+        try:
+            data = json.loads(cache.read_text())
+            if data["words"] == list(dc.vocab):
+                return [int(c) for c in data["counts"]], ""
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    corpus = load_word_corpus(dc.name, progress=False).head(dc.n_train)
+    vocab = build_vocabulary(corpus.sentences, min_count=min_count, stopwords=STOP_WORDS if stopwords else ())
+    if vocab.words != tuple(dc.vocab):
+        return None, (f"word counts are unknown: the training text ({corpus_label(dc.name)}) has changed since "
+                      f"the run was trained (it no longer gives the run's vocabulary)")
+    counts = vocab.counts.tolist()
+    if cache is not None:
+        try:
+            write_json(cache, {"words": list(vocab.words), "counts": counts})
+        except OSError:
+            pass
+    return counts, ""
 
 
 def load_vectors(run: str | None = None, vectors: str | None = None, *, limit: int = 0,
@@ -255,39 +378,187 @@ def nearest_neighbors(vectors: WordVectors, word: str, k: int = 10, *, metric: s
                      [round(v, 6) for v in values.tolist()], vectors.source)
 
 
+RARE_COUNT = 20
+"""A word seen fewer times than this in the training text gets a rare-word warning: a
+vector fitted to a handful of contexts is mostly noise."""
+SMALL_VOCABULARY = 1000
+"""A vocabulary smaller than this gets a warning: the "nearest word" is the best of few."""
+
+EXCLUSION_SOURCE = ('Nissim, van Noord & van der Goot 2020, "Fair is Better than Sensational: Man is to '
+                    'Doctor as Woman is to Doctor", Computational Linguistics 46(2)')
+
+
 @dataclass
 class Analogy:
-    """``a : b :: c : ?`` answered by the words nearest to ``b - a + c``."""
+    """``a : b :: c : ?`` answered by the words nearest to ``b - a + c``, in two rankings.
+
+    ``words``/``scores`` follow the usual convention (a, b and c can not be answers);
+    ``words_including_queries``/``scores_including_queries`` leave nothing out. When the
+    unrestricted top word is a query word (often b itself), the convention made the
+    answer: ``answer_from_exclusion`` is set and ``exclusion_note`` says so (Nissim et
+    al. 2020). Ranks are 1-based over the whole vocabulary; scores are cosines.
+    """
 
     a: str
     b: str
     c: str
     words: list[str]
+    """The answers with a, b and c left out (the convention), best first."""
     scores: list[float]
     source: str = ""
+    words_including_queries: list[str] = field(default_factory=list)
+    """The nearest words with nothing left out, best first."""
+    scores_including_queries: list[float] = field(default_factory=list)
+    query_ranks: dict[str, int] = field(default_factory=dict)
+    """Where each query word lands in the unrestricted ranking."""
+    rank_of_b_unrestricted: int | None = None
+    answer_rank_including_queries: int | None = None
+    """Where the (restricted) answer lands when nothing is left out."""
+    answer_from_exclusion: bool = False
+    """The unrestricted top word is a query word: the answer exists only because of the exclusion."""
+    exclusion_note: str = ""
+    expected: str | None = None
+    """The ``expect`` word, with its ranks and cosine below."""
+    expected_rank: int | None = None
+    """Its rank with a, b and c left out (``None`` when it is one of them: excluded)."""
+    expected_rank_including_queries: int | None = None
+    expected_score: float | None = None
+    counts: dict[str, int] | None = None
+    """Training-text counts of the query (and expected) words; ``None`` when unknown."""
+    counts_note: str = ""
+    """Why the counts are unknown."""
+    corpus: str = ""
+    vocab_size: int = 0
+    warnings: list[str] = field(default_factory=list)
+    """Rare words, a small vocabulary: reasons to distrust the answer."""
 
     @property
     def answer(self) -> str:
         return self.words[0]
 
+    @property
+    def queries(self) -> dict[str, str]:
+        return {"A": self.a, "B": self.b, "C": self.c}
+
+    def query_role(self, word: str) -> str:
+        """``"B"`` (or ``"A, C"``) when ``word`` is a query word, else ``""``."""
+        return ", ".join(role for role, w in self.queries.items() if w == word)
+
     def rows(self) -> list[dict]:
+        """The conventional ranking (query words left out)."""
         return [{"rank": i + 1, "word": w, "score": s} for i, (w, s) in enumerate(zip(self.words, self.scores))]
 
+    def rows_including_queries(self) -> list[dict]:
+        """The ranking with nothing left out; ``query`` names the role of a query word."""
+        return [{"rank": i + 1, "word": w, "score": s, "query": self.query_role(w)}
+                for i, (w, s) in enumerate(zip(self.words_including_queries, self.scores_including_queries))]
 
-def analogy(vectors: WordVectors, a: str, b: str, c: str, k: int = 5) -> Analogy:
-    """``a`` is to ``b`` as ``c`` is to ? (3CosAdd on unit vectors, a, b and c left out).
+    @property
+    def answers(self) -> list[dict]:
+        return self.rows()
+
+    @property
+    def answers_including_queries(self) -> list[dict]:
+        return self.rows_including_queries()
+
+    def to_dict(self) -> dict:
+        """Everything, with both rankings as ``answers`` and ``answers_including_queries``
+        (rank, word, cosine), for ``--json``."""
+        return {"kind": "analogy", **asdict(self), "answer": self.answer if self.words else None,
+                "answers": self.answers, "answers_including_queries": self.answers_including_queries}
+
+
+def analogy(vectors: WordVectors, a: str, b: str, c: str, k: int = 5, *, expect: str | None = None,
+            rare: int = RARE_COUNT) -> Analogy:
+    """``a`` is to ``b`` as ``c`` is to ? (3CosAdd on unit vectors), in two rankings.
+
+    ``words`` leaves a, b and c out (the convention, gensim's ``most_similar``);
+    ``words_including_queries`` does not. ``expect`` reports that word's rank and cosine in
+    both. Query words seen fewer than ``rare`` times in the training text, and a small
+    vocabulary, add to ``warnings``.
 
     >>> analogy(vectors, "man", "king", "woman").answer
     'queen'
+    >>> analogy(vectors, "man", "doctor", "woman").words_including_queries[0]   # often b itself
+    'doctor'
     """
-    ids = [vectors.id(w) for w in (a, b, c)]
+    ids = [_analogy_id(vectors, w, role) for w, role in ((a, "A"), (b, "B"), (c, "C"))]
+    expected_id = _analogy_id(vectors, expect, "expected word (--expect)") if expect is not None else None
     u = vectors.unit
     target = F.normalize(u[ids[1]] - u[ids[0]] + u[ids[2]], dim=0)
     scores = u @ target
-    scores[ids] = -float("inf")
-    top = scores.topk(min(k, len(vectors) - len(set(ids))))
-    return Analogy(*(vectors.words[i] for i in ids), [vectors.words[j] for j in top.indices.tolist()],
-                   [round(v, 6) for v in top.values.tolist()], vectors.source)
+    order = torch.sort(scores, descending=True, stable=True).indices  # ties: vocabulary order
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(1, len(order) + 1)
+    is_query = torch.zeros(len(vectors), dtype=torch.bool)
+    is_query[ids] = True
+    restricted = order[~is_query[order]]
+    top, top_all = restricted[:k].tolist(), order[:k].tolist()
+    words = vectors.words
+    a, b, c = (words[i] for i in ids)
+    result = Analogy(
+        a, b, c, [words[j] for j in top], [round(scores[j].item(), 6) for j in top], vectors.source,
+        [words[j] for j in top_all], [round(scores[j].item(), 6) for j in top_all],
+        {words[i]: int(rank[i]) for i in ids}, int(rank[ids[1]]),
+        int(rank[restricted[0]]) if len(restricted) else None,
+        corpus=vectors.corpus, vocab_size=len(vectors))
+    if len(order) and bool(is_query[order[0]]):
+        result.answer_from_exclusion = True
+        result.exclusion_note = _exclusion_note(result, words[int(order[0])])
+    if expected_id is not None:
+        result.expected = words[expected_id]
+        result.expected_score = round(scores[expected_id].item(), 6)
+        result.expected_rank_including_queries = int(rank[expected_id])
+        if not is_query[expected_id]:
+            # query words ranked above it drop out of the conventional ranking
+            result.expected_rank = int(rank[expected_id]) - int((rank[sorted(set(ids))] < rank[expected_id]).sum())
+    checked = list(dict.fromkeys([a, b, c] + ([result.expected] if result.expected else [])))
+    counts = vectors.word_counts()
+    if counts is None:
+        result.counts_note = vectors.counts_note or "word counts are unknown"
+        if vectors.frequency_ordered:
+            places = ", ".join(f"{w!r} #{vectors.index[w] + 1:,}" for w in checked)
+            result.counts_note += (f"; by frequency rank (the list's order, most frequent first): "
+                                   f"{places} of {len(vectors):,}")
+    else:
+        result.counts = {w: counts[vectors.index[w]] for w in checked}
+        where = f" ({vectors.corpus})" if vectors.corpus else ""
+        rare_words = [w for w in checked if result.counts[w] < rare]
+        if rare_words:
+            said = ", ".join(f"{w!r} occurs {_times(result.counts[w])}" for w in rare_words)
+            its = "its vector" if len(rare_words) == 1 else "their vectors"
+            result.warnings.append(f"{said} in the training text{where}: too rare for {its} to mean much "
+                                   f"(fewer than {rare} occurrences)")
+    if len(vectors) < SMALL_VOCABULARY:
+        result.warnings.append(
+            f"the vocabulary has only {len(vectors):,} words: the nearest word is the best of few candidates, "
+            f"which says little about a relation between words")
+    return result
+
+
+def _times(n: int) -> str:
+    return "once" if n == 1 else f"{n:,} times"
+
+
+def _analogy_id(vectors: WordVectors, word: str, role: str) -> int:
+    """Row of a query word; missing, a clear error (with the run's min_count when there is one)."""
+    try:
+        return vectors.id(word, role=role if role.startswith("expected") else f"query word {role}")
+    except InterpError as e:
+        if vectors.min_count > 1:
+            where = f" of {vectors.corpus}" if vectors.corpus else ""
+            raise InterpError(f"{e} (the run keeps only words seen at least {vectors.min_count} times in the "
+                              f"training text{where})") from None
+        raise
+
+
+def _exclusion_note(result: Analogy, top: str) -> str:
+    role = result.query_role(top)
+    who = f"{role} itself" if "," not in role else f"{role} themselves"
+    answer = (f" and {result.answer!r} ranks #{result.answer_rank_including_queries}"
+              if result.words and result.answer_rank_including_queries else "")
+    return (f"without excluding the query words the nearest word is {top!r} ({who}){answer}: the analogy's "
+            f"answer comes from the exclusion convention, Nissim et al. 2020")
 
 
 # --------------------------------------------------------------------------- axes

@@ -14,6 +14,7 @@ examples:
   interp embed neighbors king --run word2vec --metric euclidean
   interp train word2vec-sgns --dataset ../shared/data/tinyshakespeare.txt --set min_count=3
   interp embed analogy man king woman --run word2vec-sgns    # man is to king as woman is to ?
+  interp embed analogy man doctor woman --vectors glove.6B.100d.txt --expect nurse
   interp embed axes --x she,he --y rich,poor --words doctor,nurse,king,queen --vectors glove.6B.100d.txt
   interp embed axes --preset jobs --vectors glove.6B.100d.txt --limit 100000
   interp embed bias --vectors glove.6B.100d.txt          # occupations on the she-he axis
@@ -26,6 +27,28 @@ on an axis is the cosine of its (unit) vector with that direction. Output files 
 reports/RUN/embeddings/ (reports/vectors-NAME/embeddings/ for a file), or --out DIR.
 """
 
+ANALOGY_EPILOG = """\
+A : B :: C : ? ranks every word by its cosine with B - A + C (unit vectors, 3CosAdd). The
+usual convention (gensim's most_similar, the word2vec papers) leaves A, B and C out of the
+answers. Without that exclusion the nearest word is often B itself: in widely used
+pretrained vectors "man : doctor :: woman : ?" gives "doctor", and "nurse" appears only
+once "doctor" is left out (Nissim, van Noord & van der Goot 2020, "Fair is Better than
+Sensational", Computational Linguistics 46(2)). So both rankings are printed, with a
+note when the convention made the answer. --expect WORD gives that word's rank and cosine in both. A warning says when a
+query word occurs fewer than 20 times in the training text (its vector means little) or
+the vocabulary is small; a --vectors file has no counts, so they are unknown.
+
+--run takes a word2vec run (default: the most recent one); --vectors a GloVe or word2vec
+text file (optionally .gz), --limit reading only its first N (most frequent) words. The
+result is saved as JSON under reports/RUN/embeddings/ (or --out DIR).
+
+examples:
+  interp embed analogy man king woman --run word2vec            # the toy corpus: queen?
+  interp embed analogy man king woman --run word2vec --expect queen
+  interp embed analogy man doctor woman --vectors glove.6B.100d.txt --limit 100000 --expect nurse
+  interp embed analogy man king woman --run word2vec-sgns --k 10 --json
+"""
+
 
 def register(sub, common) -> None:
     p = sub.add_parser("embed", parents=[common], help="explore word vectors: neighbours, analogies, axes, bias",
@@ -34,9 +57,9 @@ def register(sub, common) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
 
-    def verb(name: str, help_text: str, description: str) -> argparse.ArgumentParser:
+    def verb(name: str, help_text: str, description: str, epilog: str = EPILOG) -> argparse.ArgumentParser:
         q = verbs.add_parser(name, parents=[common], help=help_text, description=description,
-                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
+                             formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
         source = q.add_argument_group("vectors (one of)")
         source.add_argument("--run", metavar="RUN", help="word2vec run name or path (default: the most recent)")
         source.add_argument("--vectors", metavar="PATH", help="GloVe or word2vec text file (.txt or .txt.gz)")
@@ -53,11 +76,14 @@ def register(sub, common) -> None:
     q.set_defaults(func=cmd_neighbors)
 
     q = verb("analogy", "A is to B as C is to ?",
-             "Words nearest to B - A + C on unit vectors, leaving out A, B and C (3CosAdd).")
+             "Words nearest to B - A + C on unit vectors (3CosAdd): the answers leaving out A, B and C "
+             "(the convention), and the nearest words leaving nothing out.", ANALOGY_EPILOG)
     q.add_argument("a")
     q.add_argument("b")
     q.add_argument("c")
-    q.add_argument("--k", type=int, default=5, help="how many answers (default 5)")
+    q.add_argument("--k", type=int, default=5, help="how many answers in each ranking (default 5)")
+    q.add_argument("--expect", metavar="WORD", help="the answer you expect: its rank and cosine in both rankings")
+    q.add_argument("--json", action="store_true", help="print the result as JSON (the saved file's path on stderr)")
     q.set_defaults(func=cmd_analogy)
 
     q = verb("axes", "place words on axes defined by word pairs (word2viz)",
@@ -128,14 +154,73 @@ def cmd_neighbors(args) -> int:
 
 
 def cmd_analogy(args) -> int:
-    from ..analysis.embeddings import analogy, save_result
+    import json
 
+    from ..analysis.embeddings import analogy, save_result
+    from ..errors import InterpError
+
+    if args.k < 1:
+        raise InterpError(f"--k must be at least 1, got {args.k}")
     vectors = _vectors(args)
-    result = analogy(vectors, args.a, args.b, args.c, args.k)
-    print(f"{result.a} is to {result.b} as {result.c} is to {result.answer}  ({vectors.source})")
-    print(table(result.rows(), [("rank", "#"), ("word", "word"), ("score", "cosine")], {"score": _num}))
-    print(f"Saved: {save_result(result, _folder(args, vectors))['json']}")
+    result = analogy(vectors, args.a, args.b, args.c, args.k, expect=args.expect)
+    saved = save_result(result, _folder(args, vectors))["json"]
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        print(f"Saved: {saved}", file=sys.stderr)
+        return 0
+    print("\n".join(analogy_lines(result)))
+    print(f"Saved: {saved}")
     return 0
+
+
+def _ordinal_rank(rank: int | None) -> str:
+    return "-" if rank is None else f"#{rank}"
+
+
+def analogy_lines(result) -> list[str]:
+    """The analogy's two rankings side by side, the expected word's ranks, the note and warnings."""
+    from ..analysis.embeddings import EXCLUSION_SOURCE
+
+    answer = result.answer if result.words else "?"
+    lines = [f"{result.a} is to {result.b} as {result.c} is to {answer}  ({result.source})",
+             f"3CosAdd: the words nearest to {result.b} - {result.a} + {result.c}; left, the usual convention "
+             f"(A, B and C left out); right, nothing left out.", ""]
+    restricted, unrestricted = result.rows(), result.rows_including_queries()
+    rows = []
+    for i in range(max(len(restricted), len(unrestricted))):
+        row = {"rank": i + 1}
+        if i < len(restricted):
+            row.update(word=restricted[i]["word"], score=restricted[i]["score"])
+        if i < len(unrestricted):
+            u = unrestricted[i]
+            row.update(all_word=u["word"] + (f" ({u['query']})" if u["query"] else ""), all_score=u["score"])
+        rows.append(row)
+    lines.append(table(rows, [("rank", "#"), ("word", "A, B, C left out"), ("score", "cosine"),
+                              ("all_word", "nothing left out"), ("all_score", "cosine")],
+                       {"score": _num, "all_score": _num}))
+    lines.append("")
+    ranks = ", ".join(f"{role} {w!r} {_ordinal_rank(result.query_ranks.get(w))}"
+                      for role, w in result.queries.items())
+    lines.append(f"Without the exclusion: {ranks} (of {result.vocab_size:,} words).")
+    if result.answer_from_exclusion:
+        lines.append(f"Note: {result.exclusion_note}.")
+        lines.append(f"      ({EXCLUSION_SOURCE})")
+    if result.expected is not None:
+        role = result.query_role(result.expected)
+        left_out = (f"left out (it is {role})" if result.expected_rank is None
+                    else f"{_ordinal_rank(result.expected_rank)} with A, B, C left out")
+        unrestricted = _ordinal_rank(result.expected_rank_including_queries)
+        lines.append(f"Expected {result.expected!r}: {left_out}; {unrestricted} with nothing left out; "
+                     f"cosine {_num(result.expected_score)}.")
+    if result.counts is not None:
+        where = f" ({result.corpus})" if result.corpus else ""
+        lines.append(f"Counts in the training text{where}: "
+                     + ", ".join(f"{w} {n:,}" for w, n in result.counts.items()) + ".")
+    elif result.counts_note:
+        lines.append(result.counts_note[:1].upper() + result.counts_note[1:] + ".")
+    for warning in result.warnings:
+        lines.append(f"Warning: {warning}.")
+    return lines
 
 
 def cmd_axes(args) -> int:

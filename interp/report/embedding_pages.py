@@ -1,5 +1,7 @@
 """The embeddings page of a word2vec run: the 2-D plot, an axes projection, the bias
-probe, neighbour and analogy tables, and a note on correlation against causation."""
+probe, neighbour and analogy tables (each analogy in both rankings, query words left out
+and not, with the note when the exclusion made the answer, and rare-word warnings), and a
+note on correlation against causation."""
 
 from __future__ import annotations
 
@@ -38,9 +40,16 @@ def contribute(ctx: ReportContext) -> None:
     if summary.get("bias"):
         page.add(Section("bias", "Bias probe: occupations on the she-he axis", "embedding_bias.html",
                          {"result": load(summary["bias"]), "image": png(summary["bias"])}, order=30))
+    analogies = [load(a) for a in summary["analogies"]]
+    # A warning every analogy carries (a small vocabulary) is said once, above the table.
+    shared = [w for w in (analogies[0].get("warnings") or [])
+              if all(w in (a.get("warnings") or []) for a in analogies[1:])] if len(analogies) > 1 else []
+    for a in analogies:
+        a["own_warnings"] = [w for w in a.get("warnings") or [] if w not in shared]
     page.add(Section("tables", "Neighbours and analogies", "embedding_tables.html", {
         "neighbors": [load(n) for n in summary["neighbors"]],
-        "analogies": [load(a) for a in summary["analogies"]],
+        "analogies": analogies,
+        "shared_warnings": shared,
         "skipped": summary.get("skipped", []),
     }, order=40))
     page.add(Section("caveat", "Correlation, not causation", "embedding_note.html", {"note": summary["note"]},
