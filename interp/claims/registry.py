@@ -23,6 +23,7 @@ import copy
 import dataclasses
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -83,6 +84,9 @@ class ClaimResult:
     notes: list[str] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    """The options it was checked with (seed, null models, images, layer): results of other
+    settings are kept beside it (:func:`save_claims`)."""
     headline: dict[str, Any] = field(default_factory=dict)
     """The number the verdict turns on, with its 95% bootstrap CI and the null quantile it is
     compared to (:func:`interp.claims.stats.headline`); empty where a check has none."""
@@ -223,6 +227,25 @@ def run_kind(run: Any) -> str:
     return "other"
 
 
+def check_settings(options: CheckOptions) -> dict[str, Any]:
+    """The options that can change a verdict, as recorded with each result (``images``: ``given`` when
+    the caller passed images, else how many test images the data-based checks sample)."""
+    settings = {"seed": options.seed, "null_models": options.null_models,
+                "images": "given" if options.images is not None else options.max_images}
+    if options.layer:
+        settings["layer"] = options.layer
+    if options.cue:
+        settings["cue"] = options.cue
+    return settings
+
+
+def settings_key(settings: dict) -> str:
+    """A short stable key of a result's settings (figure file names of different settings never collide)."""
+    import hashlib
+
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def default_claims(run: Any) -> list[Claim]:
     """The claims that apply to a run, checked when none are named."""
     return [c for c in list_claims() if not c.on_request and c.applies(run) is None]
@@ -263,6 +286,7 @@ def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOption
         else:
             result = claim.check(run, options)
         result.run = result.run or getattr(run, "name", "")
+        result.settings = check_settings(options)
         result.seconds = round(time.perf_counter() - start, 3)
         results.append(result)
     return results
@@ -320,39 +344,78 @@ def claims_dir(run: Any) -> Path:
 
 
 def save_claims(results: list[ClaimResult], out_dir: str | os.PathLike) -> Path:
-    """Write ``claims.json`` and each result's figures (PNG) into ``out_dir``; returns the JSON path.
+    """Add ``results`` to ``out_dir/claims.json`` with their figures (PNG); returns the JSON path.
 
-    The folder is written aside and swapped in whole (:func:`interp.io.atomic_dir`): it
-    always holds one complete check, the latest, and no figure of an earlier one.
+    Nothing earlier is destroyed: a claim not checked this time keeps its verdict; a claim
+    checked again with the same settings is replaced; one checked with other settings
+    (seed, null models, images, layer) moves to ``earlier``, its figures kept. The folder is
+    written aside and swapped in whole (:func:`interp.io.atomic_dir`).
+
+    >>> save_claims(check_claims(run, ["curve-detectors"], seed=1), claims_dir(run))
     """
     out = Path(out_dir)
+    current, earlier = _read_claims(out) if (out / RESULTS_FILE).is_file() else ([], [])
+    checked = {r.claim for r in results}
+    kept = [r for r in current if r.claim not in checked]
+    moved = [r for r in current if r.claim in checked
+             and not any(n.claim == r.claim and n.settings == r.settings for n in results)]
+    earlier = [r for r in earlier if not any(n.claim == r.claim and n.settings == r.settings for n in results)]
     with atomic_dir(out) as tmp:
+        for old in kept + moved + earlier:  # figures of what is kept travel with it
+            for file in old.figures.values():
+                if (out / file).is_file():
+                    shutil.copy2(out / file, tmp / file)
         for result in results:
             result.figures = {}
             claim = _CLAIMS.get(result.claim)
             if claim is None or claim.plot is None or (result.status == INCONCLUSIVE and not result.data):
                 continue
             for name, fig in (claim.plot(result) or {}).items():
-                file = f"{result.claim}-{name}.png"
+                file = f"{result.claim}-{settings_key(result.settings)}-{name}.png"
                 save_figure(fig, tmp / file)
                 result.figures[name] = file
-        write_json(tmp / RESULTS_FILE, {"version": 1, "results": [r.to_dict() for r in results]})
+        # The page keeps its order: a re-checked claim takes its old place, a new one goes last.
+        fresh = {r.claim: r for r in results}
+        merged = [fresh.pop(r.claim) if r.claim in fresh else r for r in current if r.claim in fresh or r in kept]
+        merged += list(fresh.values())
+        write_json(tmp / RESULTS_FILE, {"version": 2, "results": [r.to_dict() for r in merged],
+                                        "earlier": [r.to_dict() for r in moved + earlier]})
     return out / RESULTS_FILE
 
 
-def load_claims(out_dir: str | os.PathLike) -> list[ClaimResult]:
-    """The results saved by :func:`save_claims` (a clear error when there are none)."""
-    path = Path(out_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise InterpError(f"no claim results at {path}; check claims first: interp claims check")
+def _read_claims(out: Path) -> tuple[list[ClaimResult], list[ClaimResult]]:
+    path = out / RESULTS_FILE
     try:
         data = json.loads(path.read_text())
-        return [ClaimResult.from_dict(d) for d in data["results"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        return ([ClaimResult.from_dict(d) for d in data["results"]],
+                [ClaimResult.from_dict(d) for d in data.get("earlier", [])])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise InterpError(f"{path} is corrupt ({e}); check the claims again") from None
 
 
+def load_claims(out_dir: str | os.PathLike, *, earlier: bool = False) -> list[ClaimResult]:
+    """The latest result of each claim saved by :func:`save_claims` (a clear error when there are none);
+    ``earlier=True``: the results of earlier checks with other settings instead."""
+    path = Path(out_dir) / RESULTS_FILE
+    if not path.is_file():
+        raise InterpError(f"no claim results at {path}; check claims first: interp claims check")
+    current, older = _read_claims(Path(out_dir))
+    return older if earlier else current
+
+
 # --------------------------------------------------------------------------- text
+
+
+def _headline_text(h: dict) -> str | None:
+    """``0.49 [0.48, 0.50] vs 0.04`` for a headline (None when a check has none)."""
+    if not h or h.get("value") is None:
+        return None
+    text = f"{h['value']:.3g}"
+    if h.get("ci_low") is not None:
+        text += f" [{h['ci_low']:.3g}, {h['ci_high']:.3g}]"
+    if h.get("null_quantile") is not None:
+        text += f" vs {h['null_quantile']:.3g}"
+    return text
 
 
 def results_table(results: list[ClaimResult], *, width: int = 100) -> str:
@@ -364,8 +427,10 @@ def results_table(results: list[ClaimResult], *, width: int = 100) -> str:
     rows = []
     for r in results:
         found = ", ".join(r.found[:6]) + (f" (+{len(r.found) - 6})" if len(r.found) > 6 else "")
-        rows.append({"claim": r.claim, "verdict": r.status, "found": found or None, "layer": r.layer or None})
-    lines = [table(rows, [("claim", "claim"), ("verdict", "verdict"), ("layer", "layer"), ("found", "found")]), ""]
+        rows.append({"claim": r.claim, "verdict": r.status, "found": found or None, "layer": r.layer or None,
+                     "headline": _headline_text(r.headline)})
+    lines = [table(rows, [("claim", "claim"), ("verdict", "verdict"), ("headline", "value [95% CI] vs null"),
+                          ("layer", "layer"), ("found", "found")]), ""]
     for r in results:
         lines.append(textwrap.fill(f"{r.claim}: {r.verdict.reason}", width=width, subsequent_indent="    "))
         for note in r.notes:

@@ -16,6 +16,7 @@ examples:
   interp claims check --run inceptionv1 --weights ~/Downloads/inception5h.pth
   interp claims check --run inceptionv1 --download      # fetch Lucent's InceptionV1 weights (27 MB) first
   interp claims check --run gpt --claim cue-token --cue e
+  interp claims check --run tutorial --seeds 3          # train (or reuse) seeds 1 and 2 too; how many agree
 
 Verdicts are supported / not supported / inconclusive (with the reason); the exit code is
 0 whatever the verdicts, 2 for an error (unknown claim id, missing weights, bad option).
@@ -54,6 +55,10 @@ def register(sub, common) -> None:
                    help="re-initialised copies of the model that form the null (default 8)")
     q.add_argument("--images", type=int, default=1000, metavar="N",
                    help="test images for the data-based claims (default 1000)")
+    q.add_argument("--seeds", type=int, default=1, metavar="N",
+                   help="check on N training seeds of the run's recipe: trains (or reuses) RUN-seed1 ... and "
+                        "reports each seed's verdict and how many agree; a verdict that changes with the seed is "
+                        "inconclusive (default 1: this run only)")
     q.add_argument("--no-save", action="store_true", help="print only; do not write reports/RUN/claims/")
     add_no_progress(q, "do not say which claim is being checked")
     add_seed(q)
@@ -103,17 +108,33 @@ def cmd_check(args) -> int:
         raise InterpError(f"--null-models must be at least 2 (a null needs a spread); got {args.null_models}")
     if args.images < 1:
         raise InterpError(f"--images must be at least 1; got {args.images}")
+    if not 1 <= args.seeds <= 10:
+        raise InterpError(f"--seeds must be between 1 and 10; got {args.seeds}")
     run = _load(args)
     options = CheckOptions(device=args.device, progress=not args.no_progress, seed=args.seed,
                            null_models=args.null_models, layer=args.layer, max_images=args.images, cue=args.cue)
     log = None if args.no_progress else (lambda msg: print(msg, file=sys.stderr))
-    results = check_claims(run, args.claims, options=options, log=log)
+    per_run = []
+    if args.seeds > 1:
+        from ..claims.seeds import check_across_seeds
+
+        results, per_run = check_across_seeds(run, args.claims, args.seeds, options=options, log=log)
+    else:
+        results = check_claims(run, args.claims, options=options, log=log)
+    if not args.no_save:
+        for other, other_results in per_run:
+            if other is not run:
+                save_claims(other_results, claims_dir(other))
     saved = None if args.no_save else save_claims(results, claims_dir(run))
     if args.json:
         print(json.dumps({"run": run.name, "results": [{k: v for k, v in r.to_dict().items() if k != "data"}
                                                        for r in results]}, indent=2, default=str))
     else:
-        print(f"Claims on {run.name} ({run.config.model}):\n")
+        for other, other_results in per_run:
+            print(f"Seed {other.config.train.seed} ({other.name}):\n")
+            print(results_table(other_results) + "\n")
+        across = f" across {args.seeds} training seeds" if per_run else ""
+        print(f"Claims on {run.name} ({run.config.model}){across}:\n")
         print(results_table(results))
     if saved is not None:
         print(f"\nSaved: {saved}", file=sys.stderr)

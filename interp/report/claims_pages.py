@@ -14,6 +14,15 @@ REPORT_NULL_MODELS = 4
 REPORT_MAX_IMAGES = 500
 
 
+def _sample_text(numbers: dict) -> str:
+    """The class balance of a data-based check's image sample, as one line ("" when it used none)."""
+    counts = numbers.get("class_counts")
+    if not isinstance(counts, dict) or not counts:
+        return ""
+    listed = ", ".join(f"{k} {v}" for k, v in counts.items())
+    return f"{sum(counts.values())} test images, {len(counts)} classes, stratified: {listed}"
+
+
 def contribute(ctx: ReportContext) -> None:
     run = ctx.run
     if run.config.task not in ("image-classification", "language-model"):
@@ -30,10 +39,14 @@ def contribute(ctx: ReportContext) -> None:
     results = [r.to_dict() for r in load_claims(folder)]
     if not results:
         return
-    for r in results:
+    earlier = [r.to_dict() for r in load_claims(folder, earlier=True)]
+    for r in results + earlier:
         r["figures"] = {name: f"claims/{file}" for name, file in r.get("figures", {}).items()}
         r["css"] = r["verdict"]["status"].replace(" ", "-")
         r["columns"] = list(r["table"][0]) if r.get("table") else []
+        r["sample"] = _sample_text(r.get("numbers", {}))
+    for r in results:
+        r["earlier"] = [e for e in earlier if e["claim"] == r["claim"]]
     page = ctx.page("claims.html", "Claims", breadcrumbs=[(run.name, "index.html")],
                     subtitle="Published findings tested on this model: a verdict, its reason and the evidence.")
     ctx.nav.append(("Claims", "claims.html"))
