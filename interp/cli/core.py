@@ -60,11 +60,26 @@ def register(sub, common) -> None:
                        description="List the runs under models/ with model, dataset, status, accuracy and date.")
     p.set_defaults(func=cmd_runs)
 
-    p = sub.add_parser("zoo", parents=[common], help="train and compare an architecture grid",
-                       description="Train the tutorial net with max/avg/strided/no pooling and kernels 3/5/7, "
-                                   "and two MLPs, then print and save a comparison table.")
+    p = sub.add_parser(
+        "zoo", parents=[common], help="train and compare an architecture grid over several seeds",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train the tutorial net with max/avg/strided/no pooling and kernels 3/5/7, and two MLPs,\n"
+                    "each with seeds 0..N-1 (runs zoo-ENTRY, zoo-ENTRY-s1, ...). Prints and saves\n"
+                    "(models/zoo.json, reports/zoo/index.html) the mean accuracy, its spread over seeds and a\n"
+                    "95% interval per entry, and findings computed from those numbers: which differences are\n"
+                    "larger than the seed spread (Welch t-test, p < 0.05) and which are not.",
+        epilog="examples:\n"
+               "  interp zoo                                      # the whole grid, 3 seeds, 4 epochs, shapes data\n"
+               "  interp zoo --seeds 5                            # tighter intervals: 5 seeds per entry\n"
+               "  interp zoo --seeds 1 --epochs 1                 # quick look: one seed, so no spread to judge by\n"
+               "  interp zoo --only tutorial-max,tutorial-none,mlp-small --seeds 3\n"
+               "  interp zoo --dataset ../shared/data/cifar10-jpeg --set n_train=10000 --seeds 3\n"
+               "  interp report --run zoo-tutorial-max            # the seed-0 run's report, linked from the page")
     p.add_argument("--dataset", default="shapes", help="dataset for every model (default shapes)")
     p.add_argument("--epochs", type=int, default=4, help="epochs per model (default 4)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N",
+                   help="train every entry with seeds 0..N-1 (1 to 20, default 3); the spread over seeds "
+                        "decides which differences are real")
     p.add_argument("--only", help="comma-separated subset of the grid's entry names")
     p.add_argument("--set", dest="sets", action="append", metavar="KEY=VALUE",
                    help="a setting applied to every entry, e.g. n_train=10000 or batch_size=128")
@@ -160,16 +175,18 @@ def cmd_runs(args) -> int:
 
 
 def cmd_zoo(args) -> int:
-    from ..grid import format_zoo_table, run_zoo
-
-    only = [s for s in args.only.split(",") if s] if args.only else None
     from ..config import parse_set_options
-
-    result = run_zoo(dataset=args.dataset, epochs=args.epochs, device=args.device,
-                     progress=not args.no_progress, only=only, overrides=parse_set_options(args.sets))
+    from ..grid import check_seeds, format_zoo_table, run_zoo, zoo_findings
     from ..report.zoo_page import build_zoo_report
 
+    check_seeds(args.seeds)  # before anything is trained
+    only = [s for s in args.only.split(",") if s] if args.only else None
+    result = run_zoo(dataset=args.dataset, epochs=args.epochs, seeds=args.seeds, device=args.device,
+                     progress=not args.no_progress, only=only, overrides=parse_set_options(args.sets))
     print(format_zoo_table(result["rows"]))
+    print("\nFindings:")
+    for finding in zoo_findings(result):
+        print(f"- {finding}")
     page = build_zoo_report(result["path"])
     print(f"\nSaved: {result['path']}\nPage:  {page}")
     return 0

@@ -1,13 +1,15 @@
-"""The zoo page of ``interp zoo``: accuracy against parameters and time, first-layer filters.
+"""The zoo page of ``interp zoo``: mean accuracy and its seed spread, size, time, findings, filters.
 
-Reads the saved ``models/zoo.json`` (see :mod:`interp.grid`) and the grid's runs; writes
-``reports/zoo/index.html`` atomically.
+Reads the saved ``models/zoo.json`` (see :mod:`interp.grid`; version 1 single-seed files
+too) and the grid's runs; writes ``reports/zoo/index.html`` atomically. The findings text
+comes from :func:`interp.grid.zoo_findings`, computed from the numbers on the page.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 from pathlib import Path
 
 from ..errors import InterpError
@@ -15,6 +17,8 @@ from ..io import atomic_dir
 from ..plots import new_figure, pyplot, save_figure
 from .registry import ReportContext, Section
 from .render import render_pages
+
+CNN_COLOUR, MLP_COLOUR = "#2156a5", "#c0392b"
 
 
 class _ZooRun:
@@ -28,26 +32,46 @@ def build_zoo_report(zoo_json: str | os.PathLike | None = None, *, out: str | os
 
     >>> build_zoo_report("models/zoo.json")
     """
+    from ..grid import normalize_zoo, zoo_findings
     from ..runs import load_run, models_dir, reports_dir
 
     zoo_json = Path(zoo_json) if zoo_json else models_dir() / "zoo.json"
     if not zoo_json.exists():
         raise InterpError(f"{zoo_json} does not exist; run `interp zoo` first")
-    zoo = json.loads(zoo_json.read_text())
-    rows = zoo["rows"]
+    try:
+        raw = json.loads(zoo_json.read_text())
+        zoo = normalize_zoo(raw)
+    except (ValueError, KeyError, TypeError) as e:
+        raise InterpError(f"{zoo_json} is not a zoo result ({e}); run `interp zoo` again") from e
+    findings = zoo_findings(zoo)
+    rows = sorted(zoo["rows"], key=lambda r: -r["test_acc"])
     target = Path(out) if out else reports_dir() / "zoo"
+    same_root = zoo_json.parent.resolve() == models_dir().resolve()
+    for row in rows:
+        row["report_href"], row["report_command"] = _report_link(row["run"], target, reports_dir(),
+                                                                 row["run"] if same_root else
+                                                                 str(zoo_json.parent / row["run"]))
+        row["interval"] = row["test_acc_ci"]
+    seeds = zoo["seeds"]
+    epochs = zoo.get("epochs", "?")
+    seed_text = (f"seeds 0-{seeds - 1} ({seeds} per entry)" if seeds > 1 else
+                 "one seed per entry (no spread: no difference can be called)")
     with atomic_dir(target) as tmp:
         ctx = ReportContext(run=_ZooRun(), root=tmp, progress=False)
         ctx.nav.append(("Zoo", "index.html"))
         page = ctx.page("index.html", "Architecture zoo", subtitle=(
-            f"Every model trained for {zoo['epochs']} epoch{'s' if zoo['epochs'] != 1 else ''} on "
-            f"{zoo['dataset']} with the same recipe."))
+            f"Every model trained for {epochs} epoch{'s' if epochs != 1 else ''} on "
+            f"{zoo.get('dataset', '?')} with the same recipe, {seed_text}."))
+        _accuracy_plot(rows, ctx.path("figures/acc_entries.png"))
         _scatter(rows, "parameters", "parameters (log scale)", ctx.path("figures/acc_params.png"), log=True)
-        _scatter(rows, "train_seconds", "training seconds", ctx.path("figures/acc_time.png"))
+        _scatter(rows, "train_seconds", "mean training seconds", ctx.path("figures/acc_time.png"))
+        page.add(Section("findings", "What the numbers say", "zoo_findings.html",
+                         {"findings": findings, "seeds": seeds}, order=5))
         page.add(Section("comparison", "Accuracy, size and time", "zoo_table.html", {
-            "rows": sorted(rows, key=lambda r: -r["test_acc"]),
-            "figures": ["figures/acc_params.png", "figures/acc_time.png"],
+            "rows": rows,
+            "figures": ["figures/acc_entries.png", "figures/acc_params.png", "figures/acc_time.png"],
             "settings": zoo.get("settings", {}),
+            "seeds": seeds,
         }, order=10))
         filters = []
         for row in rows:
@@ -62,22 +86,57 @@ def build_zoo_report(zoo_json: str | os.PathLike | None = None, *, out: str | os
             _filters_png(run.model, first.name, ctx.path(rel))
             filters.append({"entry": row["entry"], "layer": first.name, "image": rel})
         if filters:
-            page.add(Section("filters", "First-layer filters side by side", "zoo_filters.html",
+            page.add(Section("filters", "First-layer filters side by side (seed 0)", "zoo_filters.html",
                              {"items": filters}, order=20))
         render_pages(ctx)
     return target / "index.html"
 
 
+def _report_link(run: str, page_dir: Path, reports: Path, run_arg: str) -> tuple[str | None, str]:
+    """(relative href to the run's report index.html, or None when not built; the command to build it)."""
+    index = reports / run / "index.html"
+    command = f"interp report --run {shlex.quote(run_arg)}"
+    if not index.is_file():
+        return None, command
+    href = os.path.relpath(index.resolve(), page_dir.resolve())
+    return Path(href).as_posix(), command
+
+
+def _colour(row) -> str:
+    return MLP_COLOUR if str(row.get("model", "")).startswith("mlp") else CNN_COLOUR
+
+
+def _accuracy_plot(rows, path):
+    """Mean accuracy per entry with its 95% interval as error bars and every seed as a dot."""
+    fig, ax = new_figure(max(4.5, 0.75 * len(rows) + 1.5), 3.4)
+    for i, row in enumerate(rows):
+        colour = _colour(row)
+        ci = row.get("test_acc_ci")
+        yerr = None if not ci else [[row["test_acc"] - ci[0]], [ci[1] - row["test_acc"]]]
+        ax.errorbar([i], [row["test_acc"]], yerr=yerr, fmt="s", color=colour, capsize=4, markersize=6, zorder=3)
+        accs = row["test_accs"]
+        offsets = [0.0] if len(accs) == 1 else [-0.15 + 0.3 * k / (len(accs) - 1) for k in range(len(accs))]
+        ax.scatter([i + 0.25 + o * 0.5 for o in offsets], accs, color=colour, s=12, alpha=0.6, zorder=2)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([r["entry"] for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("test accuracy")
+    ax.set_title("mean, 95% interval (bars) and each seed (dots)", fontsize=9)
+    save_figure(fig, path)
+
+
 def _scatter(rows, key, label, path, log=False):
     fig, ax = new_figure(5.0, 3.4)
     for row in rows:
-        colour = "#2156a5" if row["model"] != "mlp" and not row["model"].startswith("mlp") else "#c0392b"
-        ax.scatter(row[key], row["test_acc"], color=colour, s=22)
+        if row.get(key) is None:
+            continue
+        sd = row.get("test_acc_sd")
+        ax.errorbar([row[key]], [row["test_acc"]], yerr=None if sd is None else [sd], fmt="o", color=_colour(row),
+                    markersize=4.5, capsize=3)
         ax.annotate(row["entry"], (row[key], row["test_acc"]), fontsize=7, xytext=(3, 3),
                     textcoords="offset points")
     if log:
         ax.set_xscale("log")
-    ax.set_xlabel(label), ax.set_ylabel("test accuracy")
+    ax.set_xlabel(label), ax.set_ylabel("mean test accuracy (± sd)")
     save_figure(fig, path)
 
 
