@@ -344,9 +344,13 @@ def test_class_unit_summary(tiny_run):
     data = tiny_run.load_data(progress=False)
     summary = class_unit_summary(tiny_run, "conv2", per_class=3, steps=8, data=data, classes=["circle", "line"])
     assert summary.matrix.shape == (2, 16) and summary.counts == [3, 3]
-    # The circle row is the mean over the first three circle test images, target circle.
+    # The circle row is the mean over three circle test images, target circle: a seeded random
+    # choice within the class (interp.data.samples.shuffled_classes), not its first three.
+    from interp.data.samples import shuffled_classes
+
     k = tiny_run.classes.index("circle")
-    idx = (data.test_y == k).nonzero().flatten()[:3].tolist()
+    idx = sorted(shuffled_classes(data.test_y, seed=0)[k][:3].tolist())
+    assert idx != (data.test_y == k).nonzero().flatten()[:3].tolist()
     x, _ = load_examples(tiny_run, idx, data=data)
     direct = unit_attribution(tiny_run, x, "circle", layer="conv2", steps=8).mean()
     torch.testing.assert_close(summary.matrix[0], direct)

@@ -826,17 +826,23 @@ class Gallery:
     entries: list[GalleryEntry]
     attribution: Attribution
     directory: Path | None = None
+    seed: int = 0
+    """Seed of the choice of images within each class."""
+    class_counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"kind": "attribution-gallery", "run": self.run, "methods": self.methods,
                 "method_titles": {m: METHODS[m].title for m in self.methods},
-                "entries": [asdict(e) for e in self.entries], "data": "gallery.npz"}
+                "entries": [asdict(e) for e in self.entries], "data": "gallery.npz",
+                "seed": self.seed, "class_counts": dict(self.class_counts)}
 
 
 def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[str] | None = None, *,
                         data: Any = None, directory: str | Path | None = None, save: bool = True,
-                        progress: bool = False, **options: Any) -> Gallery:
-    """Attribute the first ``per_class`` test images of every class (target: the prediction).
+                        seed: int = 0, progress: bool = False, **options: Any) -> Gallery:
+    """Attribute ``per_class`` test images of every class (target: the prediction), a seeded random
+    choice within each class (:func:`~interp.data.samples.per_class_sample`), not its first images.
+    ``seed`` also seeds SmoothGrad's noise (as ``attribute(seed=...)``).
 
     Saves ``gallery/gallery.json`` (index), ``gallery/gallery.npz`` (every map) and one
     PNG per class under ``reports/RUN/attribution/``; the report links the PNGs.
@@ -845,13 +851,15 @@ def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[st
         raise InterpError(f"per_class must be at least 1, got {per_class}")
     subject = as_subject(run)
     data = data if data is not None else run.load_data(progress=progress, split="test")
-    chosen: list[int] = []
-    for k in range(len(subject.classes)):
-        idx = (data.test_y == k).nonzero().flatten()[:per_class].tolist()
-        chosen.extend(idx)
+    from ..data.samples import per_class_sample
+
+    known = (data.test_y >= 0) & (data.test_y < len(subject.classes))  # the classes the model has
+    drawn = per_class_sample(data.test_y[known], per_class, seed=seed, classes=subject.classes)
+    picked = known.nonzero().flatten()[drawn.indices]
+    chosen = sorted(picked.tolist(), key=lambda i: (int(data.test_y[i]), i))  # grouped by class
     images, labels = load_examples(run, chosen, "test", data=data)
     attr = attribute(run, images, None, methods, labels=labels, sources=[f"test:{i}" for i in chosen],
-                     progress=progress, **options)
+                     progress=progress, seed=seed, **options)
     from .attribution_plots import plot_attribution
 
     entries = []
@@ -866,7 +874,8 @@ def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[st
                                     [float(attr.probs[i, attr.targets[i]]) for i in rows], figure))
         if save:
             save_figure(plot_attribution(subset(attr, rows)), folder / figure)
-    gallery = Gallery(subject.run_name or "model", attr.methods, entries, attr, folder if save else None)
+    gallery = Gallery(subject.run_name or "model", attr.methods, entries, attr, folder if save else None, seed,
+                      drawn.class_counts)
     if save:
         save_attribution(attr, folder, "gallery", figure=False)
         index = gallery.to_dict()

@@ -26,6 +26,7 @@ import torch
 
 from ..errors import InterpError
 from ..hooks import get_module
+from ..data.samples import class_counts
 from ..io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
 from .featvis import Recorder, as_subject, encode_png, frozen, image_grid
 
@@ -181,7 +182,7 @@ def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = N
 
     subject = as_subject(run)
     get_module(subject.model, layer)
-    images, dataset = _images(run, data, progress)
+    images, labels, classes, dataset = _images(run, data, progress)
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise InterpError(f"dataset images must be uint8 (N, C, H, W); got {images.dtype} {tuple(images.shape)}")
     if subject.input_size and images.shape[-1] != subject.input_size:
@@ -238,7 +239,10 @@ def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = N
             crops = images[indices.flatten()].view(*indices.shape, *images.shape[1:])
         result[name] = (indices, values, pos, boxes, crops)
 
+    # Every image is scanned (no subset to sample); the record says what the whole split holds.
     settings = {"layer": layer, "k": k, "dataset": dataset, "split": "test", "n_images": n,
+                "sample": "every image of the split",
+                "class_counts": class_counts(labels, classes) if labels is not None else {},
                 "score": "max over positions (top), min over positions (bottom)" if spatial else "activation",
                 "ties": "earlier image first"}
     (ti, tv, tp, tb, tc), (bi, bv, bp, bb, bc) = result["top"], result["bottom"]
@@ -246,9 +250,10 @@ def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = N
                            rf.to_dict() if rf else None, settings)
 
 
-def _images(run: Any, data: Any, progress: bool) -> tuple[torch.Tensor, str]:
+def _images(run: Any, data: Any, progress: bool) -> tuple[torch.Tensor, torch.Tensor | None, list | None, str]:
+    """The images to scan, their labels and class names (None for a bare tensor) and the dataset's name."""
     if isinstance(data, torch.Tensor):
-        return data, "tensor"
+        return data, None, None, "tensor"
     if data is None:
         if not hasattr(run, "load_data"):
             raise InterpError("give the images: data=ImageData, a folder path or a uint8 tensor "
@@ -261,7 +266,10 @@ def _images(run: Any, data: Any, progress: bool) -> tuple[torch.Tensor, str]:
         from ..data.images import load_image_data
 
         data = load_image_data(str(data), progress=progress)
-    return data.test_x, str(data.name)
+    labels = getattr(data, "test_y", None)
+    if labels is not None and len(labels) != len(data.test_x):
+        labels = None
+    return data.test_x, labels, getattr(data, "classes", None), str(data.name)
 
 
 def _merge(running, new, k: int, *, descending: bool):

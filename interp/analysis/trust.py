@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.samples import Sample, random_sample, stratified_sample
 from ..errors import InterpError, unknown
 from ..io import write_bytes, write_json
 from ..plots import save_figure
@@ -354,12 +355,24 @@ class TrustReport:
                 "curves": self.curves.to_dict(), "sanity": self.sanity.to_dict()}
 
 
-def sample_indices(n_available: int, sample: int, seed: int = 0) -> list[int]:
-    """``sample`` distinct indices out of ``n_available``, drawn by a seeded generator, sorted."""
+def sample_indices(n_available: int, sample: int, seed: int = 0, labels: torch.Tensor | None = None,
+                   classes: Sequence[str] | None = None) -> list[int]:
+    """``sample`` distinct indices out of ``n_available``, drawn by a seeded generator, sorted:
+    stratified by class when ``labels`` are given (:func:`~interp.data.samples.stratified_sample`),
+    else a plain seeded random subset."""
+    return draw_sample(n_available, sample, seed, labels, classes).indices.tolist()
+
+
+def draw_sample(n_available: int, sample: int, seed: int = 0, labels: torch.Tensor | None = None,
+                classes: Sequence[str] | None = None) -> Sample:
+    """The :class:`~interp.data.samples.Sample` behind :func:`sample_indices` (with its class counts)."""
     if sample < 1:
         raise InterpError(f"sample must be at least 1, got {sample}")
-    g = torch.Generator().manual_seed(seed)
-    return sorted(torch.randperm(n_available, generator=g)[:sample].tolist())
+    if labels is None:
+        return random_sample(n_available, sample, seed=seed)
+    if len(labels) != n_available:
+        raise InterpError(f"{len(labels)} labels for {n_available} images; give one label per image")
+    return stratified_sample(labels, sample, seed=seed, classes=classes)
 
 
 def trust_report(run: Any, sample: int = 16, methods: Any = None, *, data: Any = None, seed: int = 0,
@@ -370,7 +383,8 @@ def trust_report(run: Any, sample: int = 16, methods: Any = None, *, data: Any =
     """
     subject = as_subject(run)
     data = data if data is not None else run.load_data(progress=progress, split="test")
-    indices = sample_indices(len(data.test_y), sample, seed)
+    drawn = draw_sample(len(data.test_y), sample, seed, data.test_y, getattr(data, "classes", None))
+    indices = drawn.indices.tolist()
     images, labels = load_examples(run, indices, "test", data=data)
     names = parse_methods(methods, subject)
     attr = attribute(run, images, None, names, labels=labels, sources=[f"test:{i}" for i in indices],
@@ -378,7 +392,8 @@ def trust_report(run: Any, sample: int = 16, methods: Any = None, *, data: Any =
     curves = deletion_insertion(run, attr, steps=curve_steps, seed=seed, progress=progress)
     sanity = sanity_check(run, images, None, names, seed=seed, trained=attr, progress=progress, **options)
     return TrustReport(subject.run_name, attr.sources, names, attr.completeness, curves, sanity,
-                       {"sample": sample, "seed": seed, "curve_steps": curve_steps, **asdict(attr.options)})
+                       {"sample": sample, "seed": seed, "curve_steps": curve_steps, "population": drawn.population,
+                        "class_counts": drawn.class_counts, "sampling": drawn.describe(), **asdict(attr.options)})
 
 
 # --------------------------------------------------------------------------- save / load / plot

@@ -201,10 +201,13 @@ class ClassUnitSummary:
 
 def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | None = None, per_class: int = 50,
                        method: str = "ig", steps: int = 32, baseline: str = "black", correct_only: bool = False,
-                       data: Any = None, batch_size: int = 16, progress: bool = False) -> ClassUnitSummary:
+                       data: Any = None, batch_size: int = 16, seed: int = 0,
+                       progress: bool = False) -> ClassUnitSummary:
     """For each class, average the unit attributions over (up to) ``per_class`` of its test images.
 
-    ``correct_only`` keeps only the images the model classifies correctly.
+    The images are a seeded random choice within the class (``seed``; the order of
+    :func:`~interp.data.samples.shuffled_classes`), not its first images. ``correct_only``
+    keeps only the images the model classifies correctly (then takes ``per_class`` of those).
     """
     from tqdm.auto import tqdm
 
@@ -214,16 +217,19 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
         raise InterpError(f"per_class must be at least 1, got {per_class}")
     data = data if data is not None else run.load_data(progress=progress, split="test")
     chosen = [resolve_class(c, subject.classes) for c in classes] if classes else list(range(len(subject.classes)))
+    from ..data.samples import shuffled_classes
+
+    order = shuffled_classes(data.test_y, seed=seed)
     rows, counts = [], []
     units = None
     for k in tqdm(chosen, desc=f"{layer} per class", disable=not progress or None):
-        idx = (data.test_y == k).nonzero().flatten().tolist()
+        idx = order[k].tolist() if k in order else []  # the class's images in seeded random order
         if correct_only and idx:
             x_all, _ = load_examples(run, idx, "test", data=data)
             with evaluating(subject.model), torch.no_grad():
                 pred = subject.model(subject.to_model_input(x_all)).argmax(1).cpu()
             idx = [i for i, p in zip(idx, pred.tolist()) if p == k]
-        idx = idx[:per_class]
+        idx = sorted(idx[:per_class])
         if not idx:
             rows.append(None)
             counts.append(0)
@@ -240,7 +246,7 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
     matrix = torch.stack([r if r is not None else torch.full((units,), float("nan")) for r in rows])
     return ClassUnitSummary(layer, method, [subject.classes[k] for k in chosen], matrix, counts, subject.run_name,
                             {"per_class": per_class, "steps": steps, "baseline": baseline,
-                             "correct_only": correct_only})
+                             "correct_only": correct_only, "seed": seed})
 
 
 # --------------------------------------------------------------------------- save / load / plot

@@ -3,6 +3,8 @@
 Sources (``load_image_data(name)``):
 
 - ``shapes``: the embedded procedural dataset (:mod:`interp.data.shapes`), no download.
+- ``shapes-watermark[:size=6,row=1,col=13,p=0.95]``: ``shapes`` with a planted shortcut, a
+  class-coloured mark on the training images and a random class's on the test images.
 - ``cifar10``: the authors' binary release of CIFAR-10 (:mod:`interp.data.cifar10`),
   downloaded into ``$INTERP_DATA_DIR`` (default ``~/.cache/interp/data``) the first time a
   user asks for it.
@@ -29,9 +31,10 @@ from pathlib import Path
 import torch
 
 from ..errors import InterpError
+from .samples import stratified_sample
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
-BUILTIN_IMAGE_DATASETS = ("shapes", "cifar10")
+BUILTIN_IMAGE_DATASETS = ("shapes", "shapes-watermark", "cifar10")
 
 
 def data_dir() -> Path:
@@ -68,7 +71,8 @@ class ImageData:
     def subset(self, n_train: int = 0, n_test: int = 0) -> "ImageData":
         """``n_train`` / ``n_test`` examples of each split (0 keeps a split whole).
 
-        A fixed pseudo-random sample kept in stored order, not the first N: an image folder
+        A fixed (seed 0) stratified random sample kept in stored order
+        (:func:`~interp.data.samples.stratified_sample`), not the first N: an image folder
         is stored class by class, so its first N images would all be one class.
         """
         tx, ty = _sample(self.train_x, self.train_y, n_train)
@@ -79,7 +83,7 @@ class ImageData:
 def _sample(x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     if not n or n >= len(y):
         return x, y
-    idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:n].sort().values
+    idx = stratified_sample(y, n, seed=0).indices
     return x[idx], y[idx]
 
 
@@ -128,6 +132,10 @@ def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: b
         raise ValueError(f"split must be 'both' or 'test', got {split!r}")
     if name == "shapes":
         return _shapes(0 if split == "test" else (n_train or 50_000), n_test or 10_000)
+    if name.split(":", 1)[0] == "shapes-watermark":  # shapes with a planted shortcut (interp.data.shapes)
+        from .shapes import load_shapes_watermark
+
+        return load_shapes_watermark(name, n_train=n_train, n_test=n_test, split=split)
     if name == "cifar10":
         from .cifar10 import load_cifar10
 
