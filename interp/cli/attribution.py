@@ -240,7 +240,11 @@ def cmd_attribute_units(args) -> int:
     elif args.class_:
         k = resolve_class(args.class_, run.classes)
         data = run.load_data(progress=progress, split="test")
-        idx = (data.test_y == k).nonzero().flatten()[:args.per_class].tolist()
+        from ..data.samples import shuffled_classes
+
+        # A seeded random choice of the class's images, not its first ones (sorted for stable file order).
+        order = shuffled_classes(data.test_y, seed=0).get(k)
+        idx = sorted(order[:args.per_class].tolist()) if order is not None else []
         if not idx:
             raise InterpError(f"the test split has no images of class {run.classes[k]}")
         images, _ = load_examples(run, idx, "test", data=data)

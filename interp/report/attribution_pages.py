@@ -32,7 +32,7 @@ def contribute(ctx: ReportContext) -> None:
         if ctx.log:
             ctx.log("attribution gallery ...")
         attribution_gallery(run, per_class=GALLERY_PER_CLASS, directory=folder / "gallery", steps=STEPS,
-                            progress=ctx.progress)
+                            seed=ctx.seed, progress=ctx.progress)
     gallery = json.loads(gallery_json.read_text())
     page.add(Section("attribution", "Attribution gallery", "attribution_gallery.html", {
         "methods": [gallery["method_titles"][m] for m in gallery["methods"]],
@@ -61,7 +61,7 @@ def contribute(ctx: ReportContext) -> None:
         summary_json = folder / f"class-units-{info.name}.json"
         if not summary_json.exists():
             save_class_unit_summary(class_unit_summary(run, info.name, per_class=UNIT_SUMMARY_PER_CLASS,
-                                                       steps=STEPS, progress=ctx.progress), folder)
+                                                       steps=STEPS, seed=ctx.seed, progress=ctx.progress), folder)
         summary = json.loads(summary_json.read_text())
         for unit in range(info.units):
             classes = summary["by_unit"].get(f"{info.name}:{unit}", [])[:5]
