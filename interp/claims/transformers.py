@@ -74,9 +74,13 @@ def _bridge(model, device=None):
     return to_bridge(model)
 
 
+NULL_MODELS = 8
+"""Re-initialised copies when ``--null-models`` is not given."""
+
+
 def _null_models(run, options: CheckOptions) -> list:
     """``options.null_models`` re-initialised copies (``--null-models`` is honoured, at least 2)."""
-    return [reinitialized(run.model, options.seed + 1 + i) for i in range(max(2, options.null_models))]
+    return [reinitialized(run.model, options.seed + 1 + i) for i in range(max(2, options.null_models or NULL_MODELS))]
 
 
 MIN_LIFT = 2.0
@@ -396,6 +400,9 @@ def check_copying(run, options: CheckOptions) -> ClaimResult:
     eig_t = gumbel_threshold([float(e.max()) for e in null_eig], thr["eigen_floor"], lift=1.0)
     L, H = diag.shape
     copying = [(l, h) for l in range(L) for h in range(H) if diag[l, h] > copy_t]
+    # Headline: the share of copying heads whose eigenvalue score beats the null (CI over those heads).
+    positive = torch.tensor([float(eig[c] > eig_t) for c in copying], dtype=torch.float64)
+    share = float(positive.mean()) if copying else float("nan")
     table = [{"head": _label(l, h), "copies_own_token": _r(diag[l, h]), "ov_eigenvalue_score": _r(eig[l, h]),
               "copying_head": (l, h) in copying, "positive": bool(eig[l, h] > eig_t)}
              for l in range(L) for h in range(H)]
@@ -403,6 +410,11 @@ def check_copying(run, options: CheckOptions) -> ClaimResult:
                     thresholds={**thr, "copying": _r(copy_t), "eigenvalue_score": _r(eig_t)},
                     numbers={"copying_heads": len(copying), "copying_threshold": _r(copy_t),
                              "eigen_threshold": _r(eig_t), "null_models": len(nulls)},
+                    headline=headline("share of copying heads with an OV eigenvalue score above the null's", share,
+                                      bootstrap_ci(positive, seed=options.seed) if copying
+                                      else (float("nan"), float("nan")), null=None, n=len(copying),
+                                      over="copying heads",
+                                      null_what=f"eigenvalue scores of {len(nulls)} re-initialised copies' heads"),
                     data={"diag": diag.tolist(), "eig": eig.tolist(),
                           "null_diag": torch.stack(null_diag).flatten().tolist(),
                           "null_eig": torch.stack(null_eig).flatten().tolist()})

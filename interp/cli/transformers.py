@@ -175,12 +175,16 @@ def cmd_heads(args) -> int:
     from ..errors import InterpError
 
     run = _load(args)
-    if args.sequences < 1:
-        raise InterpError(f"--sequences must be >= 1, got {args.sequences}")
+    if not 1 <= args.sequences <= 4096:
+        raise InterpError(f"--sequences must be between 1 and 4096, got {args.sequences}")
     scores = head_scores(run, n_sequences=args.sequences, seed=args.seed)
+    print(f"Scores on {scores.n_sequences} sequences per block length ({', '.join(map(str, scores.lengths))} "
+          f"tokens), each head's minimum over the lengths:")
     print(table(scores.rows(), [("head", "head"), ("prev_token", "prev-token"), ("induction", "induction"),
-                                ("duplicate", "duplicate"), ("first_token", "first-token")],
-                {k: (lambda v: f"{v:.3f}") for k in ("prev_token", "induction", "duplicate", "first_token")}))
+                                ("duplicate", "duplicate"), ("first_token", "first-token"),
+                                ("length_dependent", "length-dependent")],
+                {**{k: (lambda v: f"{v:.3f}") for k in ("prev_token", "induction", "duplicate", "first_token")},
+                 "length_dependent": lambda v: "yes (matches one length by position)" if v else ""}))
     paths = save_head_scores(scores, _out_dir(run))
     try:
         position = loss_by_position(run, seed=args.seed)
