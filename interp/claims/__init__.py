@@ -35,7 +35,7 @@ def demo_stage(ctx) -> None:
     """
     from .registry import results_table
 
-    options = CheckOptions(device=ctx.device, progress=ctx.progress, null_models=4 if ctx.quick else 8,
+    options = CheckOptions(device=ctx.device, progress=ctx.progress, null_models=8 if ctx.quick else None,
                            max_images=300 if ctx.quick else 1000)
     log = print if ctx.progress else None
     results = check_claims(ctx.run, options=options, log=log)

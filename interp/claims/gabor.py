@@ -3,7 +3,10 @@
 :func:`fit_gabors` fits ``colour x Gabor`` to every filter at once: a grid search whose
 phase is solved analytically, then a few Adam steps on all filters together, the colour
 weights being solved exactly by least squares. :func:`first_layer_families` classifies
-a layer's filters with an R^2 threshold taken from random filters of the same shape.
+a layer's filters against a null matched to their smoothness
+(:func:`spectrum_matched_null`: each filter's own power spectrum with random phases), so
+"Gabor-like" means "more Gabor-like than a filter as smooth as this one by chance", not
+"smoother than white noise".
 
 Angles: degrees counter-clockwise from +x, y up (:mod:`interp.claims.stimuli`).
 
@@ -14,7 +17,7 @@ Angles: degrees counter-clockwise from +x, y up (:mod:`interp.claims.stimuli`).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -29,7 +32,11 @@ class GaborFits:
     (pixels from the kernel centre, y up). ``r2``: fraction of the filter's energy the
     fit explains. ``orientation``: the direction the bars run (``theta + 90``, mod 180).
     ``osi``: orientation selectivity of the fitted Gabor's power spectrum (0 a round blob,
-    1 a perfectly oriented pattern). ``luminance``: share of the colour vector along
+    1 a perfectly oriented pattern); a fitted Gabor is always somewhat oriented, so the
+    families use ``own_osi``: the same measure on the filter's own pattern (the filter
+    projected on its fitted colour vector, ``sum_c colour[c] W[c] / |colour|^2``).
+    ``cycles``: carrier cycles visible within the envelope and the kernel (see
+    :attr:`cycles`). ``luminance``: share of the colour vector along
     (1, 1, 1); ``opponency``: how much the colour weights have both signs (0 one-signed,
     0.5 balanced).
     """
@@ -46,6 +53,18 @@ class GaborFits:
     luminance: torch.Tensor
     opponency: torch.Tensor
     fitted: torch.Tensor
+    own_osi: torch.Tensor
+
+    @property
+    def cycles(self) -> torch.Tensor:
+        """``freq * min(2 sigma, k)``: carrier cycles across the envelope's central +-sigma, cut to the kernel.
+
+        0 for a round blob (freq 0); small for a ramp (a low frequency under a wide
+        envelope: the kernel shows only part of a cycle). :data:`BANDPASS_CYCLES` sets
+        the cut-off of a band-pass (Gabor) filter.
+        """
+        k = self.fitted.shape[-1]
+        return self.freq * torch.clamp(2 * self.sigma, max=float(k))
 
     @property
     def orientation(self) -> torch.Tensor:
@@ -194,34 +213,65 @@ def fit_gabors(weights: torch.Tensor, *, steps: int = 80) -> GaborFits:
         x0=x0, y0=y0, colour=colour, r2=r2, osi=orientation_selectivity(g.reshape(n, k, k)),
         luminance=luminance, opponency=torch.minimum(pos, neg) / (pos + neg).clamp_min(1e-12),
         fitted=(colour[:, :, None] * g[:, None, :]).reshape(n, C, k, k),
+        own_osi=orientation_selectivity(own_patterns(W.reshape(n, C, k, k), colour)),
     )
 
 
+def own_patterns(weights: torch.Tensor, colour: torch.Tensor) -> torch.Tensor:
+    """Each filter's spatial pattern ``(F, k, k)``: ``weights (F, C, k, k)`` projected on its colour vector ``(F, C)``.
+
+    ``sum_c colour[c] W[c] / |colour|^2``: what the filter looks like in the colour it responds to.
+    """
+    w = weights.detach().float().cpu()
+    return torch.einsum("fc,fcxy->fxy", colour, w) / colour.pow(2).sum(1).clamp_min(1e-12)[:, None, None]
+
+
 R2_FLOOR = 0.5
+NULL_QUANTILE = 0.99
 OSI_GABOR = 0.3
+BANDPASS_CYCLES = 0.5
+"""A Gabor shows at least half a carrier cycle across its envelope's central +-sigma (and
+within the kernel): ``freq * min(2 sigma, k) >= 0.5``. At the cut-off an even Gabor's
+response to uniform light is exp(-pi^2 / 8) = 0.29 of its peak response (band-pass); a
+round blob (freq 0) and a ramp (a low frequency under a wide envelope) fall below."""
 LUMINANCE_OPPONENT = 0.5
 OPPONENCY_MIN = 0.15
 FAMILIES = ("gabor", "colour contrast", "other")
+NULL_FILTERS = 512
+"""Spectrum-matched null filters per layer, at least: ``max(8, ceil(512 / F))`` copies of each of F filters."""
+MIN_COPIES = 8
+PAD_FACTOR = 2
+OSI_NULL_COPIES = 500
+"""Orientation-scrambled copies of each filter's pattern, for its own 99% orientation threshold."""
+NULL_DESCRIPTION = ("spectrum-matched: each filter's own 2-D power spectrum with random phases (one random phase "
+                    "field added to every colour channel; half the copies periodic, half zero-padded), at the "
+                    "filter's norm")
 
 
-def gabor_families(fits: GaborFits, r2_threshold: float) -> list[str]:
+def gabor_families(fits: GaborFits, r2_threshold: float,
+                   osi_threshold: float | torch.Tensor = OSI_GABOR) -> list[str]:
     """Family of each filter: ``gabor``, ``colour contrast`` or ``other``.
 
     - structured: the colour x Gabor fit explains at least ``r2_threshold`` of the energy;
     - colour contrast: structured, and the colour weights oppose each other (luminance
       share < 0.5 and opponency >= 0.15): one colour against another;
-    - gabor: structured, not colour-opponent, and oriented (spectral OSI >= 0.3: a
-      round blob is not a Gabor);
+    - gabor: structured, not colour-opponent, band-pass (the fitted Gabor shows at least
+      :data:`BANDPASS_CYCLES` cycles: a round blob or a ramp is not a Gabor) and oriented:
+      the filter's own pattern (not the fit, which is always oriented) has an orientation
+      selectivity of at least ``osi_threshold`` (a number, or one per filter);
     - other: the rest.
     """
+    n = len(fits)
+    osi_t = torch.as_tensor(osi_threshold, dtype=torch.float32).expand(n) if n else torch.zeros(0)
+    band_pass = fits.cycles >= BANDPASS_CYCLES
     out = []
     C = fits.colour.shape[1]
-    for i in range(len(fits)):
+    for i in range(n):
         structured = float(fits.r2[i]) >= r2_threshold
         opponent = C >= 3 and float(fits.luminance[i]) < LUMINANCE_OPPONENT and float(fits.opponency[i]) >= OPPONENCY_MIN
         if structured and opponent:
             out.append("colour contrast")
-        elif structured and float(fits.osi[i]) >= OSI_GABOR:
+        elif structured and bool(band_pass[i]) and float(fits.own_osi[i]) >= float(osi_t[i]):
             out.append("gabor")
         else:
             out.append("other")
@@ -229,7 +279,7 @@ def gabor_families(fits: GaborFits, r2_threshold: float) -> list[str]:
 
 
 def null_filters(shape: tuple[int, ...], n: int = 512, seed: int = 0) -> torch.Tensor:
-    """``n`` filters of a conv layer's kernel shape ``(C, k, k)`` drawn with PyTorch's default conv init."""
+    """``n`` filters of a conv layer's kernel shape ``(C, k, k)`` drawn with PyTorch's default init (white noise)."""
     C, k = shape[0], shape[-1]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -237,9 +287,113 @@ def null_filters(shape: tuple[int, ...], n: int = 512, seed: int = 0) -> torch.T
     return conv.weight.detach()
 
 
+def _random_phases(shape: tuple[int, ...], generator: torch.Generator) -> torch.Tensor:
+    """Unit complex numbers ``e^{i psi}`` with a real image's Hermitian symmetry (the phases of white noise)."""
+    spec = torch.fft.fft2(torch.randn(shape, generator=generator))
+    return spec / spec.abs().clamp_min(1e-20)
+
+
+def _phase_randomised(x: torch.Tensor, copies: int, generator: torch.Generator) -> torch.Tensor:
+    """``copies`` phase-randomised copies of each ``x[i] (..., k, k)``: ``(B, copies, ..., k, k)``.
+
+    One random phase field per copy, shared by the middle dimensions (colour channels).
+    The first half of the copies extend the pattern periodically (the k x k DFT: exactly
+    its power spectrum); the second half by zeros (a 2k x 2k DFT cut back to k x k: white
+    noise convolved with the pattern, a stationary noise whose autocorrelation is the
+    pattern's own). Periodic copies turn the jump between opposite edges into roughness
+    (a smooth but non-periodic filter beats them too easily); zero-padded ones blur a
+    flat or periodic pattern (which then beats them too easily); a filter must beat both.
+    """
+    B, k = x.shape[0], x.shape[-1]
+    mid = (1,) * (x.dim() - 3)
+    outs = []
+    for m, c in ((k, copies - copies // 2), (PAD_FACTOR * k, copies // 2)):
+        if c:
+            phases = _random_phases((B, c, m, m), generator).reshape(B, c, *mid, m, m)
+            outs.append(torch.fft.ifft2(torch.fft.fft2(x, s=(m, m))[:, None] * phases).real[..., :k, :k])
+    return torch.cat(outs, dim=1)
+
+
+def spectrum_matched_null(weights: torch.Tensor, copies: int = 16, seed: int = 0) -> torch.Tensor:
+    """``copies`` phase-randomised copies of each filter ``weights (F, C, k, k)``: ``(F * copies, C, k, k)``.
+
+    Each copy keeps its filter's 2-D power spectrum on every colour channel and its norm:
+    the FFT of each channel times one random Hermitian phase field (the phases of a white
+    noise image), the same field for every channel, then the inverse FFT; half the copies
+    on the k x k grid (periodic), half zero-padded to 2k x 2k and cut back (see
+    :func:`_phase_randomised`). Adding the same random phase to all channels keeps each
+    channel's amplitude *and* the phase differences between channels (the whole
+    cross-spectrum): a luminance filter stays luminance, a red-against-green filter stays
+    red-against-green, so the colour families are as likely in the null as the filters'
+    colours make them. Independent phases per channel would instead decorrelate the
+    channels and turn luminance filters into colour noise. What the null destroys is only
+    the alignment of phases across frequencies: localisation, edges, the envelope, so it
+    is as smooth as the filters and a filter beats it only by being more Gabor-like than
+    its smoothness alone gives. Copy ``j`` of filter ``i`` is row ``i * copies + j``.
+
+    >>> spectrum_matched_null(torch.randn(6, 3, 5, 5), copies=8).shape
+    torch.Size([48, 3, 5, 5])
+    """
+    W = weights.detach().float().cpu()
+    n, C, k, _ = W.shape
+    out = _phase_randomised(W, copies, torch.Generator().manual_seed(seed))  # (F, copies, C, k, k)
+    scale = W.flatten(1).norm(dim=1)[:, None] / out.flatten(2).norm(dim=2).clamp_min(1e-12)
+    return (out * scale[:, :, None, None, None]).reshape(n * copies, C, k, k)
+
+
+def _d4(patterns: torch.Tensor) -> torch.Tensor:
+    """The 8 rotations by 90 degrees and reflections of ``patterns (..., k, k)``, stacked first."""
+    out = []
+    for q in (patterns, patterns.transpose(-1, -2)):
+        out += [torch.rot90(q, r, dims=(-2, -1)) for r in range(4)]
+    return torch.stack(out)
+
+
+def orientation_null(patterns: torch.Tensor, copies: int = OSI_NULL_COPIES, seed: int = 0) -> torch.Tensor:
+    """Orientation-scrambled copies of each pattern ``(F, k, k)``: ``(F, copies, k, k)``.
+
+    The phase-randomised null keeps a filter's power spectrum, and orientation selectivity
+    is a property of the power spectrum, so against it every oriented filter would look
+    unoriented. This null keeps the frequency content (smoothness) but not the orientation:
+    the sum of the pattern's 8 rotations / reflections, each phase-randomised independently
+    (as in :func:`spectrum_matched_null`, half periodic, half zero-padded), at the
+    pattern's norm. Each copy is Gaussian-like noise whose expected power spectrum is the
+    orientation-averaged one (over the square grid's symmetries), so its amplitudes
+    fluctuate as those of smooth noise do (with the averaged amplitudes held fixed, chance
+    orientation would be underestimated: blurred white noise is more oriented than that).
+    How oriented such copies are by chance is how oriented smooth noise of that frequency
+    content is; small kernels have few frequencies, so chance orientation is high there.
+
+    >>> orientation_null(torch.randn(4, 5, 5), copies=10).shape
+    torch.Size([4, 10, 5, 5])
+    """
+    P = patterns.detach().float().cpu()
+    n, k, _ = P.shape
+    g = torch.Generator().manual_seed(seed)
+    out = torch.stack([_phase_randomised(_d4(P[i]), copies, g).sum(0) for i in range(n)]) if n else \
+        torch.zeros(0, copies, k, k)
+    scale = P.flatten(1).norm(dim=1)[:, None] / out.flatten(2).norm(dim=2).clamp_min(1e-12)
+    return out * scale[:, :, None, None]
+
+
+def _osi_chunked(patterns: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    flat = patterns.reshape(-1, *patterns.shape[-2:])
+    return torch.cat([orientation_selectivity(flat[i:i + chunk]) for i in range(0, len(flat), chunk)])
+
+
 @dataclass
 class FirstLayerFamilies:
-    """Gabor fits and families of a first conv layer, with the null that set the threshold."""
+    """Gabor fits and families of a first conv layer, with the null that set the thresholds.
+
+    The null is :func:`spectrum_matched_null` (``null_copies`` per filter); ``null_r2``
+    and ``null_rate`` are its. ``osi_threshold``: per filter, the larger of
+    :data:`OSI_GABOR` and ``osi_null_q99`` (the 99% quantile of the orientation
+    selectivity of the filter's :func:`orientation_null` copies). The white-noise null
+    (PyTorch's init, the old null) is context only: ``white_noise_r2_threshold``,
+    ``white_noise_null_rate`` (its filters judged with its threshold and :data:`OSI_GABOR`)
+    and ``white_noise_families`` (the filters classified with its R^2 threshold, all else
+    equal).
+    """
 
     layer: str
     fits: GaborFits
@@ -248,6 +402,14 @@ class FirstLayerFamilies:
     null_r2: torch.Tensor
     null_rate: float
     """Fraction of null filters classified gabor or colour contrast with the same thresholds."""
+    osi_threshold: torch.Tensor | None = None
+    osi_null_q99: torch.Tensor | None = None
+    null_copies: int = 0
+    null_families: list[str] = field(default_factory=list)
+    white_noise_r2_threshold: float = float("nan")
+    white_noise_null_rate: float = float("nan")
+    white_noise_families: list[str] = field(default_factory=list)
+    null: str = NULL_DESCRIPTION
 
     def fractions(self) -> dict[str, float]:
         n = max(len(self.families), 1)
@@ -258,7 +420,7 @@ _FIT_CACHE: dict[tuple, GaborFits] = {}
 
 
 def _cached_fit(weights: torch.Tensor) -> GaborFits:
-    """:func:`fit_gabors`, remembered by the filters' bytes (two claims fit the same layer; nulls repeat)."""
+    """:func:`fit_gabors`, remembered by the filters' bytes (two claims fit the same layer and its null)."""
     w = weights.detach().float().cpu().contiguous()
     key = (tuple(w.shape), hash(w.numpy().tobytes()))
     if key not in _FIT_CACHE:
@@ -268,14 +430,33 @@ def _cached_fit(weights: torch.Tensor) -> GaborFits:
     return _FIT_CACHE[key]
 
 
-def first_layer_families(weights: torch.Tensor, layer: str = "conv1", *, n_null: int = 512, seed: int = 0,
-                         quantile: float = 0.99) -> FirstLayerFamilies:
-    """Fit every filter and the null filters; classify with ``r2 >= max(0.5, null quantile)``."""
+def _structured_rate(families: list[str]) -> float:
+    return sum(f != "other" for f in families) / max(len(families), 1)
+
+
+def first_layer_families(weights: torch.Tensor, layer: str = "conv1", *, n_null: int = NULL_FILTERS, seed: int = 0,
+                         quantile: float = NULL_QUANTILE) -> FirstLayerFamilies:
+    """Fit every filter and its spectrum-matched null; classify with ``r2 >= max(0.5, null quantile)``.
+
+    The null rate (for the binomial test) is the share of null filters that the same
+    thresholds call Gabor or colour contrast, each null copy judged with its filter's
+    orientation threshold.
+    """
     fits = _cached_fit(weights)
-    null_fits = _cached_fit(null_filters(tuple(weights.shape[1:]), n_null, seed))
+    n = len(fits)
+    copies = max(MIN_COPIES, math.ceil(n_null / max(n, 1)))
+    null_fits = _cached_fit(spectrum_matched_null(weights, copies, seed))
     threshold = max(R2_FLOOR, float(torch.quantile(null_fits.r2, quantile)))
-    null_families = gabor_families(null_fits, threshold)
-    null_rate = sum(f != "other" for f in null_families) / len(null_families)
-    return FirstLayerFamilies(layer, fits, gabor_families(fits, threshold), threshold, null_fits.r2, null_rate)
-
-
+    osi_null = _osi_chunked(orientation_null(own_patterns(weights, fits.colour), OSI_NULL_COPIES, seed + 1))
+    osi_q = torch.quantile(osi_null.reshape(n, OSI_NULL_COPIES), quantile, dim=1)
+    osi_threshold = osi_q.clamp_min(OSI_GABOR)
+    null_families = gabor_families(null_fits, threshold, osi_threshold.repeat_interleave(copies))
+    # Context: the old null, white noise of the same shape (PyTorch's init), all other rules equal.
+    wn_fits = _cached_fit(null_filters(tuple(weights.shape[1:]), n_null, seed))
+    wn_threshold = max(R2_FLOOR, float(torch.quantile(wn_fits.r2, quantile)))
+    return FirstLayerFamilies(
+        layer, fits, gabor_families(fits, threshold, osi_threshold), threshold, null_fits.r2,
+        _structured_rate(null_families), osi_threshold=osi_threshold, osi_null_q99=osi_q, null_copies=copies,
+        null_families=null_families, white_noise_r2_threshold=wn_threshold,
+        white_noise_null_rate=_structured_rate(gabor_families(wn_fits, wn_threshold)),
+        white_noise_families=gabor_families(fits, wn_threshold, osi_threshold))

@@ -56,9 +56,10 @@ def _weights_note(run) -> list[str]:
             "expected to behave as published"] if source == "random" else []
 
 
-def _null_probes(probe: Probe, options: CheckOptions, n: int = 1) -> list[Probe]:
+def _null_probes(probe: Probe, options: CheckOptions) -> list[Probe]:
     # Each re-initialised InceptionV1 costs a full set of 224 px forward passes; one copy gives
-    # hundreds of null units, enough for a per-unit quantile.
+    # hundreds of null units, enough for a per-unit quantile (--null-models asks for more).
+    n = options.null_models or 1
     return [probe.with_model(reinitialized(probe.model, options.seed + 1 + i)) for i in range(n)]
 
 
@@ -132,7 +133,7 @@ def check_mixed3b(run, options: CheckOptions) -> ClaimResult:
     units = list(MIXED3B_CURVES)
     is_curve = curve_candidates(t, thr) & (t.score > score_t)
     evidence = curve_result(claim, t, nulls, layer, is_curve, [], {**thr, "score": round(score_t, 3)},
-                            probe.receptive_field(layer), units=units, verdict=False)
+                            probe.receptive_field(layer), units=units)
     ours = t.orientation[units]
     published = torch.tensor([MIXED3B_CURVES[u] for u in units])
     match = angle_match(ours, published, seed=options.seed)
@@ -175,8 +176,7 @@ def check_mixed3a(run, options: CheckOptions) -> ClaimResult:
     score_t = unit_threshold([n.score for n in nulls], [high_low_candidates(n, thr) for n in nulls], 0.0)
     units = list(MIXED3A_HIGH_LOW)
     is_hl = high_low_candidates(t, thr) & (t.score > score_t)
-    evidence = high_low_result(claim, t, nulls, layer, is_hl, [], {**thr, "score": round(score_t, 3)}, units=units,
-                               verdict=False)
+    evidence = high_low_result(claim, t, nulls, layer, is_hl, [], {**thr, "score": round(score_t, 3)}, units=units)
     evidence["notes"] = _weights_note(run)
     n = int(is_hl[units].sum())
     evidence["numbers"].update({"published_units": len(units), "high_low_among_them": n})

@@ -134,8 +134,9 @@ class CheckOptions:
     """Move the model there first (``auto``, ``cpu``, ``cuda``); None leaves it where it is."""
     progress: bool = False
     seed: int = 0
-    null_models: int = 8
-    """Re-initialised copies of the model that form the null distribution."""
+    null_models: int | None = None
+    """Re-initialised copies of the model that form the null distribution; None: each claim's own
+    default (32 for the unit-level vision claims, 8 for the transformer claims)."""
     layer: str | None = None
     """Override the layer a vision claim examines (default: the claim's own choice)."""
     images: torch.Tensor | None = None
@@ -145,6 +146,8 @@ class CheckOptions:
     max_images: int = 1000
     cue: str | None = None
     """A suspected cue token for the ``cue-token`` check."""
+    reference: Any = None
+    """A run (or its name) trained without the suspected cue, for the Clever Hans check's comparison."""
 
 
 @dataclass(frozen=True)
@@ -230,12 +233,14 @@ def run_kind(run: Any) -> str:
 def check_settings(options: CheckOptions) -> dict[str, Any]:
     """The options that can change a verdict, as recorded with each result (``images``: ``given`` when
     the caller passed images, else how many test images the data-based checks sample)."""
-    settings = {"seed": options.seed, "null_models": options.null_models,
+    settings = {"seed": options.seed, "null_models": options.null_models or "default",
                 "images": "given" if options.images is not None else options.max_images}
     if options.layer:
         settings["layer"] = options.layer
     if options.cue:
         settings["cue"] = options.cue
+    if options.reference is not None:
+        settings["reference"] = str(getattr(options.reference, "name", options.reference))
     return settings
 
 

@@ -78,12 +78,13 @@ def binomial_tail(k: int, n: int, p: float) -> float:
 
 
 def headline(name: str, value: float, ci: tuple[float, float], *, null: float | None, n: int, over: str,
-             null_what: str = "", level: float = NULL_LEVEL, extra: dict | None = None) -> dict:
+             null_what: str = "", level: float | None = NULL_LEVEL, extra: dict | None = None) -> dict:
     """The number a verdict turns on, as the claims page shows it: value, 95% CI, null quantile.
 
     ``null``: the null's ``level`` quantile it is compared to (None where the claim's
-    comparison is not with a null quantile); ``n`` and ``over``: what the interval
-    resamples (``64 sequences``, ``16 units``, ``1000 images``).
+    comparison is not with a null quantile; ``level`` 1.0 for the null's maximum, None
+    for a single null value); ``n`` and ``over``: what the interval resamples
+    (``64 sequences``, ``16 units``, ``1000 images``).
     """
     def r(x):
         return None if x is None or not math.isfinite(x) else float(f"{x:.4g}")

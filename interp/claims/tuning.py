@@ -25,6 +25,7 @@ from ..errors import InterpError
 from ..hooks import capture_until, get_module, run_until
 from . import stimuli as S
 from .registry import reinitialized
+from .stats import NULL_LEVEL
 
 # --------------------------------------------------------------------------- model plumbing
 
@@ -218,6 +219,28 @@ def _preferred(tuning: torch.Tensor, angles_deg: torch.Tensor, harmonic: int) ->
     return torch.remainder(torch.rad2deg(z) / harmonic, 360.0 / harmonic)
 
 
+def stimulus_jitter(stimulus_seed: int, step_deg: float) -> tuple[float, tuple[float, float]]:
+    """An orientation offset within one grid step and a sub-pixel shift of the stimuli, for stimulus seed
+    ``stimulus_seed``; seed 0 is the canonical grid (no offset, no shift).
+
+    A verdict that holds only on one grid of orientations and positions is an artefact of
+    the grid: the unit-level claims check several stimulus seeds and must agree.
+
+    >>> stimulus_jitter(0, 15.0)
+    (0.0, (0.0, 0.0))
+    """
+    if stimulus_seed == 0:
+        return 0.0, (0.0, 0.0)
+    u = torch.rand(3, generator=torch.Generator().manual_seed(stimulus_seed))
+    return float(u[0]) * step_deg, (float(u[1]) - 0.5, float(u[2]) - 0.5)
+
+
+def _jittered(rf: "ReceptiveField", orientations: Sequence[float], stimulus_seed: int):
+    step = float(orientations[1] - orientations[0]) if len(orientations) > 1 else 0.0
+    offset, (dy, dx) = stimulus_jitter(stimulus_seed, step)
+    return tuple(o + offset for o in orientations), (rf.center[0] + dy, rf.center[1] + dx)
+
+
 @dataclass
 class GratingTuning:
     """Responses to gratings ``(units, orientations, freqs, phases)`` and the complex-cell indices per unit.
@@ -247,10 +270,14 @@ PHASES_8 = tuple(range(0, 360, 45))
 
 
 def grating_tuning(probe: Probe, layer: str, *, orientations: Sequence[float] = ORIENTATIONS_12,
-                   freqs: Sequence[float] = GRATING_FREQS, phases: Sequence[float] = PHASES_8) -> GratingTuning:
-    """Each unit's response (centre position, after ReLU) to full-field gratings, and its complex-cell indices."""
+                   freqs: Sequence[float] = GRATING_FREQS, phases: Sequence[float] = PHASES_8,
+                   stimulus_seed: int = 0) -> GratingTuning:
+    """Each unit's response (centre position, after ReLU) to full-field gratings, and its complex-cell indices.
+
+    ``stimulus_seed``: 0 for the canonical grid, others jitter it (:func:`stimulus_jitter`)."""
     rf = probe.receptive_field(layer)
-    images, _ = S.grating_images(probe.size, orientations, freqs, phases, center=rf.center)
+    orientations, center = _jittered(rf, orientations, stimulus_seed)
+    images, _ = S.grating_images(probe.size, orientations, freqs, phases, center=center)
     R = probe.responses(layer, images)  # (N, U)
     O, Fq, P = len(orientations), len(freqs), len(phases)
     R = R.T.reshape(-1, O, Fq, P)
@@ -318,17 +345,20 @@ def default_radii(rf_size: int) -> tuple[float, ...]:
 
 
 def curve_tuning(probe: Probe, layer: str, *, orientations: Sequence[float] = ORIENTATIONS_24,
-                 radii: Sequence[float] | None = None, thickness: float | None = None) -> CurveTuning:
+                 radii: Sequence[float] | None = None, thickness: float | None = None,
+                 stimulus_seed: int = 0) -> CurveTuning:
     """Each unit's response to synthetic curves over orientation x radius, and to lines, on its receptive field.
 
     The arcs have a fixed length (0.8 of the receptive field's width) and their midpoint
     on the receptive-field centre; each is drawn white and black on grey.
+    ``stimulus_seed``: 0 for the canonical grid, others jitter it (:func:`stimulus_jitter`).
     """
     rf = probe.receptive_field(layer)
     extent = min(rf.size)
     radii = tuple(radii) if radii is not None else default_radii(extent)
     thickness = thickness if thickness is not None else max(1.0, extent / 12)
-    common = dict(polarities=(1.0, -1.0), length=0.8 * extent, thickness=thickness, center=rf.center)
+    orientations, center = _jittered(rf, orientations, stimulus_seed)
+    common = dict(polarities=(1.0, -1.0), length=0.8 * extent, thickness=thickness, center=center)
     curves, _ = S.curve_images(probe.size, orientations, radii, **common)
     lines, _ = S.line_images(probe.size, orientations, **common)
     O, Rn = len(orientations), len(radii)
@@ -385,12 +415,16 @@ ORIENTATIONS_12_FULL = tuple(range(0, 360, 30))
 
 
 def high_low_tuning(probe: Probe, layer: str, *, orientations: Sequence[float] = ORIENTATIONS_12_FULL,
-                    n_textures: int = 4, seed: int = 0) -> HighLowTuning:
-    """Each unit's response to high-low frequency boundaries through its receptive-field centre."""
+                    n_textures: int = 4, seed: int = 0, stimulus_seed: int = 0) -> HighLowTuning:
+    """Each unit's response to high-low frequency boundaries through its receptive-field centre.
+
+    ``seed``: the textures; ``stimulus_seed``: 0 for the canonical grid of orientations and
+    position, others jitter it (:func:`stimulus_jitter`)."""
     rf = probe.receptive_field(layer)
     grain = max(1, round(min(rf.size) / 24))  # 1 px for a 14 px receptive field, 2 px for InceptionV1's mixed3a
+    orientations, center = _jittered(rf, orientations, stimulus_seed)
     images, _, controls = S.high_low_images(probe.size, orientations, n_textures=n_textures, grain=grain,
-                                            center=rf.center, seed=seed)
+                                            center=center, seed=seed)
     O = len(orientations)
     boundary = probe.responses(layer, images).T.reshape(-1, O, n_textures).mean(2)  # (U, O)
     c = probe.responses(layer, controls).T.reshape(-1, n_textures, 2).mean(1)  # (U, 2): high, low
@@ -408,39 +442,50 @@ def high_low_tuning(probe: Probe, layer: str, *, orientations: Sequence[float] =
 # --------------------------------------------------------------------------- nulls for unit indices
 
 
-def null_measurements(probe: Probe, measure: Callable[[Probe], Any], n_models: int, seed: int) -> list[Any]:
-    """``measure`` applied to ``n_models`` re-initialised copies of the probe's model (seeds seed+1 ...)."""
-    return [measure(probe.with_model(reinitialized(probe.model, seed + 1 + i))) for i in range(n_models)]
+@dataclass
+class PooledNull:
+    """A unit-level null pooled over every unit of every re-initialised copy.
 
-
-NULL_LEVEL = 0.99
-"""A random copy's best unit passes a null threshold with probability 1 - NULL_LEVEL."""
-
-
-def null_threshold(values: list[torch.Tensor], floor: float, where: list[torch.Tensor] | None = None,
-                   level: float = NULL_LEVEL) -> float:
-    """The score a re-initialised copy's best unit exceeds with probability ``1 - level``, at least ``floor``.
-
-    ``values``: one tensor of unit scores per null copy; ``where``: masks of the units
-    that meet the claim's other criteria (only those count). Each copy's best qualifying
-    score (0 when none qualifies) is a draw of the null maximum; a Gumbel distribution (the
-    limit law of maxima) fitted to those draws by moments gives the ``level`` quantile.
-    The threshold is never below the largest draw seen.
+    ``threshold``: the score a pooled null unit exceeds with probability at most
+    ``1 - level`` (``-inf`` when fewer null units are candidates than that: any candidate
+    then counts); ``rate``: the fraction of null units that pass (candidate and above the
+    threshold); ``rate_bound``: the rate used for chance, ``rate`` or, when no null unit
+    passes, its 95% upper bound 3 / units (the rule of three): "no null unit passed" is
+    "rarer than about 3 in N", never "impossible".
     """
-    maxima = []
-    for i, v in enumerate(values):
-        v = v.flatten()
-        if where is not None:
-            v = v[where[i].flatten()]
-        v = v[torch.isfinite(v)]
-        maxima.append(float(v.max()) if len(v) else 0.0)
-    m = torch.tensor(maxima, dtype=torch.float64)
-    if len(m) < 2:
-        return max(floor, float(m.max()) if len(m) else floor)
-    beta = float(m.std()) * math.sqrt(6) / math.pi
-    mu = float(m.mean()) - 0.5772156649 * beta
-    quantile = mu - beta * math.log(-math.log(level))
-    return max(floor, quantile, float(m.max()))
+
+    threshold: float
+    rate: float
+    rate_bound: float
+    units: int
+    candidates: int
+    passing: int
+
+    def to_dict(self) -> dict:
+        return {"threshold": self.threshold if math.isfinite(self.threshold) else None, "rate": self.rate,
+                "rate_bound": self.rate_bound, "units": self.units, "candidates": self.candidates,
+                "passing": self.passing}
+
+
+def pooled_null(values: list[torch.Tensor], where: list[torch.Tensor], level: float = NULL_LEVEL) -> PooledNull:
+    """:class:`PooledNull` of unit ``values`` (one tensor per null copy) among the ``where`` candidates.
+
+    >>> null = pooled_null([torch.zeros(16)] * 32, [torch.zeros(16, dtype=torch.bool)] * 32)  # no candidate
+    >>> null.rate, round(null.rate_bound, 4)
+    (0.0, 0.0059)
+    """
+    scores = torch.cat([torch.where(w.flatten(), v.flatten().float(), torch.tensor(-math.inf))
+                        for v, w in zip(values, where)])
+    scores = torch.where(torch.isfinite(scores), scores, torch.tensor(-math.inf))
+    n = len(scores)
+    if n == 0:
+        return PooledNull(-math.inf, float("nan"), 1.0, 0, 0, 0)
+    rank = min(n - 1, max(0, math.ceil(level * n) - 1))
+    threshold = float(scores.sort().values[rank])
+    passing = int((scores > threshold).sum()) if math.isfinite(threshold) else int(torch.isfinite(scores).sum())
+    rate = passing / n
+    return PooledNull(threshold, rate, rate if passing else min(1.0, 3.0 / n), n,
+                      int(torch.isfinite(scores).sum()), passing)
 
 
 # --------------------------------------------------------------------------- exponential tails

@@ -17,6 +17,8 @@ examples:
   interp claims check --run inceptionv1 --download      # fetch Lucent's InceptionV1 weights (27 MB) first
   interp claims check --run gpt --claim cue-token --cue e
   interp claims check --run tutorial --seeds 3          # train (or reuse) seeds 1 and 2 too; how many agree
+  interp train tutorial --dataset shapes-watermark --name marked   # a planted shortcut: a class-coloured mark
+  interp claims check --run marked --claim clever-hans --reference tutorial
 
 Verdicts are supported / not supported / inconclusive (with the reason); the exit code is
 0 whatever the verdicts, 2 for an error (unknown claim id, missing weights, bad option).
@@ -51,8 +53,12 @@ def register(sub, common) -> None:
     q.add_argument("--download", action="store_true", help="download the InceptionV1 weights if they are missing")
     q.add_argument("--layer", help="the layer the unit-level vision claims examine (default: the second conv layer)")
     q.add_argument("--cue", metavar="TOKEN", help="the suspected cue token for the cue-token claim")
-    q.add_argument("--null-models", type=int, default=8, metavar="N",
-                   help="re-initialised copies of the model that form the null (default 8)")
+    q.add_argument("--reference", metavar="RUN",
+                   help="a run of the same model trained without the suspected cue (e.g. on clean shapes), for the "
+                        "clever-hans check to compare with")
+    q.add_argument("--null-models", type=int, default=None, metavar="N",
+                   help="re-initialised copies of the model that form the null (default: 32 for the unit-level "
+                        "vision claims, 8 for the others)")
     q.add_argument("--images", type=int, default=1000, metavar="N",
                    help="test images for the data-based claims (default 1000)")
     q.add_argument("--seeds", type=int, default=1, metavar="N",
@@ -97,6 +103,14 @@ def _load(args):
     return load_run_announced(args)
 
 
+def _reference(name: str | None):
+    if name is None:
+        return None
+    from ..runs import load_run
+
+    return load_run(name)
+
+
 def cmd_check(args) -> int:
     from ..claims import CheckOptions, check_claims, claims_dir, get_claim, save_claims
     from ..claims.registry import results_table
@@ -104,15 +118,16 @@ def cmd_check(args) -> int:
 
     for claim_id in args.claims or []:
         get_claim(claim_id)  # an unknown id fails before any model is loaded
-    if args.null_models < 2:
-        raise InterpError(f"--null-models must be at least 2 (a null needs a spread); got {args.null_models}")
+    if args.null_models is not None and not 2 <= args.null_models <= 256:
+        raise InterpError(f"--null-models must be between 2 (a null needs a spread) and 256; got {args.null_models}")
     if args.images < 1:
         raise InterpError(f"--images must be at least 1; got {args.images}")
     if not 1 <= args.seeds <= 10:
         raise InterpError(f"--seeds must be between 1 and 10; got {args.seeds}")
     run = _load(args)
     options = CheckOptions(device=args.device, progress=not args.no_progress, seed=args.seed,
-                           null_models=args.null_models, layer=args.layer, max_images=args.images, cue=args.cue)
+                           null_models=args.null_models, layer=args.layer, max_images=args.images, cue=args.cue,
+                           reference=_reference(args.reference))
     log = None if args.no_progress else (lambda msg: print(msg, file=sys.stderr))
     per_run = []
     if args.seeds > 1:
