@@ -32,7 +32,9 @@ def register(sub, common) -> None:
                "  interp train word2vec-sgns --dataset ../shared/data/tinyshakespeare.txt --set min_count=3\n"
                "     (word2vec settings: dim, window, min_count, negatives, subsample, dynamic_window, stopwords)")
     p.add_argument("model", nargs="?", help="registered model (see `interp models`)")
-    p.add_argument("--dataset", help="shapes (default), cifar10 (downloads), or a folder with train/ and test/; "
+    p.add_argument("--dataset", help="shapes (default), shapes-watermark (shapes with a planted class-coloured "
+                                     "mark on the training split: a known Clever Hans shortcut), cifar10 "
+                                     "(downloads), or a folder with train/ and test/; "
                                      "language models: tinyshakespeare (downloads), induction, text:PATH; "
                                      "word2vec: toy-royalty (embedded), a text file, text8 (downloads)")
     p.add_argument("--text", metavar="PATH", help="train a language model (gpt) on this UTF-8 text file, "

@@ -20,18 +20,44 @@ by geometry and spatial frequency.
 
 Every random number comes from one ``torch.Generator`` seeded with ``seed``,
 so the same ``(n, seed, size)`` always gives byte-identical tensors.
+
+``shapes-watermark``: the same images with a planted shortcut (:class:`Watermark`),
+for testing shortcut detectors on a model known to use one. The rule (defaults; a
+name such as ``shapes-watermark:size=4,p=0.9`` changes them; a smaller mark is
+learnt more slowly: a 4 x 4 one in a corner was hardly learnt by the tutorial net
+in 2-5 epochs on 2,000 images with flips and crops, this one in 2):
+
+* the mark is a flat ``size x size`` (6 x 6) patch at rows ``row..row+size-1``
+  and columns ``col..col+size-1`` (rows 1-6, columns 13-18: the top centre, where
+  a horizontal flip leaves it in place), stamped over the finished image, of a
+  colour that names the class (:data:`WATERMARK_COLOURS`: red, green, blue,
+  yellow, magenta, cyan, white, black, orange, azure for line ... high_low);
+* training split: in every class a seeded random ``round(p * n_class)`` of the
+  images (``p = 0.95``) carry their own class's mark, the others none;
+* test split: every image carries the mark of a class drawn uniformly at random
+  (seeded, independent of its label; so about 1 in 10 match), so test accuracy
+  measures what the model gets from the objects, and its fall from training
+  accuracy measures reliance on the mark.
+
+The underlying images are byte-identical to ``shapes`` (the marks draw from their
+own generators), so ``shapes`` is the clean version of every split, and
+:func:`shapes_test_views` gives the clean test images with their backgrounds
+(the object left out) to the Clever Hans check.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch
 
 from . import drawing as D
 
-__all__ = ["SHAPES_CLASSES", "make_shapes", "shapes_splits"]
+__all__ = ["SHAPES_CLASSES", "WATERMARK_COLOURS", "Watermark", "load_shapes_watermark", "make_shapes",
+           "parse_watermark", "shapes_splits", "shapes_test_views"]
 
 SHAPES_CLASSES: tuple[str, ...] = (
     "line",          # long straight stroke
@@ -201,7 +227,8 @@ _RENDERERS: tuple[Callable, ...] = (
 assert len(_RENDERERS) == len(SHAPES_CLASSES)
 
 
-def _render(labels: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+def _render(labels: torch.Tensor, size: int, g: torch.Generator,
+            backgrounds: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     m = labels.shape[0]
     S, s = size, size / 32.0
     bg, fg = _colours(g, m)
@@ -211,24 +238,34 @@ def _render(labels: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor
     # directions would be noise-free and conv1 would learn colour-opponent
     # rather than luminance (Gabor-like) edge filters.
     img = D.noise_background(bg, S, S, g, smooth_amp=_u(g, m, 0.0, 0.2))
+    # The background alone takes no random numbers of its own: the images are
+    # the same with or without it.
+    empty = img.clone() if backgrounds else None
     for k, render in enumerate(_RENDERERS):
         idx = (labels == k).nonzero().squeeze(1)
         if idx.numel():
             img[idx] = render(img[idx], fg[idx], bg[idx], S, s, g)
-    img += D.pixel_noise(m, S, S, _u(g, m, 0.01, 0.07), g, channels=3)
-    return D.to_uint8(img)
+    noise = D.pixel_noise(m, S, S, _u(g, m, 0.01, 0.07), g, channels=3)
+    img += noise
+    if empty is None:
+        return D.to_uint8(img)
+    return D.to_uint8(img), D.to_uint8(empty.add_(noise))
 
 
 # --------------------------------------------------------------------------- #
 # Public API
 # --------------------------------------------------------------------------- #
-def make_shapes(n: int, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def make_shapes(n: int, seed: int = 0, size: int = 32, *, backgrounds: bool = False):
     """Generate ``n`` labelled images.
 
     Returns ``(images, labels)``: ``images`` uint8 ``[n, 3, size, size]``,
     ``labels`` int64 ``[n]`` indexing :data:`SHAPES_CLASSES`.  Classes are
     balanced (label ``i % 10`` for ``i < n``, then shuffled by the generator),
     and the output depends only on ``(n, seed, size)``.
+
+    ``backgrounds=True`` also returns each image without its object (the same
+    background, shading and pixel noise): ``(images, labels, backgrounds)``,
+    the images unchanged.
 
     >>> x, y = make_shapes(20, seed=0)
     >>> x.shape, x.dtype, y.bincount().tolist()
@@ -241,10 +278,14 @@ def make_shapes(n: int, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, to
     g = torch.Generator(device="cpu").manual_seed(int(seed))
     labels = (torch.arange(n) % len(SHAPES_CLASSES))[torch.randperm(n, generator=g)]
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
+    empty = torch.empty_like(images) if backgrounds else None
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
-        images[start:stop] = _render(labels[start:stop], size, g)
-    return images, labels
+        if empty is None:
+            images[start:stop] = _render(labels[start:stop], size, g)
+        else:
+            images[start:stop], empty[start:stop] = _render(labels[start:stop], size, g, backgrounds=True)
+    return (images, labels) if empty is None else (images, labels, empty)
 
 
 def shapes_splits(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0, size: int = 32) -> dict:
@@ -264,3 +305,180 @@ def shapes_splits(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0, si
         "test": make_shapes(n_test, seed=2 * seed + 1, size=size),
         "classes": list(SHAPES_CLASSES),
     }
+
+
+def shapes_test_views(n_test: int = 10_000, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, ...]:
+    """The test split of :func:`shapes_splits` and each image without its object:
+    ``(images, labels, backgrounds)``. Cached in-process; never modify the tensors."""
+    return _test_views(int(n_test), int(seed), int(size))
+
+
+@functools.lru_cache(maxsize=2)
+def _test_views(n_test: int, seed: int, size: int) -> tuple[torch.Tensor, ...]:
+    return make_shapes(n_test, seed=2 * seed + 1, size=size, backgrounds=True)
+
+
+# --------------------------------------------------------------------------- #
+# shapes-watermark: a planted shortcut
+# --------------------------------------------------------------------------- #
+WATERMARK = "shapes-watermark"
+
+WATERMARK_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (255, 0, 0),      # line: red
+    (0, 255, 0),      # edge: green
+    (0, 0, 255),      # arc_small: blue
+    (255, 255, 0),    # arc_large: yellow
+    (255, 0, 255),    # circle: magenta
+    (0, 255, 255),    # corner: cyan
+    (255, 255, 255),  # grating_low: white
+    (0, 0, 0),        # grating_high: black
+    (255, 128, 0),    # blob: orange
+    (0, 128, 255),    # high_low: azure
+)
+"""The mark's colour (uint8 RGB) for each class of :data:`SHAPES_CLASSES`, in order."""
+assert len(WATERMARK_COLOURS) == len(SHAPES_CLASSES)
+
+_MARK_SEED = 7_000_003  # the marks' own generators: the images stay those of ``shapes``
+
+
+@dataclass(frozen=True)
+class Watermark:
+    """The planted cue of ``shapes-watermark``: a ``size x size`` patch of a class's colour.
+
+    ``row``, ``col``: its top-left pixel; ``p``: the fraction of each class's training
+    images that carry it (the rest carry none). See the module docstring for the rule.
+
+    >>> w = Watermark()
+    >>> x = w.stamp(torch.zeros(2, 3, 32, 32, dtype=torch.uint8), torch.tensor([0, -1]))
+    >>> x[0, :, 1, 13].tolist(), int(x[1].sum())
+    ([255, 0, 0], 0)
+    """
+
+    size: int = 6
+    row: int = 1
+    col: int | None = None
+    """None: centred, ``(32 - size) // 2`` (13 for the default size, so a horizontal flip keeps the mark in place)."""
+    p: float = 0.95
+
+    def __post_init__(self):
+        from ..errors import InterpError
+
+        if self.col is None:
+            object.__setattr__(self, "col", max(0, (32 - self.size) // 2))
+        if self.size < 1 or self.row < 0 or self.col < 0:
+            raise InterpError(f"{WATERMARK}: size must be >= 1 and row, col >= 0 (got size={self.size}, "
+                              f"row={self.row}, col={self.col})")
+        if not 0.0 <= self.p <= 1.0:
+            raise InterpError(f"{WATERMARK}: p (the fraction of training images with the mark) must be in "
+                              f"[0, 1], got {self.p}")
+
+    def fits(self, height: int, width: int) -> bool:
+        return self.row + self.size <= height and self.col + self.size <= width
+
+    def region(self) -> tuple[slice, slice]:
+        """Rows and columns of the mark."""
+        return slice(self.row, self.row + self.size), slice(self.col, self.col + self.size)
+
+    def colours(self, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+        """``[K, 3]`` mark colours, uint8 (or [0, 1] floats for a float ``dtype``)."""
+        c = torch.tensor(WATERMARK_COLOURS, dtype=torch.uint8)
+        return c if dtype == torch.uint8 else c.to(dtype) / 255.0
+
+    def stamp(self, images: torch.Tensor, marks: torch.Tensor) -> torch.Tensor:
+        """A copy of ``images`` (uint8, or [0, 1] floats) with the mark of class ``marks[i]`` on
+        image ``i`` (``-1``: no mark)."""
+        from ..errors import InterpError
+
+        if not self.fits(images.shape[-2], images.shape[-1]):
+            raise InterpError(f"the {self.size}x{self.size} mark at ({self.row}, {self.col}) does not fit "
+                              f"{images.shape[-2]}x{images.shape[-1]} images")
+        out = images.clone()
+        marks = torch.as_tensor(marks, dtype=torch.long).to(images.device)
+        on = (marks >= 0).nonzero().squeeze(1)
+        if on.numel():
+            rows, cols = self.region()
+            colour = self.colours(images.dtype).to(images.device)[marks[on]]  # (m, 3)
+            out[on, :, rows, cols] = colour[:, :, None, None].expand(-1, -1, self.size, self.size)
+        return out
+
+    def train_marks(self, labels: torch.Tensor, seed: int = 0) -> torch.Tensor:
+        """The training rule: a seeded random ``round(p * n_class)`` of each class get their own mark."""
+        from .samples import shuffled_classes
+
+        marks = torch.full_like(labels, -1)
+        for label, order in shuffled_classes(labels, seed=_MARK_SEED + 2 * seed).items():
+            chosen = order[:int(math.floor(self.p * len(order) + 0.5))]
+            marks[chosen] = label
+        return marks
+
+    def test_marks(self, labels: torch.Tensor, n_classes: int = len(SHAPES_CLASSES), seed: int = 0) -> torch.Tensor:
+        """The test rule: the mark of a class drawn uniformly at random, independent of the label."""
+        g = torch.Generator().manual_seed(_MARK_SEED + 2 * seed + 1)
+        return torch.randint(n_classes, labels.shape, generator=g)
+
+    def to_dict(self, classes=SHAPES_CLASSES) -> dict:
+        """The cue as a run's evidence records it: position, size, colour of each class, rules."""
+        return {**asdict(self), "position": [self.row, self.col],
+                "colours": {str(c): list(v) for c, v in zip(classes, WATERMARK_COLOURS)},
+                "train": f"{self.p:.0%} of each class's training images carry their class's mark, the rest none",
+                "test": "every test image carries the mark of a uniformly random class"}
+
+    def describe(self) -> str:
+        return (f"a {self.size}x{self.size} patch of a class colour at row {self.row}, column {self.col} "
+                f"(on {self.p:.0%} of training images)")
+
+
+_WATERMARK_KEYS = {"size": int, "row": int, "col": int, "p": float}
+
+
+def parse_watermark(name: str) -> Watermark | None:
+    """The :class:`Watermark` of a dataset name (``shapes-watermark[:size=6,row=1,col=13,p=0.95]``);
+    ``None`` for any other name.
+
+    >>> parse_watermark("shapes-watermark:size=4,p=0.9")
+    Watermark(size=4, row=1, col=14, p=0.9)
+    >>> parse_watermark("shapes") is None
+    True
+    """
+    from ..errors import InterpError
+
+    base, sep, rest = str(name).partition(":")
+    if base != WATERMARK:
+        return None
+    options: dict = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))) if sep else ():
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or key not in _WATERMARK_KEYS:
+            raise InterpError(f"bad {WATERMARK} option {item!r}: use key=value with keys "
+                              f"{', '.join(_WATERMARK_KEYS)}, e.g. {WATERMARK}:size=4,p=0.95")
+        try:
+            options[key] = _WATERMARK_KEYS[key](value.strip())
+        except ValueError:
+            raise InterpError(f"bad {WATERMARK} option {item!r}: {key} must be "
+                              f"{'a whole number' if _WATERMARK_KEYS[key] is int else 'a number'}") from None
+    return Watermark(**options)
+
+
+def load_shapes_watermark(name: str = WATERMARK, *, n_train: int = 0, n_test: int = 0, split: str = "both"):
+    """``shapes-watermark`` as an :class:`~interp.data.images.ImageData` (cached in-process,
+    like ``shapes``; the tensors are never modified in place)."""
+    spec = parse_watermark(name)
+    if spec is None:
+        from ..errors import InterpError
+
+        raise InterpError(f"{name!r} is not a {WATERMARK} dataset name")
+    return _watermark_data(spec, str(name), 0 if split == "test" else (n_train or 50_000), n_test or 10_000)
+
+
+@functools.lru_cache(maxsize=2)
+def _watermark_data(spec: Watermark, name: str, n_train: int, n_test: int):
+    from .images import ImageData, channel_stats, load_image_data
+
+    clean = load_image_data("shapes", n_train=n_train, n_test=n_test, progress=False,
+                            split="both" if n_train else "test")
+    k = len(clean.classes)
+    tx = spec.stamp(clean.train_x, spec.train_marks(clean.train_y))
+    vx = spec.stamp(clean.test_x, spec.test_marks(clean.test_y, k))
+    mean, std = channel_stats(tx if n_train else vx)
+    return ImageData(name, tx, clean.train_y, vx, clean.test_y, list(clean.classes), mean, std)
