@@ -145,7 +145,13 @@ def _families_result(claim: Claim, fam: FirstLayerFamilies, run, published: dict
     data = {"weights": _rgb_list(get_filters(run, fam.layer)), "fitted": _rgb_list(fits.fitted),
             "families": fam.families, "orientations": fits.orientation.tolist(),
             "null_r2": sorted(fam.null_r2.tolist())[::8], "r2": fits.r2.tolist()}
+    per_filter = torch.tensor([float(f != "other") for f in fam.families], dtype=torch.float64)
+    chance = chance_count(n, p0, claim.thresholds.get("p_value", P_SUPPORTED)) / max(n, 1)
     evidence = dict(layer=fam.layer, numbers=numbers, table=table, found=found, notes=notes, data=data,
+                    headline=headline(f"share of {fam.layer} filters that are Gabor-like or colour-contrast",
+                                      structured, bootstrap_ci(per_filter), null=chance, n=n, over="filters",
+                                      null_what=f"share chance reaches with p = {claim.thresholds.get('p_value')} "
+                                                f"(spectrum-matched null rate {p0:.1%})", level=None),
                     thresholds={**claim.thresholds, "r2": _r(fam.r2_threshold), "osi_gabor": OSI_GABOR,
                                 "osi_null_q99": _r(osi_q.median()) if n else 0.0,
                                 "osi": _r(osi_t.median()) if n else OSI_GABOR})
