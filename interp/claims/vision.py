@@ -255,6 +255,9 @@ UNIT_NULL_MODELS = 32
 found unit's verdict flipped with the check's seed; 32 copies x 16 units pool 512 null units."""
 STIMULUS_SEEDS = 3
 """Stimulus grids (jittered orientations and positions); a unit counts when it passes on most of them."""
+CHECK_SEEDS = 3
+"""A unit-level verdict is the consensus of this many check seeds (null copies and grids shifted by one);
+when they disagree it is inconclusive, so the verdict does not flip with ``--seed``."""
 P_SUPPORTED = 0.01
 P_INCONCLUSIVE = 0.1
 """Binomial p of the count of passing units under the pooled null: <= 0.01 supported, up to 0.1 inconclusive."""
@@ -295,35 +298,47 @@ class UnitEvidence:
 
 
 def unit_evidence(run, options: CheckOptions, layer: str, measure: Callable, candidates: Callable,
-                  score: Callable) -> UnitEvidence:
-    """Measure the model and its re-initialised copies on :data:`STIMULUS_SEEDS` stimulus grids, pool the
-    null over every unit of every copy, and count the units that pass on most grids.
+                  score: Callable) -> list[UnitEvidence]:
+    """The evidence of a unit-level claim for :data:`CHECK_SEEDS` check seeds (``options.seed`` first).
+
+    Check seed ``s`` measures the model and ``--null-models`` re-initialised copies (seeds
+    ``s+1 ...``) on :data:`STIMULUS_SEEDS` stimulus grids (``s, s+1, ...``), pools the null
+    over every unit of every copy, and counts the units that pass on most grids. The same
+    rule (99th percentile of the pooled null on each grid, a majority of grids) applies to
+    the model's units and to the null units, so the null's pass rate is the chance that a
+    random unit passes. Neighbouring check seeds share most copies and grids, which are
+    measured once.
 
     ``measure(probe, layer, stimulus_seed)`` -> tuning; ``candidates(tuning)`` -> the units that
     meet the claim's absolute criteria; ``score(tuning)`` -> the score the null thresholds.
-    The same rule (99th percentile of the pooled null on each grid, a majority of grids)
-    applies to the model's units and to the null units, so the null's pass rate is the
-    chance that a random unit passes.
     """
     probe = _probe(run, options)
-    seeds = [options.seed + k for k in range(STIMULUS_SEEDS)]
-    tunings = [measure(probe, layer, s) for s in seeds]
-    nulls: list[list] = [[] for _ in seeds]
-    for i in range(options.null_models or UNIT_NULL_MODELS):  # one copy at a time: memory stays one model
-        copy = probe.with_model(reinitialized(probe.model, options.seed + 1 + i))
-        for k, s in enumerate(seeds):
-            nulls[k].append(measure(copy, layer, s))
-    rounds = []
-    for s, t, ns in zip(seeds, tunings, nulls):
-        null = pooled_null([score(n) for n in ns], [candidates(n) for n in ns])
-        rounds.append(UnitRound(s, t, ns, null, candidates(t) & (score(t) > null.threshold),
-                                [candidates(n) & (score(n) > null.threshold) for n in ns]))
-    need = len(rounds) // 2 + 1
-    passing = torch.stack([r.passing for r in rounds]).sum(0) >= need
-    null_pass = torch.stack([torch.stack(r.null_passing) for r in rounds]).sum(0) >= need  # (copies, units)
-    n_null, k_null = null_pass.numel(), int(null_pass.sum())
-    rate = k_null / n_null if k_null else min(1.0, 3.0 / max(n_null, 1))
-    return UnitEvidence(rounds, passing, n_null, k_null, rate, binomial_tail(int(passing.sum()), len(passing), rate))
+    n_null = options.null_models or UNIT_NULL_MODELS
+    grids = [options.seed + k for k in range(CHECK_SEEDS + STIMULUS_SEEDS - 1)]
+    tunings = {s: measure(probe, layer, s) for s in grids}
+    nulls: dict[tuple[int, int], Any] = {}  # (copy seed, grid) -> tuning
+    for c in range(options.seed + 1, options.seed + n_null + CHECK_SEEDS):  # one copy at a time in memory
+        copy = probe.with_model(reinitialized(probe.model, c))
+        for s in grids:
+            nulls[c, s] = measure(copy, layer, s)
+    members = []
+    for k in range(CHECK_SEEDS):
+        seed = options.seed + k
+        rounds = []
+        for s in range(seed, seed + STIMULUS_SEEDS):
+            ns = [nulls[c, s] for c in range(seed + 1, seed + 1 + n_null)]
+            null = pooled_null([score(n) for n in ns], [candidates(n) for n in ns])
+            t = tunings[s]
+            rounds.append(UnitRound(s, t, ns, null, candidates(t) & (score(t) > null.threshold),
+                                    [candidates(n) & (score(n) > null.threshold) for n in ns]))
+        need = len(rounds) // 2 + 1
+        passing = torch.stack([r.passing for r in rounds]).sum(0) >= need
+        null_pass = torch.stack([torch.stack(r.null_passing) for r in rounds]).sum(0) >= need  # (copies, units)
+        n_units, k_null = null_pass.numel(), int(null_pass.sum())
+        rate = k_null / n_units if k_null else min(1.0, 3.0 / max(n_units, 1))
+        members.append(UnitEvidence(rounds, passing, n_units, k_null, rate,
+                                    binomial_tail(int(passing.sum()), len(passing), rate)))
+    return members
 
 
 def chance_count(units: int, rate: float, alpha: float = P_SUPPORTED) -> int:
@@ -332,44 +347,65 @@ def chance_count(units: int, rate: float, alpha: float = P_SUPPORTED) -> int:
     return next((k for k in range(units + 1) if binomial_tail(k, units, rate) <= alpha), units + 1)
 
 
-def pooled_verdict(claim: Claim, evidence: dict, ev: UnitEvidence, layer: str, what: str) -> ClaimResult:
-    """The verdict of a unit-level claim: the count of units passing on most stimulus grids against the
-    pooled null's pass rate (binomial p <= 0.01 supported, <= 0.1 inconclusive, else not supported)."""
+def _member_status(ev: UnitEvidence) -> str:
+    if ev.count == 0 or ev.p_value > P_INCONCLUSIVE:
+        return NOT_SUPPORTED
+    return SUPPORTED if ev.p_value <= P_SUPPORTED else INCONCLUSIVE
+
+
+def pooled_verdict(claim: Claim, evidence: dict, members: list[UnitEvidence], layer: str, what: str) -> ClaimResult:
+    """The verdict of a unit-level claim: on each check seed the count of units passing on most stimulus
+    grids against the pooled null's pass rate (binomial p <= 0.01 supported, <= 0.1 inconclusive, else not
+    supported); check seeds that disagree make it inconclusive. The evidence is the first check seed's."""
+    ev = members[0]
     n_units = len(ev.passing)
     found = [_unit(layer, i) for i in torch.nonzero(ev.passing).flatten().tolist()]
+    statuses = [_member_status(m) for m in members]
+    seeds = [m.first.stimulus_seed for m in members]
     evidence["found"] = found
     evidence["numbers"].update({
         "null_models": len(ev.first.nulls), "null_units_pooled": ev.null_units, "null_units_passing": ev.null_passing,
         "null_pass_rate_used": _r(ev.rate_bound, 4), "p_value": ev.p_value, "stimulus_grids": len(ev.rounds),
-        "passing_per_grid": ", ".join(str(int(r.passing.sum())) for r in ev.rounds)})
+        "passing_per_grid": ", ".join(str(int(r.passing.sum())) for r in ev.rounds),
+        "check_seeds": ", ".join(map(str, seeds)), "verdicts_per_check_seed": ", ".join(statuses),
+        "units_per_check_seed": ", ".join(str(m.count) for m in members)})
     chance = chance_count(n_units, ev.rate_bound)
     evidence["headline"] = headline(f"share of {layer}'s units that are {what.split(' (')[0]}",
                                     ev.count / max(n_units, 1),
                                     bootstrap_ci(ev.passing.double(), seed=ev.first.stimulus_seed),
                                     null=chance / max(n_units, 1), n=n_units, over="units",
                                     null_what=f"share chance reaches with p = {P_SUPPORTED} (pooled null of "
-                                              f"{ev.null_units} units of {len(ev.first.nulls)} re-initialised copies)")
+                                              f"{ev.null_units} units of {len(ev.first.nulls)} re-initialised copies)",
+                                    level=None)
     evidence.setdefault("notes", []).append(
         f"The null pools every unit of {len(ev.first.nulls)} re-initialised copies ({ev.null_units} units). On each "
         f"of {len(ev.rounds)} stimulus grids (jittered orientations and positions) a unit passes when it meets the "
         f"absolute criteria and its score beats the pooled null's 99th percentile; it counts when it passes on most "
         f"grids, by the same rule for model and null units. {ev.null_passing} of {ev.null_units} null units count"
-        + (f" (none: chance is taken as its 95% upper bound 3/{ev.null_units})." if not ev.null_passing else "."))
+        + (f" (none: chance is taken as its 95% upper bound 3/{ev.null_units})." if not ev.null_passing else ".")
+        + f" The verdict must agree on check seeds {', '.join(map(str, seeds))} (null copies and grids shifted).")
     shown = ", ".join(found[:8]) + (" ..." if len(found) > 8 else "")
     chance_text = (f"chance (a random unit counts with probability {ev.rate_bound:.2%}) gives {ev.count} or more "
                    f"of {n_units} with p = {ev.p_value:.2g}")
+    if len(set(statuses)) > 1:
+        listing = ", ".join(f"seed {s}: {st} ({m.count} units)" for s, st, m in zip(seeds, statuses, members))
+        return claim.result(INCONCLUSIVE, f"the verdict changes with the check's seed ({listing}): {ev.count} {what} "
+                            f"in {layer} ({shown or 'none'}) is at the edge of what chance gives; more null copies "
+                            f"(--null-models) would sharpen the null, and a layer with more such units would decide",
+                            **evidence)
     if ev.count == 0:
         return claim.result(NOT_SUPPORTED, f"no {what} in {layer} (none passes on most of {len(ev.rounds)} stimulus "
-                            f"grids)", **evidence)
-    if ev.p_value <= P_SUPPORTED:
-        return claim.result(SUPPORTED, f"{ev.count} of {n_units} {layer} units are {what} ({shown}); {chance_text}",
-                            **evidence)
-    if ev.p_value <= P_INCONCLUSIVE:
+                            f"grids, on any of {len(members)} check seeds)", **evidence)
+    agree = f", on each of {len(members)} check seeds"
+    if statuses[0] == SUPPORTED:
+        return claim.result(SUPPORTED, f"{ev.count} of {n_units} {layer} units are {what} ({shown}); {chance_text}"
+                            f"{agree}", **evidence)
+    if statuses[0] == INCONCLUSIVE:
         return claim.result(INCONCLUSIVE, f"{ev.count} of {n_units} {layer} units are {what} ({shown}), but "
-                            f"{chance_text}: more null copies (--null-models) would sharpen the null, and a layer "
-                            f"with more such units would decide", **evidence)
+                            f"{chance_text}{agree}: more null copies (--null-models) would sharpen the null, and a "
+                            f"layer with more such units would decide", **evidence)
     return claim.result(NOT_SUPPORTED, f"{ev.count} of {n_units} {layer} units are {what} ({shown}), no more "
-                        f"than chance: {chance_text}", **evidence)
+                        f"than chance: {chance_text}{agree}", **evidence)
 
 
 def _null_counts(ev: UnitEvidence) -> list[int]:
@@ -392,8 +428,9 @@ def check_complex(run, options: CheckOptions) -> ClaimResult:
     layer = _layer(run, options, 1)
     candidates = lambda t: complex_candidates(t, thr)  # noqa: E731
     score = lambda t: t.osi  # noqa: E731
-    ev = unit_evidence(run, options, layer, lambda p, lay, s: grating_tuning(p, lay, stimulus_seed=s),
-                       candidates, score)
+    members = unit_evidence(run, options, layer, lambda p, lay, s: grating_tuning(p, lay, stimulus_seed=s),
+                            candidates, score)
+    ev = members[0]
     t, nulls, is_complex = ev.first.tuning, ev.first.nulls, ev.passing
     osi_t = max(thr["osi_floor"], ev.first.null.threshold)
     table = [{"unit": _unit(layer, i), "complex": bool(is_complex[i]), "osi": _r(t.osi[i]),
@@ -410,7 +447,7 @@ def check_complex(run, options: CheckOptions) -> ClaimResult:
     evidence["notes"] = ["A unit counts when it is right of the vertical dashed line (more orientation-selective "
                          "than 99% of the phase-invariant units pooled over re-initialised copies) and below the "
                          "horizontal one (F1/F0 <= 0.5: its response hardly depends on the phase)."]
-    return pooled_verdict(claim, evidence, ev, layer,
+    return pooled_verdict(claim, evidence, members, layer,
                           "orientation-selective units whose grating response does not depend on phase")
 
 
@@ -443,11 +480,12 @@ def check_curves(run, options: CheckOptions) -> ClaimResult:
     thr = claim.thresholds
     layer = _layer(run, options, 1)
     candidates = lambda t: curve_candidates(t, thr)  # noqa: E731
-    ev = unit_evidence(run, options, layer, lambda p, lay, s: curve_tuning(p, lay, stimulus_seed=s),
-                       candidates, lambda t: t.score)
+    members = unit_evidence(run, options, layer, lambda p, lay, s: curve_tuning(p, lay, stimulus_seed=s),
+                            candidates, lambda t: t.score)
+    ev = members[0]
     evidence = curve_result(claim, ev.first.tuning, ev.first.nulls, layer, ev.passing, _null_counts(ev),
                             {**thr, "score": _threshold(ev.first.null)}, _probe(run, options).receptive_field(layer))
-    return pooled_verdict(claim, evidence, ev, layer,
+    return pooled_verdict(claim, evidence, members, layer,
                           "curve detectors (selective for curves of one orientation over straight lines, white "
                           "or black)")
 
@@ -493,11 +531,13 @@ def check_high_low(run, options: CheckOptions) -> ClaimResult:
     thr = claim.thresholds
     layer = _layer(run, options, 1)
     candidates = lambda t: high_low_candidates(t, thr)  # noqa: E731
-    ev = unit_evidence(run, options, layer, lambda p, lay, s: high_low_tuning(p, lay, seed=s, stimulus_seed=s),
-                       candidates, lambda t: t.score)
+    members = unit_evidence(run, options, layer,
+                            lambda p, lay, s: high_low_tuning(p, lay, seed=s, stimulus_seed=s), candidates,
+                            lambda t: t.score)
+    ev = members[0]
     evidence = high_low_result(claim, ev.first.tuning, ev.first.nulls, layer, ev.passing, _null_counts(ev),
                                {**thr, "score": _threshold(ev.first.null)})
-    return pooled_verdict(claim, evidence, ev, layer,
+    return pooled_verdict(claim, evidence, members, layer,
                           "high-low frequency detectors (high frequency on one side of a boundary, low on the other)")
 
 
