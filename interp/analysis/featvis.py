@@ -21,10 +21,21 @@ adds what it lacks:
 torch.Size([16, 1, 3, 32, 32])
 >>> save_featvis(result, run.report_dir() / "featvis" / "conv2")
 
+Every rendering records how well each unit's image 0 did (:class:`UnitQuality`, in
+``result.quality`` and in ``index.json``): the activation reached and at the start, the
+unit's rank among the layer's units on its own image (specificity), failure flags (the
+objective did not rise, or the image is flat: :data:`QUALITY_RULES`) and, after
+:meth:`FeatureVis.attach_natural` with :func:`natural_max`, the best natural image's
+activation and the ratio. :func:`accentuate` is feature accentuation (Hamblin, Fel, Serre
+et al. 2024): optimisation from a natural image, kept close to it.
+
+>>> result.attach_natural(natural_max(run, "conv2", sample=2000))
+>>> [q.unit for q in result.quality if q.failed], result.quality[5].rank, result.quality[5].ratio
+
 Files (stable names, linked from the report): ``unit_0005.png`` (the image),
 ``unit_0005_div1.png`` ... (diverse images), ``unit_0005_neg.png`` (negative),
-``grid.png`` (all units), ``index.json`` (files, values, settings), ``history.safetensors``
-(the objective at every step).
+``grid.png`` (all units), ``index.json`` (files, values, settings, quality),
+``history.safetensors`` (the objective at every step).
 """
 
 from __future__ import annotations
@@ -49,6 +60,8 @@ from ..hooks import StopForward, forward_hooks, get_module, run_until
 from ..io import atomic_dir, save_tensors, write_bytes, write_json
 
 OBJECTIVES = ("channel", "neuron")
+DEFAULT_STEPS = 512
+"""Optimisation steps of :func:`visualize`, ``interp visualize`` and the report's main images."""
 LUCID_SIZE = 224
 """The image size Lucid's transform defaults were made for (InceptionV1's input)."""
 DEFAULT_LR = 0.05  # Lucent's render_vis default (Adam)
@@ -159,7 +172,8 @@ def _lucent_device(device: torch.device) -> Iterator[None]:
 
 
 def image_param(seeds: Sequence[int], size: int, device: torch.device, *, fft: bool = True,
-                decorrelate: bool = True, sd: float = 0.01) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:
+                decorrelate: bool = True, sd: float = 0.01,
+                init: torch.Tensor | None = None) -> tuple[list[torch.Tensor], Callable[[], torch.Tensor]]:
     """Lucent's image parameterisation for ``len(seeds)`` images, seeded per image.
 
     Returns ``(params, image_f)`` like Lucent's ``param.image``: ``image_f()`` gives
@@ -171,6 +185,12 @@ def image_param(seeds: Sequence[int], size: int, device: torch.device, *, fft: b
     batched product over every pixel after it. The same values as Lucent's, to float
     rounding (a test checks); Adam, being elementwise, does not see the layout. The initial
     values come from one ``torch.Generator`` per image, never global state.
+
+    ``init``: ``(N, 3, size, size)`` images in ``[0, 1]`` to start from instead of noise
+    (feature accentuation, :func:`accentuate`). The parameters are set by inverting the
+    sigmoid (pixels clamped to ``[INIT_EPS, 1 - INIT_EPS]``, half an 8-bit level), the colour
+    decorrelation and, for ``fft``, the scaled inverse FFT, so ``image_f()`` starts at the
+    images to within ``INIT_EPS``.
     """
     from lucent.optvis.param.color import color_correlation_normalized
 
@@ -183,9 +203,15 @@ def image_param(seeds: Sequence[int], size: int, device: torch.device, *, fft: b
             params, raw_f = pixel_image((n, 3, size, size), sd=sd)
         (tensor,) = params
         with torch.no_grad():
-            init = torch.stack([torch.randn(tensor.shape[1:], generator=torch.Generator().manual_seed(s))
-                                for s in seeds])
-            tensor.copy_(init.mul_(sd).to(tensor.device))
+            if init is not None:
+                start = _logit(init, n, size).to(tensor.device)
+                if decorrelate:
+                    start = torch.einsum("dc,bchw->bdhw", torch.linalg.inv(colour), start)
+                tensor.copy_(start)
+            else:
+                noise = torch.stack([torch.randn(tensor.shape[1:], generator=torch.Generator().manual_seed(s))
+                                     for s in seeds])
+                tensor.copy_(noise.mul_(sd).to(tensor.device))
 
         def pixel_f() -> torch.Tensor:
             image = raw_f()
@@ -202,8 +228,16 @@ def image_param(seeds: Sequence[int], size: int, device: torch.device, *, fft: b
     scale = torch.tensor(1.0 / np.maximum(freqs, 1.0 / size) / 4.0, dtype=torch.float32, device=device)
     scale = scale[None, None, :, :, None]
     shape = (3, *freqs.shape, 2)
-    init = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds], 1)
-    spectrum = init.mul_(sd).to(device).requires_grad_(True)                # (3, N, H, W // 2 + 1, 2)
+    if init is not None:
+        # image = sigmoid(irfft(C @ spectrum * scale)): invert each step (irfft of an rfft is exact)
+        target = _logit(init, n, size).to(device)
+        mixed = torch.view_as_real(torch.fft.rfftn(target, s=(size, size), norm="ortho")).transpose(0, 1)
+        mixed = mixed / scale
+        start = (torch.linalg.inv(colour) @ mixed.reshape(3, -1)).view_as(mixed) if decorrelate else mixed
+        spectrum = start.contiguous().requires_grad_(True)
+    else:
+        noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(s)) for s in seeds], 1)
+        spectrum = noise.mul_(sd).to(device).requires_grad_(True)           # (3, N, H, W // 2 + 1, 2)
 
     def image_f() -> torch.Tensor:
         spec = (colour @ spectrum.view(3, -1)).view_as(spectrum) if decorrelate else spectrum
@@ -211,6 +245,19 @@ def image_param(seeds: Sequence[int], size: int, device: torch.device, *, fft: b
         return torch.sigmoid(image).transpose(0, 1)                         # (N, 3, H, W)
 
     return [spectrum], image_f
+
+
+INIT_EPS = 0.5 / 255
+"""Starting images are clamped to ``[INIT_EPS, 1 - INIT_EPS]`` (the sigmoid never reaches 0 or 1)."""
+
+
+def _logit(images: torch.Tensor, n: int, size: int) -> torch.Tensor:
+    images = torch.as_tensor(images).detach()
+    images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    if tuple(images.shape) != (n, 3, size, size):
+        raise InterpError(f"starting images must be ({n}, 3, {size}, {size}) floats in [0, 1]; "
+                          f"got {tuple(images.shape)}")
+    return torch.logit(images.clamp(INIT_EPS, 1 - INIT_EPS))
 
 
 def image_seed(seed: int, unit: int, k: int = 0, negative: bool = False) -> int:
@@ -359,18 +406,19 @@ def optimize_images(subject: Subject, layers: Sequence[str], seeds: Sequence[int
                     objective: Callable[[Callable[[str], torch.Tensor]], tuple[torch.Tensor, torch.Tensor]],
                     *, steps: int, lr: float = DEFAULT_LR, transforms: "Transforms | Sequence[Callable] | None" = None,
                     fft: bool = True, decorrelate: bool = True, transform_seed: int = 0,
-                    on_step: Callable[[], None] | None = None) -> Optimized:
+                    on_step: Callable[[], None] | None = None, init: torch.Tensor | None = None) -> Optimized:
     """The optimisation loop shared by :func:`visualize` and :func:`render`.
 
     ``objective(T)`` gets Lucent's ``T(name)`` lookup (module outputs by name, ``"input"``
     for the images) and returns ``(gain, per_image_values)``; Adam maximises the gain.
     One image per seed. With :class:`Transforms` (default) each image has its own random
     stream; a list of Lucent transform functions runs with numpy's global random state
-    seeded for the call and restored after.
+    seeded for the call and restored after. ``init``: starting images instead of noise
+    (see :func:`image_param`).
     """
     model, device = subject.model, subject.device
     transforms = Transforms.for_size(size) if transforms is None else transforms
-    params, image_f = image_param(seeds, size, device, fft=fft, decorrelate=decorrelate)
+    params, image_f = image_param(seeds, size, device, fft=fft, decorrelate=decorrelate, init=init)
     optimizer = _adam(params, lr)
     if isinstance(transforms, Transforms):
         to_input = _warp_and_normalize(subject, layers, transforms, seeds, steps, size)
@@ -536,7 +584,8 @@ class FeatureVis:
     ``images[i, k]`` is the k-th (diverse) image of ``units[i]``; ``values[i, k]`` its
     objective value (the unit's mean activation for ``channel``, its centre activation
     for ``neuron``) on the final image without transforms; ``initial_values`` the same on
-    the starting noise; ``history[s, i, k]`` the value at step ``s`` (under transforms).
+    the starting noise; ``history[s, i, k]`` the value at step ``s`` (under transforms);
+    ``quality[i]`` how well image 0 did (:class:`UnitQuality`).
     """
 
     layer: str
@@ -552,6 +601,33 @@ class FeatureVis:
     negative_history: torch.Tensor | None = None
     info: dict = field(default_factory=dict)
     """Run details that do not change the images: device, chunk size, seconds."""
+    quality: list["UnitQuality"] | None = None
+    """Per unit (aligned with ``units``), how well image 0 did: the activation reached and at
+    the start, its specificity, failure flags, the best natural image's activation (after
+    :meth:`attach_natural`). See :class:`UnitQuality`."""
+    natural_source: dict | None = None
+    """Where ``quality[i].natural`` comes from: dataset, images scanned, sample (or None)."""
+
+    def attach_natural(self, natural: "NaturalMax") -> "FeatureVis":
+        """Record each unit's best natural activation (from :func:`natural_max`) in ``quality``."""
+        if self.quality is None:
+            raise InterpError("this rendering has no quality record; render it again with visualize()")
+        if natural.layer != self.layer:
+            raise InterpError(f"natural activations of {natural.layer}, not {self.layer}")
+        objective = self.settings.get("objective")
+        if natural.objective != objective:
+            raise InterpError(f"natural activations for the {natural.objective} objective; this rendering "
+                              f"used {objective!r}")
+        for q in self.quality:
+            if q.unit in natural.units:
+                i = natural.units.index(q.unit)
+                q.natural, q.natural_index = float(natural.values[i]), int(natural.indices[i])
+        self.natural_source = natural.source()
+        return self
+
+    def failed_units(self) -> list[int]:
+        """Units whose image 0 is flagged (see :class:`UnitQuality`)."""
+        return [q.unit for q in self.quality or [] if q.failed]
 
     def index(self, unit: int) -> int:
         try:
@@ -574,7 +650,7 @@ class FeatureVis:
 
 
 def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
-              objective: str | Callable = "channel", steps: int = 512, size: int | None = None,
+              objective: str | Callable = "channel", steps: int = DEFAULT_STEPS, size: int | None = None,
               diversity: int = 1, negative: bool = False, seed: int = 0, lr: float = DEFAULT_LR,
               transforms: Transforms | Sequence[Callable] | None = None,
               diversity_weight: float = DEFAULT_DIVERSITY_WEIGHT, fft: bool = True, decorrelate: bool = True,
@@ -589,7 +665,8 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
     (weight ``diversity_weight``); ``negative=True`` also minimises each unit. Images
     are ``size`` px (default: the model's input size). Units go in chunks of at most
     ``batch_size`` images (default: as many as ``memory_budget`` bytes of activations
-    allow), each unit's images in one chunk.
+    allow), each unit's images in one chunk. ``fv.quality`` records how well each unit's
+    image 0 did (:class:`UnitQuality`; specificity only for the built-in objectives).
 
     >>> fv = visualize(run, "conv2", "0-3", steps=256, diversity=2, negative=True)
     >>> fv.images.shape, fv.negative_images.shape
@@ -693,6 +770,7 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
     if negative:
         fv.negative_images, fv.negative_values = images[:, 1], values[:, 1]
         fv.negative_initial_values, fv.negative_history = initial[:, 1], history[:, :, 1]
+    fv.quality = assess(subject, fv, specific=not custom)
     return fv
 
 
@@ -790,6 +868,476 @@ def _unit_ranges(units: Sequence[int]) -> str:
         parts.append(str(units[i]) if i == j else f"{units[i]}-{units[j]}")
         i = j + 1
     return ",".join(parts)
+
+
+# ------------------------------------------------------------------------------- quality
+
+RISE_MARGIN = 0.05
+"""An optimisation "did not rise" when ``reached <= start + RISE_MARGIN * |start| + RISE_FLOOR``."""
+RISE_FLOOR = 1e-6
+FLAT_STD = 0.02
+"""An image is "flat" when the standard deviation of all its values (channels and positions
+together, on [0, 1]) is below this: a near-uniform, near-grey image, like the noise an
+optimisation starts from (std about 0.003) when it never moved. A saturated uniform
+colour (e.g. pure red, std 0.47) is not flat: it is what a colour unit wants."""
+FAILURE_MESSAGES = {"not-rising": "the objective did not rise", "flat": "the image is flat"}
+QUALITY_RULES = {
+    "not-rising": f"reached <= start + {RISE_MARGIN} * |start| + {RISE_FLOOR}",
+    "flat": f"std of the image's pixel values (all channels, [0, 1]) < {FLAT_STD}",
+    "specificity": "rank of the unit among all units of the layer on its own image, by the objective's value "
+                   "(z-scored across the layer's units on that image; ties count against the unit); 1 = specific",
+    "ratio": "reached / natural (the best natural image's value of the same objective); none when natural <= 0",
+}
+
+
+@dataclass
+class UnitQuality:
+    """How well one unit's image did (image 0 of a :class:`FeatureVis`).
+
+    ``reached`` and ``start``: the objective on the final image and on the starting noise
+    (step 0), without transforms. ``rank``: 1 when, on its own image, the unit is the most
+    active unit of its layer (by the same objective, z-scored across the layer's units:
+    ``z = (a_own - mean) / std`` over the units); ``z`` that score. ``natural``: the
+    largest value of the objective over natural images (see :func:`natural_max`), with the
+    image's index. ``failures``: ``"not-rising"`` and/or ``"flat"`` (see
+    :data:`QUALITY_RULES`); an image with failures is shown, flagged, never hidden.
+    """
+
+    unit: int
+    reached: float
+    start: float
+    pixel_std: float
+    rank: int | None = None
+    z: float | None = None
+    natural: float | None = None
+    natural_index: int | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float | None:
+        """reached / natural; None without a natural value or when it is not positive (no
+        natural image drives the unit up: a ratio would then say nothing)."""
+        if self.natural is None or self.natural <= 1e-12:
+            return None
+        return self.reached / self.natural
+
+    @property
+    def specific(self) -> bool | None:
+        return None if self.rank is None else self.rank == 1
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    def failure_text(self) -> str:
+        """``"optimisation failed: the objective did not rise / the image is flat"``, or ``""``."""
+        if not self.failures:
+            return ""
+        return "optimisation failed: " + " / ".join(FAILURE_MESSAGES.get(f, f) for f in self.failures)
+
+    def to_dict(self) -> dict:
+        def r(v):
+            return None if v is None else round(float(v), 6)
+        # the ratio from the rounded values, so that from_dict(to_dict()) gives the same dict
+        rounded = UnitQuality(self.unit, r(self.reached), r(self.start), 0.0, natural=r(self.natural))
+        return {"unit": int(self.unit), "reached": r(self.reached), "start": r(self.start),
+                "pixel_std": r(self.pixel_std), "rank": self.rank, "z": r(self.z), "specific": self.specific,
+                "natural": r(self.natural), "natural_index": self.natural_index, "ratio": r(rounded.ratio),
+                "failed": self.failed, "failures": list(self.failures), "failure": self.failure_text()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UnitQuality":
+        return cls(int(d["unit"]), float(d["reached"]), float(d["start"]), float(d["pixel_std"]), d.get("rank"),
+                   d.get("z"), d.get("natural"), d.get("natural_index"), list(d.get("failures", [])))
+
+
+def image_std(images: torch.Tensor) -> torch.Tensor:
+    """``(N, 3, H, W)`` -> ``(N,)``: the std of each image's values (what "flat" is judged by)."""
+    return images.detach().float().flatten(1).std(1, unbiased=False)
+
+
+def failure_reasons(reached: float, start: float, pixel_std: float) -> list[str]:
+    """The failure flags of one image (see :data:`QUALITY_RULES`)."""
+    reasons = []
+    if not reached > start + RISE_MARGIN * abs(start) + RISE_FLOOR:
+        reasons.append("not-rising")
+    if pixel_std < FLAT_STD:
+        reasons.append("flat")
+    return reasons
+
+
+def layer_values(run: Any, layer: str, images: torch.Tensor, *, objective: str = "channel",
+                 batch_size: int = 256, normalize: Callable | None = None) -> torch.Tensor:
+    """``(N, C)``: the objective's value for every unit of ``layer`` on each image.
+
+    ``images`` are ``(N, 3, H, W)`` floats in [0, 1] or uint8. ``objective`` ``"channel"``
+    is a unit's mean over positions, ``"neuron"`` its centre activation (Lucent's).
+    """
+    subject = as_subject(run, normalize)
+    if objective not in OBJECTIVES:
+        raise unknown("objective", str(objective), OBJECTIVES)
+    out = []
+    with torch.no_grad(), frozen(subject.model), Recorder(subject.model, [layer]) as rec:
+        for batch in images.split(batch_size):
+            x = batch.float() / 255 if batch.dtype == torch.uint8 else batch.float()
+            acts = rec.run(subject.normalize(x.to(subject.device)))[layer]
+            if acts.dim() == 4 and objective == "neuron":
+                acts = acts[:, :, acts.shape[2] // 2, acts.shape[3] // 2]
+            elif acts.dim() > 2:
+                acts = acts.flatten(2).mean(2)
+            out.append(acts.float().cpu())
+    return torch.cat(out)
+
+
+def specificity(run: Any, layer: str, images: torch.Tensor, units: Sequence[int], *, objective: str = "channel",
+                normalize: Callable | None = None) -> tuple[list[int], list[float]]:
+    """For each image (the image of ``units[i]``), the rank of its own unit among all units
+    of the layer (1 = the most active) and its z-score across the layer's units.
+
+    The values are the objective's (mean over positions for ``channel``) on each image
+    without transforms; a unit tied with others counts as below them.
+    """
+    vals = layer_values(run, layer, images, objective=objective, normalize=normalize)  # (N, C)
+    own = vals[torch.arange(len(units)), torch.as_tensor(list(units))]
+    others = vals >= own[:, None]
+    others[torch.arange(len(units)), torch.as_tensor(list(units))] = False
+    ranks = (1 + others.sum(1)).tolist()
+    std = vals.std(1, unbiased=False)
+    z = torch.where(std > 0, (own - vals.mean(1)) / std.clamp_min(1e-12), torch.zeros_like(own))
+    return [int(r) for r in ranks], [float(v) for v in z]
+
+
+def assess(run: Any, fv: "FeatureVis", *, specific: bool = True,
+           normalize: Callable | None = None) -> list[UnitQuality]:
+    """The :class:`UnitQuality` of every unit's image 0 (specificity unless ``specific=False``)."""
+    images = fv.images[:, 0]
+    stds = image_std(images).tolist()
+    reached, start = fv.values[:, 0].tolist(), fv.initial_values[:, 0].tolist()
+    ranks: list[int | None] = [None] * len(fv.units)
+    zs: list[float | None] = [None] * len(fv.units)
+    objective = fv.settings.get("objective")
+    if specific and objective in OBJECTIVES:
+        ranks, zs = specificity(run, fv.layer, images, fv.units, objective=objective, normalize=normalize)
+    return [UnitQuality(u, reached[i], start[i], stds[i], ranks[i], zs[i],
+                        failures=failure_reasons(reached[i], start[i], stds[i])) for i, u in enumerate(fv.units)]
+
+
+def specific_share(quality: Sequence[UnitQuality]) -> tuple[int, int]:
+    """``(units whose own image ranks them first, units with a rank)``."""
+    ranked = [q for q in quality if q.rank is not None]
+    return sum(q.rank == 1 for q in ranked), len(ranked)
+
+
+# ----------------------------------------------------------------------- natural images
+
+
+@dataclass
+class NaturalMax:
+    """Each unit's best natural image: the largest value of the objective over a dataset.
+
+    ``indices[i]`` is the image's position in the dataset's test split (the whole split,
+    even when only a ``sample`` of it was scanned); ``values[i]`` the objective there (the
+    unit's mean activation over positions for ``channel``, as in :func:`visualize`).
+    """
+
+    layer: str
+    units: list[int]
+    values: torch.Tensor  # (U,)
+    indices: torch.Tensor  # (U,) long
+    objective: str
+    dataset: str
+    n_images: int
+    sample: dict | None = None
+    """:meth:`~interp.data.samples.Sample.to_dict` of the scanned subset, None for the whole split."""
+
+    def value(self, unit: int) -> float:
+        return float(self.values[self.units.index(unit)])
+
+    def source(self) -> dict:
+        return {"dataset": self.dataset, "n_images": self.n_images, "objective": self.objective,
+                "sample": self.sample, "split": "test"}
+
+    def to_dict(self) -> dict:
+        return {**self.source(), "layer": self.layer, "units": list(self.units),
+                "values": [round(float(v), 6) for v in self.values], "indices": [int(i) for i in self.indices]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NaturalMax":
+        return cls(d["layer"], [int(u) for u in d["units"]], torch.tensor(d["values"], dtype=torch.float32),
+                   torch.tensor(d["indices"], dtype=torch.long), d["objective"], d["dataset"], int(d["n_images"]),
+                   d.get("sample"))
+
+
+def split_images(run: Any, data: Any = None, *, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None,
+                                                                               list | None, str]:
+    """``(images, labels, classes, name)`` of the test split: the run's, or ``data`` (an
+    ImageData, or a uint8 tensor ``(N, 3, H, W)``)."""
+    if isinstance(data, torch.Tensor):
+        return data, None, None, "tensor"
+    if data is None:
+        if not hasattr(run, "load_data"):
+            raise InterpError("give the images: data=ImageData or a uint8 tensor (a bare module has no dataset)")
+        data = run.load_data(progress=progress, split="test")
+    labels = getattr(data, "test_y", None)
+    if labels is not None and len(labels) != len(data.test_x):
+        labels = None
+    return data.test_x, labels, getattr(data, "classes", None), str(getattr(data, "name", "data"))
+
+
+def natural_max(run: Any, layer: str, units: str | Sequence[int] | None = None, *, objective: str = "channel",
+                data: Any = None, sample: int | None = None, seed: int = 0, batch_size: int = 256,
+                normalize: Callable | None = None, progress: bool = False) -> NaturalMax:
+    """The best natural image of each unit: the max of the objective over the test split, or
+    over a seeded stratified ``sample`` of it (:func:`interp.data.samples.stratified_sample`).
+
+    The objective is the one :func:`visualize` maximises (``channel``: the mean over
+    positions, not the max over positions that dataset examples rank by), so
+    ``visualize(...).values / natural_max(...).values`` compares like with like. Ties go to
+    the earlier image.
+
+    >>> nat = natural_max(run, "conv2", sample=2000)
+    >>> fv = visualize(run, "conv2").attach_natural(nat)
+    >>> fv.quality[0].ratio
+    """
+    from ..data.samples import random_sample, stratified_sample
+    from ..units import parse_unit_list
+
+    images, labels, classes, name = split_images(run, data, progress=progress)
+    if images.dim() != 4 or len(images) == 0:
+        raise InterpError(f"expected (N, 3, H, W) test images, got {tuple(images.shape)}")
+    chosen = None
+    if sample is not None and sample < len(images):
+        chosen = (stratified_sample(labels, sample, seed=seed, classes=classes) if labels is not None
+                  else random_sample(len(images), sample, seed=seed))
+        index = chosen.indices
+    else:
+        index = torch.arange(len(images))
+    vals = layer_values(run, layer, images[index], objective=objective, batch_size=batch_size, normalize=normalize)
+    n_units = vals.shape[1]
+    unit_list = (parse_unit_list(units, n_units, layer=layer) if units is None or isinstance(units, str)
+                 else parse_unit_list(",".join(str(int(u)) for u in units), n_units, layer=layer))
+    picked = vals[:, unit_list]
+    best, where = picked.max(0)  # first maximum: the earlier image on ties
+    return NaturalMax(layer, unit_list, best, index[where], objective, name, len(index),
+                      chosen.to_dict() if chosen is not None else None)
+
+
+# ---------------------------------------------------------------------- accentuation
+
+ACCENT_STEPS = 64
+ACCENT_WEIGHT = 1.0
+ACCENT_REFERENCE = 0.1
+"""RMS pixel distance (on [0, 1]) at which the accentuation penalty equals ``weight`` times the
+unit's activation on its starting image."""
+
+
+@dataclass
+class Accentuation:
+    """Feature accentuations (Hamblin, Fel, Serre et al. 2024): each unit's image optimised
+    from a natural image, kept close to it. See :func:`accentuate`."""
+
+    layer: str
+    units: list[int]
+    images: torch.Tensor  # (U, 3, H, W) in [0, 1]: the accentuated images
+    start_images: torch.Tensor  # (U, 3, H, W): the natural images they started from
+    values: torch.Tensor  # (U,) the objective on the accentuated images
+    start_values: torch.Tensor  # (U,) the objective on the natural images
+    initial_values: torch.Tensor  # (U,) the objective on the parameterisation's step-0 image
+    distances: torch.Tensor  # (U,) RMS pixel distance (on [0, 1]) from the start
+    history: torch.Tensor  # (steps, U) the objective at each step (under transforms)
+    settings: dict
+    info: dict = field(default_factory=dict)
+
+    def index(self, unit: int) -> int:
+        try:
+            return self.units.index(unit)
+        except ValueError:
+            raise InterpError(f"unit {unit} of {self.layer} was not accentuated; units: "
+                              f"{_unit_ranges(self.units)}") from None
+
+
+def accentuate(run_or_subject: Any, layer: str, units: str | Sequence[int] | None, images: torch.Tensor, *,
+               steps: int = ACCENT_STEPS, weight: float = ACCENT_WEIGHT, seed: int = 0, lr: float = DEFAULT_LR,
+               objective: str = "channel", transforms: Transforms | None = None, fft: bool = True,
+               decorrelate: bool = True, batch_size: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET,
+               normalize: Callable | None = None, progress: bool = False) -> Accentuation:
+    """Feature accentuation: optimise each unit's image starting from a natural image.
+
+    ``images[i]`` (``(U, 3, H, W)``, floats in [0, 1] or uint8) is the start for
+    ``units[i]``, typically its best natural image (:func:`natural_max`). The image is
+    parameterised as in :func:`visualize` (Lucent's decorrelated FFT, by default), with
+    the parameters set so that step 0 is the natural image (:func:`image_param`'s
+    ``init``). Each step maximises ``value - weight * s * (d / ACCENT_REFERENCE) ** 2``,
+    ``d`` the RMS pixel distance from the start and ``s`` the unit's value on the start
+    (at least 1e-6), so the penalty is on the objective's own scale; fewer ``steps`` keep
+    it closer too. Transforms as in :func:`visualize` (:meth:`Transforms.for_size`).
+
+    >>> nat = natural_max(run, "conv2")
+    >>> start = run.load_data(split="test").test_x[nat.indices]
+    >>> acc = accentuate(run, "conv2", nat.units, start, steps=64)
+    >>> acc.values / acc.start_values            # how much more the unit responds
+    """
+    from ..units import parse_unit_list
+
+    subject = as_subject(run_or_subject, normalize)
+    get_module(subject.model, layer)
+    if objective not in OBJECTIVES:
+        raise unknown("objective", str(objective), OBJECTIVES)
+    if steps < 0:
+        raise InterpError(f"steps must be at least 0, got {steps}")
+    images = torch.as_tensor(images).detach()
+    images = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    if images.dim() != 4 or images.shape[1] != 3 or images.shape[2] != images.shape[3]:
+        raise InterpError(f"starting images must be (units, 3, H, H); got {tuple(images.shape)}")
+    size = images.shape[-1]
+    shapes, floats_per_image = probe(subject, [layer], size)
+    n_units = shapes[layer][0]
+    unit_list = (parse_unit_list(units, n_units, layer=layer) if units is None or isinstance(units, str)
+                 else parse_unit_list(",".join(str(int(u)) for u in units), n_units, layer=layer))
+    if len(unit_list) != len(images):
+        raise InterpError(f"one starting image per unit: {len(unit_list)} units, {len(images)} images")
+    if objective == "neuron" and len(shapes[layer]) != 3:
+        raise InterpError(f"the neuron objective needs a layer with spatial positions; {layer} has none")
+    start_images = images.clamp(0, 1)
+    value_fn = _value_function(objective, layer, False)
+    chunk_units = _chunk_units(subject, 1, floats_per_image, batch_size, memory_budget)
+    u_ = len(unit_list)
+    out = torch.zeros(u_, 3, size, size)
+    values, start_values, initial, history = (torch.zeros(u_), torch.zeros(u_), torch.zeros(u_),
+                                              torch.zeros(steps, u_))
+    seconds = 0.0
+    from tqdm.auto import tqdm
+
+    with tqdm(total=steps * math.ceil(u_ / chunk_units), desc=f"accentuate {layer}", unit="step",
+              disable=not progress or None, leave=False) as bar:
+        for lo in range(0, u_, chunk_units):
+            sl = slice(lo, min(u_, lo + chunk_units))
+            chunk = unit_list[sl]
+            x0 = start_images[sl].to(subject.device)
+            batch_units = torch.tensor(chunk, device=subject.device)
+            seeds = [image_seed(seed, u, 0) for u in chunk]
+            nat = _evaluate(subject, [layer], size, None, value_fn, batch_units, fft, decorrelate, images=x0)
+            scale = nat.abs().clamp_min(1e-6).to(subject.device)
+            with torch.no_grad():
+                _, start_f = image_param(seeds, size, subject.device, fft=fft, decorrelate=decorrelate, init=x0)
+                first = start_f()
+            init_vals = _evaluate(subject, [layer], size, None, value_fn, batch_units, fft, decorrelate, images=first)
+
+            def gain_fn(T, batch_units=batch_units, x0=x0, scale=scale):
+                vals = value_fn(T, batch_units)
+                d2 = (T("input") - x0).pow(2).flatten(1).mean(1)
+                return (vals - weight * scale * d2 / ACCENT_REFERENCE ** 2).sum(), vals
+
+            if steps:
+                result = optimize_images(subject, [layer], seeds, size, gain_fn, steps=steps, lr=lr,
+                                         transforms=transforms, fft=fft, decorrelate=decorrelate,
+                                         transform_seed=seed, on_step=bar.update, init=x0)
+                final, seconds = result.images, seconds + result.seconds
+                history[:, sl] = result.history
+            else:
+                final = first.cpu()
+            out[sl] = final
+            values[sl] = _evaluate(subject, [layer], size, None, value_fn, batch_units, fft, decorrelate,
+                                   images=final)
+            start_values[sl], initial[sl] = nat, init_vals
+    distances = (out - start_images).pow(2).flatten(1).mean(1).sqrt()
+    tf = Transforms.for_size(size) if transforms is None else transforms
+    settings = {"layer": layer, "objective": objective, "steps": steps, "weight": weight,
+                "reference_distance": ACCENT_REFERENCE, "seed": seed, "lr": lr, "size": size,
+                "param": {"kind": "fft" if fft else "pixel", "decorrelate": decorrelate,
+                          "init": "the natural image (sigmoid, colour decorrelation and FFT inverted)"},
+                "transforms": tf.to_dict(),
+                "penalty": "weight * |value on the start| * (rms pixel distance / reference_distance) ** 2",
+                "method": "feature accentuation (Hamblin, Fel, Serre et al. 2024): optimised from a natural image"}
+    info = {"device": str(subject.device), "seconds": round(seconds, 3), "run": subject.name}
+    return Accentuation(layer, unit_list, out, start_images.cpu(), values, start_values, initial, distances, history,
+                        settings, info)
+
+
+def accent_file(unit: int, which: str = "") -> str:
+    """``unit_0005.png`` (the accentuated image), ``unit_0005_start.png`` (the natural start)."""
+    return f"unit_{unit:04d}" + (f"_{which}" if which else "") + ".png"
+
+
+def save_accentuation(acc: Accentuation, directory: str | Path, *, natural: NaturalMax | None = None) -> Path:
+    """PNGs (accentuated and start), ``index.json`` (values, distances, settings, and the
+    natural source when given); the folder is replaced atomically."""
+    directory = Path(directory)
+    with atomic_dir(directory) as tmp:
+        units = {}
+        for i, u in enumerate(acc.units):
+            write_bytes(tmp / accent_file(u), encode_png(to_uint8(acc.images[i])))
+            write_bytes(tmp / accent_file(u, "start"), encode_png(to_uint8(acc.start_images[i])))
+            entry = {"image": accent_file(u), "start_image": accent_file(u, "start"),
+                     "value": round(float(acc.values[i]), 6), "start_value": round(float(acc.start_values[i]), 6),
+                     "initial_value": round(float(acc.initial_values[i]), 6),
+                     "distance": round(float(acc.distances[i]), 6)}
+            if natural is not None and u in natural.units:
+                j = natural.units.index(u)
+                entry["natural_index"] = int(natural.indices[j])
+                entry["natural_value"] = round(float(natural.values[j]), 6)
+            units[str(u)] = entry
+        index = {"kind": "accentuation", "layer": acc.layer, "settings": _jsonable(acc.settings),
+                 "info": _jsonable(acc.info), "units": units}
+        if natural is not None:
+            index["natural"] = natural.to_dict()
+        save_tensors(tmp / "history.safetensors", {"history": acc.history.contiguous()})
+        write_json(tmp / "index.json", index)
+    return directory
+
+
+def load_accentuation(directory: str | Path) -> Accentuation:
+    """Read a folder written by :func:`save_accentuation` (images 8-bit quantised)."""
+    directory = Path(directory)
+    index = _read_index(directory)
+    if index is None or index.get("kind") != "accentuation":
+        raise InterpError(f"no feature accentuation in {directory} (index.json missing)")
+    from safetensors.torch import load_file
+
+    units = sorted(int(u) for u in index["units"])
+    entries = [index["units"][str(u)] for u in units]
+    hist_file = directory / "history.safetensors"
+    history = load_file(str(hist_file))["history"] if hist_file.exists() else torch.zeros(0, len(units))
+
+    def vals(key):
+        return torch.tensor([e[key] for e in entries], dtype=torch.float32)
+
+    return Accentuation(index["layer"], units, torch.stack([decode_png(directory / e["image"]) for e in entries]),
+                        torch.stack([decode_png(directory / e["start_image"]) for e in entries]), vals("value"),
+                        vals("start_value"), vals("initial_value"), vals("distance"), history, index["settings"],
+                        index.get("info", {}))
+
+
+# ------------------------------------------------------------------------ saved renderings
+
+
+def settings_key(settings: dict) -> str:
+    """A folder-name suffix for the settings that tell renderings apart:
+    ``channel-512steps-seed0-neg``, ``channel-256steps-div4-seed0``."""
+    parts = [str(settings.get("objective")), f"{settings.get('steps')}steps"]
+    if int(settings.get("diversity") or 1) > 1:
+        parts.append(f"div{settings['diversity']}")
+    parts.append(f"seed{settings.get('seed', 0)}")
+    if settings.get("negative"):
+        parts.append("neg")
+    return "-".join(parts)
+
+
+def settings_match(saved: dict, wanted: dict) -> bool:
+    """Whether a saved rendering has the ``wanted`` settings: each wanted key equal, except
+    that a rendering with negatives also serves one without (each image has its own seed
+    and transform stream, so the maximising images do not depend on whether negatives
+    were rendered beside them)."""
+    for key, value in wanted.items():
+        have = saved.get(key)
+        if key == "negative" and not value:
+            continue
+        if isinstance(value, float) and isinstance(have, (int, float)):
+            if not math.isclose(value, have, rel_tol=1e-9):
+                return False
+        elif have != value:
+            return False
+    return True
 
 
 # --------------------------------------------------------------- free-form Lucent objectives
@@ -938,6 +1486,8 @@ def save_featvis(result: FeatureVis, directory: str | Path) -> Path:
                     entry["negative_images"].append(unit_file(u, k, True))
                     write_bytes(tmp / unit_file(u, k, True), encode_png(to_uint8(result.negative_images[i, k])))
                 tensors[f"unit_{u:04d}_neg"] = result.negative_history[:, i]
+            if result.quality is not None:
+                entry["quality"] = result.quality[i].to_dict()
             entries[str(u)] = entry
         order = sorted(entries, key=int)
         tiles = [_tile(tmp, entries[u]["images"][0]) for u in order]
@@ -945,6 +1495,12 @@ def save_featvis(result: FeatureVis, directory: str | Path) -> Path:
         index = {"kind": "featvis", "layer": result.layer, "settings": _jsonable(result.settings),
                  "info": _jsonable(result.info), "grid": "grid.png", "history": "history.safetensors",
                  "units": {u: entries[u] for u in order}}
+        if all("quality" in entries[u] for u in order):
+            ranked = [entries[u]["quality"] for u in order if entries[u]["quality"].get("rank") is not None]
+            index["quality"] = {"rules": QUALITY_RULES,
+                                "failed_units": [int(u) for u in order if entries[u]["quality"]["failed"]],
+                                "specific_units": sum(q["rank"] == 1 for q in ranked), "ranked_units": len(ranked),
+                                "natural": _jsonable(result.natural_source)}
         if result.negative_images is not None and all("negative_images" in entries[u] for u in order):
             write_bytes(tmp / "grid_neg.png",
                         encode_png(image_grid([_tile(tmp, entries[u]["negative_images"][0]) for u in order])))
@@ -980,6 +1536,9 @@ def load_featvis(directory: str | Path) -> FeatureVis:
 
     fv = FeatureVis(index["layer"], units, stack("images"), values("values"), values("initial_values"),
                     history(""), index["settings"], info=index.get("info", {}))
+    if entries and all("quality" in e for e in entries):
+        fv.quality = [UnitQuality.from_dict(e["quality"]) for e in entries]
+        fv.natural_source = (index.get("quality") or {}).get("natural")
     if entries and all("negative_images" in e for e in entries):
         fv.negative_images, fv.negative_values = stack("negative_images"), values("negative_values")
         fv.negative_initial_values, fv.negative_history = values("negative_initial_values"), history("_neg")

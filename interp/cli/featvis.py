@@ -8,6 +8,12 @@ from pathlib import Path
 
 from .common import add_device, add_no_progress, add_run, add_seed, load_run_announced, table
 
+DEFAULT_STEPS = 512
+"""= interp.analysis.featvis.DEFAULT_STEPS (not imported: registering commands must not load torch; a test checks)."""
+
+NATURAL_SAMPLE = 2000
+"""Test images scanned for the best natural image in ``interp visualize``'s table."""
+
 VISUALIZE_EPILOG = """\
 examples:
   interp visualize --layer conv2                     # every unit of conv2 of the latest run
@@ -19,6 +25,12 @@ examples:
 Writes reports/RUN/featvis/LAYER/: unit_0005.png (+ _div1, _neg), grid.png, index.json.
 All units are optimised together in one batch (memory-bounded chunks for wide layers);
 the same --seed gives the same images.
+
+The table: the objective at the start and reached (on the image without transforms), the
+best natural test image's value of the same objective (max over a seeded stratified sample
+of --natural N test images, when the run's data is at hand), reached / natural, the
+specificity rank (1 = on its own image the unit is the layer's most active) and a flag
+when the optimisation failed (the objective did not rise, or the image is flat).
 """
 
 EXAMPLES_EPILOG = """\
@@ -68,13 +80,16 @@ def register(sub, common) -> None:
     _common(p)
     p.add_argument("--objective", default="channel", help="channel (mean over positions, default) or neuron "
                                                           "(centre position)")
-    p.add_argument("--steps", type=int, default=512, help="optimisation steps (default 512)")
+    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimisation steps (default {DEFAULT_STEPS})")
     p.add_argument("--size", type=int, help="image size in px (default: the model's input size)")
     p.add_argument("--diversity", type=int, default=1, metavar="K",
                    help="K different images per unit (Lucent's diversity term; default 1)")
     p.add_argument("--negative", action="store_true", help="also render images that minimise each unit")
     p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05, Lucent's)")
     p.add_argument("--batch-size", type=int, help="images per chunk (default: sized to 1 GiB of activations)")
+    p.add_argument("--natural", type=int, default=NATURAL_SAMPLE, metavar="N",
+                   help=f"compare with the best of N test images (seeded, stratified; default {NATURAL_SAMPLE}; "
+                        f"0 skips; only when the run's data is at hand: generated, or CIFAR-10 downloaded)")
     add_no_progress(p)
     add_seed(p)
     p.set_defaults(func=cmd_visualize)
@@ -107,32 +122,95 @@ def _out(args, run, kind: str) -> Path:
     return Path(args.out) if args.out else run.report_dir() / kind / args.layer
 
 
+def _cheap_data(run, n: int):
+    """The run's test split when it is at hand without a download or a folder scan, else
+    ``(None, why)``."""
+    if n <= 0:
+        return None, "skipped (--natural 0)"
+    config = getattr(run, "config", None)
+    if config is None or getattr(config, "task", "") != "image-classification" or not hasattr(run, "load_data"):
+        return None, "no dataset for this model"
+    if getattr(config, "family", "") == "inception":
+        return None, "InceptionV1 comes without a dataset"
+    name = config.data.name
+    if name == "cifar10":
+        from ..data.cifar10 import ARCHIVE_NAME
+        from ..data.images import data_dir
+
+        if not (data_dir() / "cifar10" / ARCHIVE_NAME).is_file():
+            return None, "CIFAR-10 is not downloaded (interp examples fetches it)"
+    elif name.split(":", 1)[0] not in ("shapes", "shapes-watermark"):
+        return None, f"the dataset {name} is a folder (not scanned here; the report scans it)"
+    return run.load_data(progress=False, split="test"), ""
+
+
 def cmd_visualize(args) -> int:
-    from ..analysis.featvis import save_featvis, visualize
+    from ..analysis.featvis import natural_max, save_featvis, specific_share, visualize
 
     run = _load(args)
     result = visualize(run, args.layer, args.units, objective=args.objective, steps=args.steps, size=args.size,
                        diversity=args.diversity, negative=args.negative, seed=args.seed, lr=args.lr,
                        batch_size=args.batch_size, progress=not args.no_progress)
+    natural_note = ""
+    if result.quality is not None and args.objective in ("channel", "neuron") and result.settings["size"] == \
+            (getattr(run, "input_shape", None) or (0,))[-1]:
+        data, natural_note = _cheap_data(run, args.natural)
+        if data is not None:
+            result.attach_natural(natural_max(run, args.layer, result.units, objective=args.objective, data=data,
+                                              sample=args.natural, seed=args.seed))
+    elif result.quality is not None:
+        natural_note = "not compared (a custom size or objective)"
     path = save_featvis(result, _out(args, run, "featvis"))
+    quality = result.quality or []
+    has_natural = any(q.natural is not None for q in quality)
     rows = []
     for i, u in enumerate(result.units):
         row = {"unit": f"{args.layer}:{u}", "start": float(result.initial_values[i].mean()),
                "final": float(result.values[i].mean())}
         if result.negative_values is not None:
             row["negative"] = float(result.negative_values[i].mean())
+        if quality:
+            q = quality[i]
+            row.update({"reached": q.reached, "natural": q.natural, "ratio": q.ratio,
+                        "rank": "-" if q.rank is None else str(q.rank),
+                        "failed": "FAILED: " + ", ".join(q.failures) if q.failed else "no"})
         rows.append(row)
-    columns = [("unit", "unit"), ("start", "start"), ("final", "final")]
+    k = result.images.shape[1]
+    columns = [("unit", "unit"), ("start", "start")]
+    columns.append(("final", "final (mean of images)" if k > 1 else "reached"))
     if result.negative_values is not None:
         columns.append(("negative", "negative"))
+    if quality:
+        if k > 1:
+            columns.append(("reached", "reached (image 0)"))
+        if has_natural:
+            columns += [("natural", "natural max"), ("ratio", "reached/natural")]
+        columns += [("rank", "specificity rank"), ("failed", "failed")]
     shown = rows if len(rows) <= 40 else rows[:40]
-    print(table(shown, columns, {k: "{:.3f}".format for k in ("start", "final", "negative")}))
+
+    def fmt(v):
+        return "-" if v is None else f"{v:.3f}"
+    print(table(shown, columns, {k_: fmt for k_ in ("start", "final", "negative", "reached", "natural", "ratio")}))
     if len(rows) > len(shown):
         print(f"... {len(rows) - len(shown)} more in {path / 'index.json'}")
-    k = result.images.shape[1]
     s = result.settings
     print(f"\nRendered {len(result.units)} units of {args.layer} ({k} image{'s' if k > 1 else ''} each, {s['steps']} "
           f"steps, {s['size']} px) in {result.info['seconds']:.1f}s on {result.info['device']} -> {path}/")
+    if quality:
+        specific, ranked = specific_share(quality)
+        if ranked:
+            print(f"Specificity: {specific} of {ranked} units rank first among the {args.layer} units on their own "
+                  f"image.")
+        failed = [q for q in quality if q.failed]
+        if failed:
+            print(f"Optimisation failed for {len(failed)} unit{'s' if len(failed) > 1 else ''}: "
+                  + "; ".join(f"{args.layer}:{q.unit} ({q.failure_text().split(': ', 1)[1]})" for q in failed))
+        if has_natural:
+            src = result.natural_source or {}
+            print(f"Natural max: the best of {src.get('n_images')} test images of {src.get('dataset')} "
+                  f"(seed {args.seed}, stratified), same objective.")
+        elif natural_note:
+            print(f"Natural max omitted: {natural_note}.")
     return 0
 
 
