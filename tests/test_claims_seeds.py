@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from interp.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, ClaimResult, Verdict
+from interp.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, ClaimResult, Verdict, check_claims
 from interp.claims.seeds import agreement, check_across_seeds, seed_siblings, sibling_name
 from interp.errors import InterpError
 
@@ -69,3 +69,11 @@ def test_a_sibling_with_another_recipe_is_never_overwritten(own_run):
 def test_seeds_out_of_range_is_a_clear_error(cli):
     code, out, err = cli("claims", "check", "--seeds", "0")
     assert code == 2 and "--seeds must be between 1 and 10" in err and "Traceback" not in err
+
+
+def test_unit_verdicts_do_not_flip_with_the_check_seed(tiny_run):
+    """A trained net checked with two --seed values: the unit-level verdicts agree (each is the consensus
+    of three check seeds, so a count at the edge of chance is inconclusive on both)."""
+    claims = ["complex-gabors", "curve-detectors", "high-low-frequency"]
+    verdicts = [[r.status for r in check_claims(tiny_run, claims, seed=s, null_models=8)] for s in (0, 1)]
+    assert verdicts[0] == verdicts[1], verdicts

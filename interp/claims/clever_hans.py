@@ -407,7 +407,7 @@ def check_planted(run, watermark, options: CheckOptions | None = None, *, refere
                **({"reference_drop": _r(ref["drop"]), "excess_drop": _r(ref["excess"]),
                    "excess_ci_low": _r(ref["excess_ci"][0]), "excess_ci_high": _r(ref["excess_ci"][1])}
                   if ref else {})}
-    null_what = (f"99% quantile of the drop when the marks are re-assigned to classes at random "
+    null_what = (f"drop when the marks are re-assigned to classes at random "
                  f"({len(test.null_drops)} assignments)")
     if ref:
         null_what += f", or the reference run {ref['name']}'s drop (95% CI high) if larger"
@@ -519,7 +519,7 @@ def _check_shapes(run, options: CheckOptions) -> ClaimResult:
     evidence = dict(layer="input", table=rows, numbers=numbers, notes=notes, found=[],
                     headline=headline("accuracy with the object removed (its background only)", acc["object_removed"],
                                       obj_ci, null=null, n=n, over="images",
-                                      null_what=f"99% quantile of guessing at chance ({chance:.0%}) on {n} images",
+                                      null_what=f"accuracy of guessing at chance ({chance:.0%}) on {n} images",
                                       extra={"chance": _r(chance), "full": _r(acc["full"])}),
                     data={"accuracy": dict(acc), "chance": chance, "destroy": ["object_removed"],
                           "per_class": {"classes": classes, **per_class}, "kept": kept,
@@ -574,7 +574,7 @@ def _check_perturbations(run, options: CheckOptions) -> ClaimResult:
         head = headline(f"accuracy on {best} images (the perturbation that should destroy most, keeping the most)",
                         result.perturbed[best], bootstrap_ci(ok, seed=options.seed),
                         null=_chance_quantile(result.n, result.chance), n=result.n, over="images",
-                        null_what=f"99% quantile of guessing at chance ({result.chance:.0%}) on {result.n} images",
+                        null_what=f"accuracy of guessing at chance ({result.chance:.0%}) on {result.n} images",
                         extra={"chance": _r(result.chance), "full": _r(result.full)})
     evidence = dict(layer="input", table=rows, numbers=numbers, found=survived, notes=notes, headline=head,
                     data={"accuracy": {"full": result.full, **result.perturbed}, "chance": result.chance,

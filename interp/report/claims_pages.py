@@ -53,8 +53,8 @@ def contribute(ctx: ReportContext) -> None:
                     subtitle="Published findings tested on this model: a verdict, its reason and the evidence.")
     ctx.nav.append(("Claims", "claims.html"))
     page.add(Section("summary", "Verdicts", "claims_summary.html", {"results": results}, order=5))
-    for r in results:
-        page.add(Section(f"claim-{r['claim']}", r["claim"], "claim.html", {"r": r}, order=10))
+    for i, r in enumerate(results):  # in the order they were checked, as in the summary table
+        page.add(Section(f"claim-{r['claim']}", r["claim"], "claim.html", {"r": r}, order=10 + i))
     counts = {}
     for r in results:
         counts[r["verdict"]["status"]] = counts.get(r["verdict"]["status"], 0) + 1
