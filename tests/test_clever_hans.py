@@ -181,3 +181,11 @@ def test_binomial_tail_against_scipy():
     stats = pytest.importorskip("scipy.stats")
     for k, n, p in [(3, 6, 0.01), (50, 400, 0.1), (0, 5, 0.3), (11, 1000, 0.0019), (7, 7, 0.5)]:
         assert binomial_tail(k, n, p) == pytest.approx(float(stats.binom.sf(k - 1, n, p)), rel=1e-9, abs=1e-300)
+
+
+def test_one_class_of_images_is_a_clear_error(tiny_run):
+    from interp.errors import InterpError
+
+    images = torch.zeros(20, 3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(InterpError, match="at least 2 classes"):
+        check_claims(tiny_run, ["clever-hans"], images=images, labels=torch.zeros(20, dtype=torch.long))

@@ -338,7 +338,7 @@ def _r(x, digits: int = 4):
 def check_clever_hans(run, options: CheckOptions) -> ClaimResult:
     watermark = _planted_cue(run)
     if watermark is not None:
-        return check_planted(run, watermark, options, reference=getattr(options, "reference", None))
+        return check_planted(run, watermark, options, reference=options.reference)
     if options.images is None and _is_plain_shapes(run):
         return _check_shapes(run, options)
     return _check_perturbations(run, options)
@@ -550,6 +550,9 @@ def _check_perturbations(run, options: CheckOptions) -> ClaimResult:
     images, labels, sample = claim_data(run, options)
     if labels is None:
         raise InterpError("the Clever Hans check needs the labels of the images: pass labels= with images=")
+    if len(torch.unique(labels)) < 2:
+        raise InterpError(f"the Clever Hans check compares accuracy with chance, which needs images of at least 2 "
+                          f"classes; these {len(labels)} images are all of class {int(labels[0])}")
     result = perturbation_accuracy(run, images, labels, seed=options.seed)
     rows = [{"input": "full", "accuracy": round(result.full, 4), "retention": 1.0, "should_destroy": False,
              "p_vs_chance": result.p_values["full"]}]
@@ -706,6 +709,11 @@ def check_cue_token(run, options: CheckOptions) -> ClaimResult:
     evidence = dict(layer="input tokens", table=rows, found=[options.cue] if supported else [],
                     numbers={"cue_effect": round(result.effect, 5), "placebo_max": round(max(placebo, default=0), 5),
                              "sequences_with_cue": result.sequences},
+                    headline=headline(f"KL change of the predictions when {options.cue!r} is replaced", result.effect,
+                                      (float("nan"), float("nan")), null=null if placebo else None,
+                                      n=result.sequences, over="sequences (no interval: one pooled effect)",
+                                      null_what=f"{claim.thresholds['factor']}x the largest of {len(placebo)} other "
+                                                f"tokens' effects (placebos)", level=None),
                     data={"effects": {r["token"]: r["kl_after_replacing"] for r in rows}})
     factor = claim.thresholds["factor"]
     if supported:

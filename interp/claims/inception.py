@@ -30,6 +30,7 @@ import torch
 
 from ..hooks import get_module
 from .registry import NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim, reinitialized, run_kind
+from .stats import bootstrap_ci, headline
 from .vision import (CURVES, CURVES_URL, EARLY_VISION, EARLY_VISION_URL, Probe, curve_candidates,
                      curve_result, curve_tuning, first_layer_families, high_low_candidates, high_low_result,
                      high_low_tuning, plot_curves, plot_filters, plot_scatter, _families_result)
@@ -61,6 +62,16 @@ def _null_probes(probe: Probe, options: CheckOptions) -> list[Probe]:
     # hundreds of null units, enough for a per-unit quantile (--null-models asks for more).
     n = options.null_models or 1
     return [probe.with_model(reinitialized(probe.model, options.seed + 1 + i)) for i in range(n)]
+
+
+def _published_headline(what: str, passing: torch.Tensor, fraction: float) -> dict:
+    """The share of the published units that pass here, with a bootstrap CI over those units; each unit
+    is tested against the 99% quantile of null units, so chance alone gives a share near 1%."""
+    share = passing.double()
+    return headline(f"share of the published units that are {what} here", float(share.mean()),
+                    bootstrap_ci(share), null=0.01, n=len(share), over="published units",
+                    null_what=f"share of re-initialised units passing the same per-unit threshold (the claim asks "
+                              f"for {fraction:.0%})", level=None)
 
 
 def unit_threshold(values: list[torch.Tensor], masks: list[torch.Tensor], floor: float, q: float = 0.99) -> float:
@@ -143,6 +154,7 @@ def check_mixed3b(run, options: CheckOptions) -> ClaimResult:
         row["ours_mapped"] = round(m, 1)
         row["error"] = round(float(circular_difference(torch.tensor(m), torch.tensor(MIXED3B_CURVES[u]))), 1)
     n_curve = int(is_curve[units].sum())
+    evidence["headline"] = _published_headline("curve detectors", is_curve[units], thr["fraction"])
     evidence["numbers"].update({"published_units": len(units), "curve_detectors_among_them": n_curve,
                                 "angle_sign": match["sign"], "angle_offset": match["offset"],
                                 "median_angle_error": round(match["median_error"], 1),
@@ -179,6 +191,7 @@ def check_mixed3a(run, options: CheckOptions) -> ClaimResult:
     evidence = high_low_result(claim, t, nulls, layer, is_hl, [], {**thr, "score": round(score_t, 3)}, units=units)
     evidence["notes"] = _weights_note(run)
     n = int(is_hl[units].sum())
+    evidence["headline"] = _published_headline("high-low frequency detectors", is_hl[units], thr["fraction"])
     evidence["numbers"].update({"published_units": len(units), "high_low_among_them": n})
     text = f"{n} of {len(units)} published mixed3a high-low units respond as high-low frequency detectors here"
     if n >= thr["fraction"] * len(units):

@@ -230,8 +230,15 @@ def tiling_result(claim: Claim, fam: FirstLayerFamilies) -> ClaimResult:
     numbers = {"gabor_units": n, "largest_gap_deg": _r(gap, 1), "p_uniform_gap_this_small": _r(p_uniform)}
     notes = [f"Gabor-like as in gabor-first-layer: the Gabor fit beats {NULL_QUANTILE:.0%} of a spectrum-matched "
              f"null (R^2 >= {fam.r2_threshold:.2f}), band-pass, and the filter itself oriented beyond chance."]
+    boot = torch.tensor([largest_gap(ori[torch.randint(n, (n,), generator=g)]) for _ in range(500)]) if n else None
     evidence = dict(layer=fam.layer, numbers=numbers, table=table, found=[_unit(fam.layer, i) for i in gabor],
-                    notes=notes, data={"orientations": ori.tolist()})
+                    notes=notes, data={"orientations": ori.tolist()},
+                    headline=headline(f"largest gap between the {n} Gabor-like filters' orientations (degrees)", gap,
+                                      (float(torch.quantile(boot, 0.025)), float(torch.quantile(boot, 0.975)))
+                                      if n else (float("nan"), float("nan")),
+                                      null=float(sim_gaps.median()) if n else None, n=n,
+                                      over="Gabor-like filters (500 draws)",
+                                      null_what=f"median gap of {n} uniformly random orientations", level=None))
     need, max_gap = claim.thresholds["min_units"], claim.thresholds["max_gap_deg"]
     if n == 0:
         return claim.result(NOT_SUPPORTED, f"{fam.layer} has no Gabor-like filters, so no orientations are tiled",
@@ -388,7 +395,8 @@ def pooled_verdict(claim: Claim, evidence: dict, members: list[UnitEvidence], la
     chance_text = (f"chance (a random unit counts with probability {ev.rate_bound:.2%}) gives {ev.count} or more "
                    f"of {n_units} with p = {ev.p_value:.2g}")
     if len(set(statuses)) > 1:
-        listing = ", ".join(f"seed {s}: {st} ({m.count} units)" for s, st, m in zip(seeds, statuses, members))
+        listing = ", ".join(f"seed {s}: {st} ({m.count} unit{'s' * (m.count != 1)})"
+                            for s, st, m in zip(seeds, statuses, members))
         return claim.result(INCONCLUSIVE, f"the verdict changes with the check's seed ({listing}): {ev.count} {what} "
                             f"in {layer} ({shown or 'none'}) is at the edge of what chance gives; more null copies "
                             f"(--null-models) would sharpen the null, and a layer with more such units would decide",
