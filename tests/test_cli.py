@@ -116,3 +116,35 @@ def test_zoo_subset(cli, tmp_path):
     rows = json.loads((tmp_path / "models" / "zoo.json").read_text())["rows"]
     assert [r["entry"] for r in rows] == ["tutorial-avg", "mlp-small"]
     assert all(0 <= r["test_acc"] <= 1 for r in rows)
+
+
+def test_every_command_help_ends_with_examples():
+    import argparse
+
+    from interp.cli import build_parser
+
+    missing = []
+
+    def walk(parser, prefix):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    if "examples" not in sub.format_help().lower():
+                        missing.append(prefix + name)
+                    walk(sub, prefix + name + " ")
+
+    walk(build_parser(), "")
+    assert missing == []
+
+
+def test_a_closed_pipe_is_quiet():
+    """`interp models | head -1`: the reader stops early; no BrokenPipeError traceback, exit 0."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", "import sys; from interp.cli import main; sys.exit(main(['models']))"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err

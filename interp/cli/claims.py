@@ -35,7 +35,9 @@ def register(sub, common) -> None:
     claims_sub = p.add_subparsers(dest="claims_command", metavar="COMMAND")
 
     q = claims_sub.add_parser("list", parents=[common], help="list the claims with their sources",
-                              description="List every claim: id, what it needs, its statement and source.")
+                              description="List every claim: id, what it needs, its statement and source.",
+                              formatter_class=argparse.RawDescriptionHelpFormatter,
+                              epilog="examples:\n  interp claims list\n  interp claims list --json")
     q.add_argument("--json", action="store_true", help="print JSON instead of a table")
     q.set_defaults(func=cmd_list)
 

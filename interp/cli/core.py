@@ -10,7 +10,9 @@ from .common import add_device, add_no_progress, load_run_announced, pct, table
 
 def register(sub, common) -> None:
     p = sub.add_parser("models", parents=[common], help="list the models that can be trained",
-                       description="List registered models with their family, task and parameter count.")
+                       description="List registered models with their family, task and parameter count.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  interp models\n  interp models 'tutorial*'\n  interp models | head -5")
     p.add_argument("pattern", nargs="?", default="*", help="glob filter, e.g. 'cnn*'")
     p.set_defaults(func=cmd_models)
 
@@ -59,7 +61,9 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("runs", parents=[common], help="list trained runs",
-                       description="List the runs under models/ with model, dataset, status, accuracy and date.")
+                       description="List the runs under models/ with model, dataset, status, accuracy and date.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  interp runs\n  INTERP_MODELS_DIR=~/experiments/models interp runs")
     p.set_defaults(func=cmd_runs)
 
     p = sub.add_parser(
@@ -91,7 +95,10 @@ def register(sub, common) -> None:
 
     p = sub.add_parser("demo", parents=[common], help="run the whole pipeline on embedded data",
                        description="Train the tutorial net on the embedded shapes data and run every analysis "
-                                   "stage on it, ending with a report. No download; a few minutes on 2 CPU cores.")
+                                   "stage on it, ending with a report. No download; a few minutes on 2 CPU cores.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="examples:\n  interp demo\n  interp demo --quick            # smaller data, fewer steps\n"
+                              "  interp demo --device cuda")
     p.add_argument("--quick", action="store_true", help="smaller data and fewer steps (a smoke test)")
     add_no_progress(p)
     add_device(p)
