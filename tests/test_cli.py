@@ -148,3 +148,12 @@ def test_a_closed_pipe_is_quiet():
     p.stdout.close()
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err
+
+
+@pytest.mark.parametrize("command", ["sample", "attention", "lens", "attribute-tokens"])
+def test_prompt_escapes_mean_the_same_in_every_command(command):
+    """The help's own `--prompt 'ROMEO:\\nWhat say'` is a newline wherever a prompt is taken."""
+    from interp.cli import build_parser
+
+    args = build_parser().parse_args([command, "--prompt", r"ROMEO:\nWhat say\tthere \\n"])
+    assert args.prompt == "ROMEO:\nWhat say\tthere \\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_device, add_no_progress, add_run, load_run_announced, table
+from .common import add_device, add_no_progress, add_run, escaped_text, load_run_announced, table
 
 METHOD_HELP = "saliency, ig, smoothgrad, gradcam, occlusion, guided-backprop, deeplift, or all (default all)"
 
@@ -119,7 +119,8 @@ def register(sub, common) -> None:
                "  interp attribute-tokens --run gpt --prompt 'To be or not to b' --target e\n"
                "  interp attribute-tokens --run attn-only --prompt '<bos> 5 9 13 5 9' --position -1")
     add_run(p)
-    p.add_argument("--prompt", help="the prompt; \\n and \\t stand for a newline and a tab (token-task runs: "
+    p.add_argument("--prompt", type=escaped_text,
+                   help="the prompt; \\n and \\t stand for a newline and a tab (token-task runs: "
                                     "token names separated by spaces; default for them: a random induction sequence)")
     p.add_argument("--target", metavar="TOKEN", help="the next token to explain (default: the most likely)")
     p.add_argument("--position", type=int, default=-1, help="which position's prediction (default -1: the last)")
@@ -327,8 +328,7 @@ def cmd_attribute_tokens(args) -> int:
     if run.config.task != "language-model":
         raise InterpError(f"run {run.name} is a {run.config.task} run; attribute-tokens needs a gpt or attn-only "
                           f"run (for images: interp attribute)")
-    # A shell cannot easily pass a newline: accept the two-character escapes \n and \t.
-    prompt = args.prompt.replace("\\n", "\n").replace("\\t", "\t") if args.prompt else args.prompt
+    prompt = args.prompt  # escapes decoded by the option's type (cli.common.escaped_text)
     tokens = prompt_tokens(run, prompt, seed=args.seed)
     result = attribute_tokens(run, tokens, args.target, position=args.position, steps=args.steps,
                               baseline_token=args.baseline_token)

@@ -55,3 +55,25 @@ def table(rows: list[dict], columns: list[tuple[str, str]], formats: dict | None
 
 def pct(value: float) -> str:
     return f"{100 * value:.1f}%"
+
+
+_ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
+
+
+def escaped_text(value: str) -> str:
+    r"""An argparse ``type`` for prompts: ``\n`` is a newline, ``\t`` a tab, ``\\`` a backslash; any
+    other backslash stays as typed. The same in every command that takes a prompt.
+
+    >>> escaped_text(r"ROMEO:\nWhat say")
+    'ROMEO:\nWhat say'
+    """
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "\\" and i + 1 < len(value) and value[i + 1] in _ESCAPES:
+            out.append(_ESCAPES[value[i + 1]])
+            i += 2
+        else:
+            out.append(value[i])
+            i += 1
+    return "".join(out)
+

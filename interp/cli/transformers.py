@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_device, add_run, add_seed, load_run_announced, table
+from .common import add_device, add_run, add_seed, escaped_text, load_run_announced, table
 
 EPILOG_TRAIN = (
     "training:\n"
@@ -36,7 +36,9 @@ def register(sub, common) -> None:
                "Sample tokens from a trained gpt or attn-only run, starting from a prompt.",
                "  interp sample --run gpt --prompt 'ROMEO:' --tokens 300\n"
                "  interp sample --run gpt --temperature 0.8 --seed 1\n")
-    p.add_argument("--prompt", help="text to continue (characters of the training text); default: a newline")
+    p.add_argument("--prompt", type=escaped_text,
+                   help="text to continue (characters of the training text; \\n and \\t stand for a newline and a "
+                        "tab); default: a newline")
     p.add_argument("--tokens", type=int, default=200, help="tokens to generate (default 200)")
     p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
     add_seed(p)
@@ -48,8 +50,9 @@ def register(sub, common) -> None:
                "  interp attention --run gpt --prompt 'First Citizen:'\n"
                "  interp attention --run attn-only                 # a random induction sequence\n"
                "  interp attention --run attn-only --prompt '<bos> 5 9 13 5 9 13' --layer 1 --head 0,2\n")
-    p.add_argument("--prompt", help="the prompt (token-task runs: token names separated by spaces; "
-                                    "default there: a random induction sequence)")
+    p.add_argument("--prompt", type=escaped_text,
+                   help="the prompt, \\n and \\t standing for a newline and a tab (token-task runs: token names "
+                        "separated by spaces; default there: a random induction sequence)")
     p.add_argument("--layer", help="layers to draw, e.g. 1 or 0,1 (default: all)")
     p.add_argument("--head", help="heads to draw, e.g. 0,2 (default: all)")
     add_seed(p)
@@ -70,7 +73,9 @@ def register(sub, common) -> None:
                "(logit lens), and split each next-token logit into the heads' direct contributions.",
                "  interp lens --run gpt --prompt 'ROMEO:\\nWhat say'\n"
                "  interp lens --run attn-only\n")
-    p.add_argument("--prompt", help="the prompt (default for token-task runs: a random induction sequence)")
+    p.add_argument("--prompt", type=escaped_text,
+                   help="the prompt, \\n and \\t standing for a newline and a tab (default for token-task runs: a "
+                        "random induction sequence)")
     p.add_argument("--top-k", type=int, default=5, help="top predictions kept per layer and position (default 5)")
     add_seed(p)
     p.set_defaults(func=cmd_lens)
