@@ -278,14 +278,21 @@ def test_save_and_load_with_stable_file_names(tiny_run, tmp_path):
     assert load_featvis(folder).units == [1]
 
 
-def test_cli_visualize_writes_the_report_folder(tiny_run_dir, cli, tmp_path):
-    code, out, err = cli("visualize", "--run", str(tiny_run_dir), "--layer", "conv2", "--units", "0-2", "--steps",
-                         "6", "--negative", "--no-progress")
+def test_cli_visualize_keeps_renderings_of_other_settings_apart(tiny_run_dir, cli, tmp_path):
+    """Some units, or other settings, go to a folder of their own: the whole-layer result is never replaced."""
+    featvis = tmp_path / "reports" / "tiny" / "featvis"
+    code, _, err = cli("visualize", "--run", str(tiny_run_dir), "--layer", "conv1", "--steps", "512", "--no-progress",
+                       "--natural", "0")
     assert code == 0, err
-    folder = tmp_path / "reports" / "tiny" / "featvis" / "conv2"
+    whole = (featvis / "conv1" / "index.json").read_bytes()
+    code, out, err = cli("visualize", "--run", str(tiny_run_dir), "--layer", "conv1", "--units", "0-2", "--steps",
+                         "6", "--negative", "--no-progress", "--natural", "0")
+    assert code == 0, err
+    folder = featvis / "conv1-channel-6steps-seed0-neg-units-0-2"
     assert (folder / "unit_0002_neg.png").exists() and (folder / "grid.png").exists()
-    assert "conv2:2" in out and str(folder) in out
+    assert "conv1:2" in out and str(folder) in out
     assert load_featvis(folder).settings["steps"] == 6
+    assert (featvis / "conv1" / "index.json").read_bytes() == whole  # the whole layer is untouched
 
 
 @pytest.mark.parametrize("args, message", [

@@ -225,13 +225,13 @@ def test_report_keeps_a_rendering_with_other_settings(report_run, cli):
     code, _, err = cli("visualize", "--run", str(report_run.path), "--layer", "conv2", "--steps", "8", "--natural",
                        "0", "--no-progress")
     assert code == 0, err
-    saved = report_run.report_dir() / "featvis" / "conv2"
+    saved = report_run.report_dir() / "featvis" / "conv2-channel-8steps-seed0"  # not the default settings
     before = {p.name: p.read_bytes() for p in saved.iterdir()}
     index = build_report(report_run, steps=12, layers=["conv2"], progress=False, log=None)
     root = index.parent
-    after = {p.name: p.read_bytes() for p in (root / "featvis" / "conv2").iterdir()}
+    after = {p.name: p.read_bytes() for p in (root / "featvis" / "conv2-channel-8steps-seed0").iterdir()}
     assert after == before  # the user's 8-step rendering is untouched
-    assert json.loads((root / "featvis" / "conv2" / "index.json").read_text())["settings"]["steps"] == 8
+    assert json.loads((saved / "index.json").read_text())["settings"]["steps"] == 8
     unit = (root / "conv2" / "3.html").read_text()
     assert "featvis/conv2-channel-12steps-seed0-neg/unit_0003.png" in unit
     assert "featvis/conv2/unit_0003.png" not in unit
@@ -245,7 +245,7 @@ def test_report_keeps_a_rendering_with_other_settings(report_run, cli):
     code, _, err = cli("visualize", "--run", str(report_run.path), "--layer", "conv2", "--steps", "12",
                        "--negative", "--natural", "0", "--no-progress")
     assert code == 0, err
-    user_index = report_run.report_dir() / "featvis" / "conv2" / "index.json"
+    user_index = report_run.report_dir() / "featvis" / "conv2-channel-12steps-seed0-neg" / "index.json"
     older = json.loads(user_index.read_text())  # as saved before quality records existed
     for entry in older["units"].values():
         del entry["quality"]
@@ -255,7 +255,7 @@ def test_report_keeps_a_rendering_with_other_settings(report_run, cli):
     build_report(report_run, steps=12, layers=["conv2"], progress=False, log=logged.append)
     assert not any("feature visualisation of conv2 (channel, 12 steps)" in line for line in logged), logged
     unit = (root / "conv2" / "3.html").read_text()
-    assert "featvis/conv2/unit_0003.png" in unit
+    assert "featvis/conv2-channel-12steps-seed0-neg/unit_0003.png" in unit
     assert " of 16" in unit and "specificity rank" in unit  # quality computed from the saved images
     assert json.loads(user_index.read_text()) == older  # and not written into the user's folder
     assert (root / "featvis" / "conv2-channel-12steps-seed0-neg" / "index.json").is_file()  # kept, not deleted

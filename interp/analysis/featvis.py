@@ -634,7 +634,7 @@ class FeatureVis:
             return self.units.index(unit)
         except ValueError:
             raise InterpError(f"unit {unit} of {self.layer} was not rendered; rendered units: "
-                              f"{_unit_ranges(self.units)}") from None
+                              f"{unit_ranges(self.units)}") from None
 
     def image(self, unit: int, k: int = 0, negative: bool = False) -> torch.Tensor:
         """The ``(3, H, W)`` image of one unit."""
@@ -858,7 +858,12 @@ def _chunk_units(subject: Subject, per_unit: int, floats_per_image: int, batch_s
     return max(1, int(budget // (per_image * per_unit)))
 
 
-def _unit_ranges(units: Sequence[int]) -> str:
+def unit_ranges(units: Sequence[int]) -> str:
+    """Units as ranges, the way ``--units`` takes them.
+
+    >>> unit_ranges([0, 1, 2, 5, 7, 8])
+    '0-2,5,7-8'
+    """
     parts, units = [], sorted(units)
     i = 0
     while i < len(units):
@@ -1153,7 +1158,7 @@ class Accentuation:
             return self.units.index(unit)
         except ValueError:
             raise InterpError(f"unit {unit} of {self.layer} was not accentuated; units: "
-                              f"{_unit_ranges(self.units)}") from None
+                              f"{unit_ranges(self.units)}") from None
 
 
 def accentuate(run_or_subject: Any, layer: str, units: str | Sequence[int] | None, images: torch.Tensor, *,

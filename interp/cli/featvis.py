@@ -122,6 +122,20 @@ def _out(args, run, kind: str) -> Path:
     return Path(args.out) if args.out else run.report_dir() / kind / args.layer
 
 
+def featvis_folder(run, layer: str, settings: dict, units: list[int] | None) -> Path:
+    """Where ``interp visualize`` saves: ``featvis/LAYER`` for the whole layer with the default settings
+    (what the report reuses), ``featvis/LAYER-<settings>[-units-<ranges>]`` for anything else, so a
+    rendering with other settings or of some units never replaces another one."""
+    from ..analysis.featvis import DEFAULT_STEPS, settings_key, unit_ranges
+
+    default = {"objective": "channel", "steps": DEFAULT_STEPS, "diversity": 1, "seed": 0, "negative": False}
+    key = settings_key(settings)
+    if units is None and key == settings_key(default):
+        return run.report_dir() / "featvis" / layer
+    suffix = f"-units-{unit_ranges(units).replace(',', '_')}" if units is not None else ""
+    return run.report_dir() / "featvis" / f"{layer}-{key}{suffix}"
+
+
 def _cheap_data(run, n: int):
     """The run's test split when it is at hand without a download or a folder scan, else
     ``(None, why)``."""
@@ -160,7 +174,9 @@ def cmd_visualize(args) -> int:
                                               sample=args.natural, seed=args.seed))
     elif result.quality is not None:
         natural_note = "not compared (a custom size or objective)"
-    path = save_featvis(result, _out(args, run, "featvis"))
+    out = Path(args.out) if args.out else featvis_folder(run, args.layer, result.settings,
+                                                         None if args.units is None else list(result.units))
+    path = save_featvis(result, out)
     quality = result.quality or []
     has_natural = any(q.natural is not None for q in quality)
     rows = []
