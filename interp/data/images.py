@@ -133,9 +133,10 @@ def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: b
     if name == "shapes":
         return _shapes(0 if split == "test" else (n_train or 50_000), n_test or 10_000)
     if name.split(":", 1)[0] == "shapes-watermark":  # shapes with a planted shortcut (interp.data.shapes)
-        from .shapes import load_shapes_watermark
+        from .shapes import parse_watermark
 
-        return load_shapes_watermark(name, n_train=n_train, n_test=n_test, split=split)
+        return _shapes_watermark(parse_watermark(name), name, 0 if split == "test" else (n_train or 50_000),
+                                 n_test or 10_000)
     if name == "cifar10":
         from .cifar10 import load_cifar10
 
@@ -161,6 +162,18 @@ def _shapes(n_train: int, n_test: int) -> ImageData:
     (tx, ty), (vx, vy) = splits["train"], splits["test"]
     mean, std = channel_stats(tx if n_train else vx)
     return ImageData("shapes", tx, ty, vx, vy, list(splits["classes"]), mean, std)
+
+
+@functools.lru_cache(maxsize=2)
+def _shapes_watermark(spec, name: str, n_train: int, n_test: int) -> ImageData:
+    """``shapes`` with the planted mark ``spec`` (:class:`~interp.data.shapes.Watermark`) stamped on the
+    training split by class and on the test split by a random class; cached like ``shapes``."""
+    clean = _shapes(n_train, n_test)
+    k = len(clean.classes)
+    tx = spec.stamp(clean.train_x, spec.train_marks(clean.train_y))
+    vx = spec.stamp(clean.test_x, spec.test_marks(clean.test_y, k))
+    mean, std = channel_stats(tx if n_train else vx)
+    return ImageData(name, tx, clean.train_y, vx, clean.test_y, list(clean.classes), mean, std)
 
 
 # ----------------------------------------------------------------------- image folders

@@ -56,7 +56,7 @@ import torch
 
 from . import drawing as D
 
-__all__ = ["SHAPES_CLASSES", "WATERMARK_COLOURS", "Watermark", "load_shapes_watermark", "make_shapes",
+__all__ = ["SHAPES_CLASSES", "WATERMARK_COLOURS", "Watermark", "make_shapes",
            "parse_watermark", "shapes_splits", "shapes_test_views"]
 
 SHAPES_CLASSES: tuple[str, ...] = (
@@ -458,27 +458,3 @@ def parse_watermark(name: str) -> Watermark | None:
             raise InterpError(f"bad {WATERMARK} option {item!r}: {key} must be "
                               f"{'a whole number' if _WATERMARK_KEYS[key] is int else 'a number'}") from None
     return Watermark(**options)
-
-
-def load_shapes_watermark(name: str = WATERMARK, *, n_train: int = 0, n_test: int = 0, split: str = "both"):
-    """``shapes-watermark`` as an :class:`~interp.data.images.ImageData` (cached in-process,
-    like ``shapes``; the tensors are never modified in place)."""
-    spec = parse_watermark(name)
-    if spec is None:
-        from ..errors import InterpError
-
-        raise InterpError(f"{name!r} is not a {WATERMARK} dataset name")
-    return _watermark_data(spec, str(name), 0 if split == "test" else (n_train or 50_000), n_test or 10_000)
-
-
-@functools.lru_cache(maxsize=2)
-def _watermark_data(spec: Watermark, name: str, n_train: int, n_test: int):
-    from .images import ImageData, channel_stats, load_image_data
-
-    clean = load_image_data("shapes", n_train=n_train, n_test=n_test, progress=False,
-                            split="both" if n_train else "test")
-    k = len(clean.classes)
-    tx = spec.stamp(clean.train_x, spec.train_marks(clean.train_y))
-    vx = spec.stamp(clean.test_x, spec.test_marks(clean.test_y, k))
-    mean, std = channel_stats(tx if n_train else vx)
-    return ImageData(name, tx, clean.train_y, vx, clean.test_y, list(clean.classes), mean, std)
