@@ -390,7 +390,10 @@ def pooled_verdict(claim: Claim, evidence: dict, members: list[UnitEvidence], la
         f"absolute criteria and its score beats the pooled null's 99th percentile; it counts when it passes on most "
         f"grids, by the same rule for model and null units. {ev.null_passing} of {ev.null_units} null units count"
         + (f" (none: chance is taken as its 95% upper bound 3/{ev.null_units})." if not ev.null_passing else ".")
-        + f" The verdict must agree on check seeds {', '.join(map(str, seeds))} (null copies and grids shifted).")
+        + f" The verdict must agree on check seeds {', '.join(map(str, seeds))} (null copies and grids shifted)."
+        f" The headline's interval resamples this layer's units (how the share would vary over layers like it);"
+        f" the verdict is the binomial test of the count against the pooled null, so a share whose interval"
+        f" reaches the null's can still be more than chance.")
     shown = ", ".join(found[:8]) + (" ..." if len(found) > 8 else "")
     chance_text = (f"chance (a random unit counts with probability {ev.rate_bound:.2%}) gives {ev.count} or more "
                    f"of {n_units} with p = {ev.p_value:.2g}")
