@@ -98,18 +98,26 @@ def gumbel_threshold(maxima: list[float], floor: float = 0.0, level: float = NUL
     return max(floor, q, lift * sum(maxima) / len(maxima))
 
 
-def per_sequence_loss(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each sequence's mean next-token loss at new tokens and at repeated ones ``(B,), (B,)`` (as
-    :func:`split_loss`, one value per sequence: what bootstrap intervals resample)."""
+def _position_losses(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Next-token losses ``(B, T-1)`` and masks of the positions whose token is new / repeated in its
+    sequence (position 0, BOS, is neither)."""
     import torch.nn.functional as F
 
     from ..analysis.heads import head_type_masks
 
-    repeated = head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1].float()  # (B, T-1)
+    repeated = head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1]  # (B, T-1): token at t seen before
     loss = F.cross_entropy(logits[:, :-1].detach().float().transpose(1, 2).cpu(), tokens[:, 1:].cpu(),
                            reduction="none")
-    first = 1.0 - repeated
-    first[:, 0] = 0.0
+    first = ~repeated
+    first[:, 0] = False
+    return loss, first, repeated
+
+
+def per_sequence_loss(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sequence's mean next-token loss at new tokens and at repeated ones ``(B,), (B,)`` (as
+    :func:`split_loss`, one value per sequence: what bootstrap intervals resample)."""
+    loss, first, repeated = _position_losses(logits, tokens)
+    first, repeated = first.float(), repeated.float()
     return ((loss * first).sum(1) / first.sum(1).clamp_min(1),
             (loss * repeated).sum(1) / repeated.sum(1).clamp_min(1))
 
@@ -120,15 +128,7 @@ def split_loss(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[float, float
     The in-context gain is the first minus the second: what seeing a token before buys.
     Position 0 (BOS) is left out. :func:`per_sequence_loss` gives the same per sequence.
     """
-    import torch.nn.functional as F
-
-    from ..analysis.heads import head_type_masks
-
-    repeated = head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1]  # (B, T-1): token at t seen before
-    loss = F.cross_entropy(logits[:, :-1].detach().float().transpose(1, 2).cpu(), tokens[:, 1:].cpu(),
-                           reduction="none")
-    first = ~repeated
-    first[:, 0] = False
+    loss, first, repeated = _position_losses(logits, tokens)
     return float(loss[first].mean()), float(loss[repeated].mean())
 
 
