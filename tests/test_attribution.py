@@ -430,7 +430,7 @@ def test_cli_attribute_gallery(cli, tiny_run_dir, tmp_path):
     assert code == 0, err
     assert "circle" in out and (tmp_path / "gallery.json").is_file() and (tmp_path / "circle.png").is_file()
     code, _, err = cli("attribute-gallery", "--run", str(tiny_run_dir), "--per-class", "0")
-    assert code == 2 and "per_class must be at least 1" in err
+    assert code == 2 and "argument --per-class: must be from 1 to 1,000, got 0" in err
 
 
 def test_cli_help_has_examples(cli):

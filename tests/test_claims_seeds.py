@@ -68,7 +68,7 @@ def test_a_sibling_with_another_recipe_is_never_overwritten(own_run):
 
 def test_seeds_out_of_range_is_a_clear_error(cli):
     code, out, err = cli("claims", "check", "--seeds", "0")
-    assert code == 2 and "--seeds must be between 1 and 10" in err and "Traceback" not in err
+    assert code == 2 and "argument --seeds: must be from 1 to 10, got 0" in err and "Traceback" not in err
 
 
 def test_unit_verdicts_do_not_flip_with_the_check_seed(tiny_run):

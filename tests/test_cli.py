@@ -56,11 +56,12 @@ def test_bad_set_key_and_value(cli):
     assert "expected key=value" in err
 
 
-@pytest.mark.parametrize("flag,value,name", [("--epochs", "0", "epochs"), ("--lr", "-0.1", "lr"),
-                                             ("--batch-size", "0", "batch-size")])
-def test_non_positive_numbers(cli, flag, value, name):
+@pytest.mark.parametrize("flag,value,message", [("--epochs", "0", "must be from 1 to 100,000, got 0"),
+                                                ("--lr", "-0.1", "must be a finite number more than 0 to 100"),
+                                                ("--batch-size", "0", "must be from 1 to 65,536, got 0")])
+def test_non_positive_numbers(cli, flag, value, message):
     err = _error(cli, "train", "tutorial", flag, value, *SMALL)
-    assert f"{name} must be > 0" in err
+    assert f"argument {flag}: {message}" in err
 
 
 def test_unknown_run_suggests_close_matches(cli):
@@ -104,8 +105,11 @@ def test_debug_shows_traceback(cli):
 
 
 def test_argparse_errors_exit_2(cli):
+    """argparse's own errors are one line too, naming the option, the range and where the help is."""
     code, _, err = cli("train", "tutorial", "--epochs", "many")
-    assert code == 2 and "invalid int value" in err
+    assert code == 2 and err.strip().splitlines() == [
+        "interp train: error: argument --epochs: expected a whole number from 1 to 100,000, got 'many' "
+        "(see: interp train --help)"]
 
 
 def test_zoo_subset(cli, tmp_path):
@@ -157,3 +161,20 @@ def test_prompt_escapes_mean_the_same_in_every_command(command):
 
     args = build_parser().parse_args([command, "--prompt", r"ROMEO:\nWhat say\tthere \\n"])
     assert args.prompt == "ROMEO:\nWhat say\tthere \\n"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "tutorial", "--lr", "nan"], "argument --lr: must be a finite number more than 0 to 100, got nan"),
+    (["train", "tutorial", "--seed", str(2**64)], "argument --seed: must be from 0 to"),
+    (["train", "tutorial", "--epochs", "0"], "argument --epochs: must be from 1 to"),
+    (["sample", "--temperature", "inf"], "argument --temperature: must be a finite number"),
+    (["sample", "--tokens", "100000000"], "argument --tokens: must be from 0 to 100,000"),
+    (["visualize", "--layer", "conv2", "--size", "100000"], "argument --size: must be from 8 to 2,048"),
+    (["heads", "--sequences", "1000000000"], "argument --sequences: must be from 1 to 4,096"),
+    (["claims", "check", "--null-models", "1"], "argument --null-models: must be from 2 to 256"),
+    (["attribute", "--noise", "-1"], "argument --noise: must be a finite number from 0 to 10"),
+])
+def test_numeric_options_are_checked_at_parse_time(cli, argv, message):
+    """Bad values stop before any work with one message naming the range (exit 2, no traceback)."""
+    code, _, err = cli(*argv)
+    assert code == 2 and message in err and "Traceback" not in err, err

@@ -161,7 +161,7 @@ def test_cli_examples(tiny_run_dir, cli, tmp_path):
     code, _, err = cli("examples", "--run", str(tiny_run_dir), "--layer", "fc2", "--units", "84", "--no-progress")
     assert code == 2 and "unit 84 is out of range for fc2, which has 84 units (0-83)" in err
     code, _, err = cli("examples", "--run", str(tiny_run_dir), "--layer", "fc2", "-k", "0", "--no-progress")
-    assert code == 2 and "-k must be at least 1" in err
+    assert code == 2 and "argument -k: must be from 1 to 1,000, got 0" in err
 
 
 def test_inceptionv1_needs_a_dataset(monkeypatch):

@@ -165,4 +165,4 @@ def test_cli_attribute_trust(cli, tiny_run_dir, tmp_path):
     code, _, err = cli("attribute-trust", "--run", str(tiny_run_dir), "--methods", "lime")
     assert code == 2 and "unknown method 'lime'" in err
     code, _, err = cli("attribute-trust", "--run", str(tiny_run_dir), "--sample", "0")
-    assert code == 2 and "sample must be at least 1" in err
+    assert code == 2 and "argument --sample: must be from 1 to 10,000, got 0" in err

@@ -91,7 +91,7 @@ def test_cli_weights_and_errors(tiny_run_dir, cli, tmp_path):
         (["--layer", "relu1"], "relu1 is a ReLU, not a conv or linear layer"),
         (["--layer", "conv5"], "unknown layer 'conv5'"),
         (["--layer", "conv2", "--units", "16"], "unit 16 is out of range for conv2, which has 16 units (0-15)"),
-        (["--layer", "conv2", "--top", "0"], "--top must be at least 1"),
+        (["--layer", "conv2", "--top", "0"], "argument --top: must be from 1 to 10,000, got 0"),
     ]:
         code, _, err = cli("weights", "--run", str(tiny_run_dir), *args)
         assert code == 2 and message in err, (args, err)

@@ -29,14 +29,21 @@ Start with:  interp demo          (the whole pipeline on embedded data, a few mi
 """
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with user errors as one line, like every other error of the CLI (exit code 2)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     # --debug works before or after the subcommand; SUPPRESS keeps a subparser's default
     # from overwriting a --debug given before it.
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks for errors")
-    parser = argparse.ArgumentParser(prog="interp", description=DESCRIPTION,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog="interp", description=DESCRIPTION,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_device, add_no_progress, add_run, escaped_text, load_run_announced, table
+from .common import (SEED, add_device, add_no_progress, add_run, escaped_text, float_in, int_in, load_run_announced,
+                     table)
 
 METHOD_HELP = "saliency, ig, smoothgrad, gradcam, occlusion, guided-backprop, deeplift, or all (default all)"
 
@@ -61,10 +62,10 @@ def register(sub, common) -> None:
     p.add_argument("--target", metavar="CLASS", help="with --index/--image: the class to explain (default: prediction)")
     p.add_argument("--method", default="ig", help="ig (LayerIntegratedGradients, default), conductance "
                                                   "(LayerConductance) or grad-x-act (LayerGradientXActivation)")
-    p.add_argument("--top", type=int, default=10, help="units to list (default 10)")
-    p.add_argument("--per-class", type=int, default=50, help="test images per class (default 50)")
+    p.add_argument("--top", type=int_in(1, 10_000), default=10, help="units to list (default 10)")
+    p.add_argument("--per-class", type=int_in(1, 10_000), default=50, help="test images per class (default 50)")
     p.add_argument("--correct-only", action="store_true", help="use only correctly classified test images")
-    p.add_argument("--steps", type=int, default=32, help="integration steps (default 32)")
+    p.add_argument("--steps", type=int_in(1, 10_000), default=32, help="integration steps (default 32)")
     p.add_argument("--baseline", default="black", help="black (default), mean or blur")
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
     add_no_progress(p)
@@ -82,9 +83,9 @@ def register(sub, common) -> None:
                "  interp attribute-trust                      # 16 test images, every method\n"
                "  interp attribute-trust --sample 64 --methods ig,gradcam,guided-backprop")
     add_run(p)
-    p.add_argument("--sample", type=int, default=16, help="test images in the sample (default 16)")
+    p.add_argument("--sample", type=int_in(1, 10_000), default=16, help="test images in the sample (default 16)")
     p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
-    p.add_argument("--curve-steps", type=int, default=32, help="points on each deletion/insertion curve (default 32)")
+    p.add_argument("--curve-steps", type=int_in(2, 1024), default=32, help="points on each deletion/insertion curve (default 32)")
     _add_attribution_options(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
     add_no_progress(p)
@@ -100,7 +101,7 @@ def register(sub, common) -> None:
                "  interp attribute-gallery\n"
                "  interp attribute-gallery --per-class 4 --methods ig,gradcam")
     add_run(p)
-    p.add_argument("--per-class", type=int, default=2, help="test images per class (default 2)")
+    p.add_argument("--per-class", type=int_in(1, 1000), default=2, help="test images per class (default 2)")
     p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
     _add_attribution_options(p)
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution/gallery)")
@@ -124,10 +125,10 @@ def register(sub, common) -> None:
                                     "token names separated by spaces; default for them: a random induction sequence)")
     p.add_argument("--target", metavar="TOKEN", help="the next token to explain (default: the most likely)")
     p.add_argument("--position", type=int, default=-1, help="which position's prediction (default -1: the last)")
-    p.add_argument("--steps", type=int, default=50, help="integration steps (default 50)")
+    p.add_argument("--steps", type=int_in(1, 10_000), default=50, help="integration steps (default 50)")
     p.add_argument("--baseline-token", metavar="TOKEN",
                    help="token that replaces every prompt token in the baseline (default: space, else token 0)")
-    p.add_argument("--seed", type=int, default=0, help="seed for the default induction prompt (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed for the default induction prompt (default 0)")
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
     p.add_argument("--name", help="file name stem (default from the prompt)")
     add_device(p)
@@ -136,13 +137,13 @@ def register(sub, common) -> None:
 
 def _add_attribution_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("method settings")
-    g.add_argument("--steps", type=int, default=50, help="Integrated Gradients steps (default 50)")
+    g.add_argument("--steps", type=int_in(1, 10_000), default=50, help="Integrated Gradients steps (default 50)")
     g.add_argument("--baseline", default="black", help="black (default), mean or blur: ig/deeplift/occlusion reference")
-    g.add_argument("--samples", type=int, default=16, help="SmoothGrad noisy samples (default 16)")
-    g.add_argument("--noise", type=float, default=0.15, help="SmoothGrad noise, fraction of the value range (0.15)")
-    g.add_argument("--window", type=int, default=0, help="occlusion window in px (default: input size / 8)")
+    g.add_argument("--samples", type=int_in(1, 1024), default=16, help="SmoothGrad noisy samples (default 16)")
+    g.add_argument("--noise", type=float_in(0, 10), default=0.15, help="SmoothGrad noise, fraction of the value range (0.15)")
+    g.add_argument("--window", type=int_in(0, 4096), default=0, help="occlusion window in px (default: input size / 8)")
     g.add_argument("--gradcam-layer", default="", help="Grad-CAM layer (default: the last conv layer)")
-    g.add_argument("--seed", type=int, default=0, help="seed for SmoothGrad noise and sampling (default 0)")
+    g.add_argument("--seed", type=SEED, default=0, help="seed for SmoothGrad noise and sampling (default 0)")
 
 
 def _options(args) -> dict:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .common import add_device, add_no_progress, add_seed, table
+from .common import add_device, add_no_progress, add_seed, int_in, table
 
 EPILOG_CHECK = """\
 examples:
@@ -58,12 +58,12 @@ def register(sub, common) -> None:
     q.add_argument("--reference", metavar="RUN",
                    help="a run of the same model trained without the suspected cue (e.g. on clean shapes), for the "
                         "clever-hans check to compare with")
-    q.add_argument("--null-models", type=int, default=None, metavar="N",
-                   help="re-initialised copies of the model that form the null (default: 32 for the unit-level "
-                        "vision claims, 8 for the others)")
-    q.add_argument("--images", type=int, default=1000, metavar="N",
+    q.add_argument("--null-models", type=int_in(2, 256), default=None, metavar="N",
+                   help="re-initialised copies of the model that form the null, 2 to 256 (default: 32 for the "
+                        "unit-level vision claims, 8 for the others)")
+    q.add_argument("--images", type=int_in(1, 100_000), default=1000, metavar="N",
                    help="test images for the data-based claims (default 1000)")
-    q.add_argument("--seeds", type=int, default=1, metavar="N",
+    q.add_argument("--seeds", type=int_in(1, 10), default=1, metavar="N",
                    help="check on N training seeds of the run's recipe: trains (or reuses) RUN-seed1 ... and "
                         "reports each seed's verdict and how many agree; a verdict that changes with the seed is "
                         "inconclusive (default 1: this run only)")
@@ -116,17 +116,10 @@ def _reference(name: str | None):
 def cmd_check(args) -> int:
     from ..claims import CheckOptions, check_claims, claims_dir, get_claim, save_claims
     from ..claims.registry import results_table
-    from ..errors import InterpError
 
     for claim_id in args.claims or []:
         get_claim(claim_id)  # an unknown id fails before any model is loaded
-    if args.null_models is not None and not 2 <= args.null_models <= 256:
-        raise InterpError(f"--null-models must be between 2 (a null needs a spread) and 256; got {args.null_models}")
-    if args.images < 1:
-        raise InterpError(f"--images must be at least 1; got {args.images}")
-    if not 1 <= args.seeds <= 10:
-        raise InterpError(f"--seeds must be between 1 and 10; got {args.seeds}")
-    run = _load(args)
+    run = _load(args)  # --null-models, --images and --seeds are range-checked by their argparse types
     options = CheckOptions(device=args.device, progress=not args.no_progress, seed=args.seed,
                            null_models=args.null_models, layer=args.layer, max_images=args.images, cue=args.cue,
                            reference=_reference(args.reference))

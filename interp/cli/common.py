@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 
@@ -20,7 +21,7 @@ def add_no_progress(p: argparse.ArgumentParser, help: str = "no progress bars") 
 
 
 def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
-    p.add_argument("--seed", type=int, default=default, help=f"random seed (default {default})")
+    p.add_argument("--seed", type=SEED, default=default, help=f"random seed (default {default})")
 
 
 def load_run_announced(args, **kwargs):
@@ -77,3 +78,43 @@ def escaped_text(value: str) -> str:
             i += 1
     return "".join(out)
 
+
+
+def int_in(lo: int, hi: int):
+    """An argparse ``type``: a whole number from ``lo`` to ``hi``, the range named in the error.
+
+    Bounds are stated up front so that no value starts work that cannot end (``--tokens
+    100000000``) or allocates what the machine does not have (``--size 100000``).
+    """
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo:,} to {hi:,}, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be from {lo:,} to {hi:,}, got {value:,}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in its messages
+    return parse
+
+
+def float_in(lo: float, hi: float, *, above: bool = False):
+    """An argparse ``type``: a finite number from ``lo`` (or, with ``above``, more than ``lo``) to ``hi``."""
+    low = f"more than {lo:g}" if above else f"from {lo:g}"
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number {low} to {hi:g}, got {text!r}") from None
+        if not math.isfinite(value) or value < lo or (above and value == lo) or value > hi:
+            raise argparse.ArgumentTypeError(f"must be a finite number {low} to {hi:g}, got {text}")
+        return value
+
+    parse.__name__ = "float"
+    return parse
+
+
+SEED = int_in(0, 2**63 - 1)
+"""Seeds torch accepts on every path (``torch.manual_seed`` takes 64 bits; generators want them signed)."""

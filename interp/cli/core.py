@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_device, add_no_progress, load_run_announced, pct, table
+from .common import SEED, add_device, add_no_progress, float_in, int_in, pct, table
 
 
 def register(sub, common) -> None:
@@ -41,10 +41,10 @@ def register(sub, common) -> None:
                                      "word2vec: toy-royalty (embedded), a text file, text8 (downloads)")
     p.add_argument("--text", metavar="PATH", help="train a language model (gpt) on this UTF-8 text file, "
                                                   "e.g. ../shared/data/tinyshakespeare.txt (= --dataset text:PATH)")
-    p.add_argument("--epochs", type=int, help="training epochs (recipe default otherwise)")
-    p.add_argument("--batch-size", type=int, help="batch size")
-    p.add_argument("--lr", type=float, help="peak learning rate")
-    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--epochs", type=int_in(1, 100_000), help="training epochs (recipe default otherwise)")
+    p.add_argument("--batch-size", type=int_in(1, 65_536), help="batch size")
+    p.add_argument("--lr", type=float_in(0, 100, above=True), help="peak learning rate")
+    p.add_argument("--seed", type=SEED, help="random seed (default 0)")
     p.add_argument("--recipe", default=None,
                    help="fast (AdamW, one-cycle, augmentation; the default for image models), quick (2 epochs "
                         "of batch 128, no augmentation: the tutorial's budget at our speed), tutorial (its exact "
@@ -82,8 +82,8 @@ def register(sub, common) -> None:
                "  interp zoo --dataset ../shared/data/cifar10-jpeg --set n_train=10000 --seeds 3\n"
                "  interp report --run zoo-tutorial-max            # the seed-0 run's report, linked from the page")
     p.add_argument("--dataset", default="shapes", help="dataset for every model (default shapes)")
-    p.add_argument("--epochs", type=int, default=4, help="epochs per model (default 4)")
-    p.add_argument("--seeds", type=int, default=3, metavar="N",
+    p.add_argument("--epochs", type=int_in(1, 10_000), default=4, help="epochs per model (default 4)")
+    p.add_argument("--seeds", type=int_in(1, 20), default=3, metavar="N",
                    help="train every entry with seeds 0..N-1 (1 to 20, default 3); the spread over seeds "
                         "decides which differences are real")
     p.add_argument("--only", help="comma-separated subset of the grid's entry names")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import table
+from .common import int_in, table
 
 EPILOG = """\
 examples:
@@ -63,14 +63,14 @@ def register(sub, common) -> None:
         source = q.add_argument_group("vectors (one of)")
         source.add_argument("--run", metavar="RUN", help="word2vec run name or path (default: the most recent)")
         source.add_argument("--vectors", metavar="PATH", help="GloVe or word2vec text file (.txt or .txt.gz)")
-        q.add_argument("--limit", type=int, default=0, metavar="N",
+        q.add_argument("--limit", type=int_in(0, 10_000_000), default=0, metavar="N",
                        help="read only the first N words of --vectors (0: all)")
         q.add_argument("--out", metavar="DIR", help="output folder (default reports/NAME/embeddings)")
         return q
 
     q = verb("neighbors", "nearest words to a word", "The k nearest words to WORD (cosine similarity by default).")
     q.add_argument("word")
-    q.add_argument("--k", type=int, default=10, help="how many neighbours (default 10)")
+    q.add_argument("--k", type=int_in(1, 100_000), default=10, help="how many neighbours (default 10)")
     q.add_argument("--metric", default="cosine", choices=("cosine", "euclidean"),
                    help="cosine (default) or euclidean (often clearer for a 2-D embedding)")
     q.set_defaults(func=cmd_neighbors)
@@ -81,7 +81,7 @@ def register(sub, common) -> None:
     q.add_argument("a")
     q.add_argument("b")
     q.add_argument("c")
-    q.add_argument("--k", type=int, default=5, help="how many answers in each ranking (default 5)")
+    q.add_argument("--k", type=int_in(1, 100_000), default=5, help="how many answers in each ranking (default 5)")
     q.add_argument("--expect", metavar="WORD", help="the answer you expect: its rank and cosine in both rankings")
     q.add_argument("--json", action="store_true", help="print the result as JSON (the saved file's path on stderr)")
     q.set_defaults(func=cmd_analogy)
@@ -98,7 +98,7 @@ def register(sub, common) -> None:
              "The word vectors as a labelled scatter: as they are when d = 2, else their first two principal "
              "components.")
     q.add_argument("--words", metavar="W1,W2,...", help="words to plot (default: the most frequent)")
-    q.add_argument("--top", type=int, default=60, help="without --words: how many frequent words (default 60)")
+    q.add_argument("--top", type=int_in(1, 100_000), default=60, help="without --words: how many frequent words (default 60)")
     q.set_defaults(func=cmd_plot)
 
     q = verb("bias", "occupation words on the she-he axis",

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_device, add_no_progress, add_run, add_seed, load_run_announced, table
+from .common import add_device, add_no_progress, add_run, add_seed, float_in, int_in, load_run_announced, table
 
 DEFAULT_STEPS = 512
 """= interp.analysis.featvis.DEFAULT_STEPS (not imported: registering commands must not load torch; a test checks)."""
@@ -80,14 +80,14 @@ def register(sub, common) -> None:
     _common(p)
     p.add_argument("--objective", default="channel", help="channel (mean over positions, default) or neuron "
                                                           "(centre position)")
-    p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimisation steps (default {DEFAULT_STEPS})")
-    p.add_argument("--size", type=int, help="image size in px (default: the model's input size)")
-    p.add_argument("--diversity", type=int, default=1, metavar="K",
+    p.add_argument("--steps", type=int_in(1, 100_000), default=DEFAULT_STEPS, help=f"optimisation steps (default {DEFAULT_STEPS})")
+    p.add_argument("--size", type=int_in(8, 2048), help="image size in px (default: the model's input size)")
+    p.add_argument("--diversity", type=int_in(1, 64), default=1, metavar="K",
                    help="K different images per unit (Lucent's diversity term; default 1)")
     p.add_argument("--negative", action="store_true", help="also render images that minimise each unit")
-    p.add_argument("--lr", type=float, default=0.05, help="Adam learning rate (default 0.05, Lucent's)")
-    p.add_argument("--batch-size", type=int, help="images per chunk (default: sized to 1 GiB of activations)")
-    p.add_argument("--natural", type=int, default=NATURAL_SAMPLE, metavar="N",
+    p.add_argument("--lr", type=float_in(0, 100, above=True), default=0.05, help="Adam learning rate (default 0.05, Lucent's)")
+    p.add_argument("--batch-size", type=int_in(1, 65_536), help="images per chunk (default: sized to 1 GiB of activations)")
+    p.add_argument("--natural", type=int_in(0, 1_000_000), default=NATURAL_SAMPLE, metavar="N",
                    help=f"compare with the best of N test images (seeded, stratified; default {NATURAL_SAMPLE}; "
                         f"0 skips; only when the run's data is at hand: generated, or CIFAR-10 downloaded)")
     add_no_progress(p)
@@ -99,9 +99,9 @@ def register(sub, common) -> None:
                        description="Find the test images that activate each unit of a layer most and least, in "
                                    "one pass, with the receptive-field crop for conv units.")
     _common(p)
-    p.add_argument("-k", type=int, default=9, help="examples per unit and direction (default 9)")
+    p.add_argument("-k", type=int_in(1, 1000), default=9, help="examples per unit and direction (default 9)")
     p.add_argument("--dataset", help="images to scan instead of the run's test split (a folder with test/)")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    p.add_argument("--batch-size", type=int_in(1, 65_536), default=256, help="images per forward pass (default 256)")
     add_no_progress(p)
     p.set_defaults(func=cmd_examples)
 
@@ -110,7 +110,7 @@ def register(sub, common) -> None:
                        description="Draw a layer's weights: the first conv layer's filters as RGB images; for "
                                    "deeper units their strongest inputs' kernels (red excitatory, blue inhibitory).")
     _common(p)
-    p.add_argument("--top", type=int, default=8, help="inputs shown per unit, by kernel L2 norm (default 8)")
+    p.add_argument("--top", type=int_in(1, 10_000), default=8, help="inputs shown per unit, by kernel L2 norm (default 8)")
     p.set_defaults(func=cmd_weights)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_device, add_no_progress, add_run, load_run_announced
+from .common import SEED, add_device, add_no_progress, add_run, int_in, load_run_announced
 
 
 def register(sub, common) -> None:
@@ -20,20 +20,17 @@ def register(sub, common) -> None:
                "  interp report --out /tmp/site      # write somewhere else")
     add_run(p)
     p.add_argument("--layers", help="comma-separated layers to visualise (default: every layer)")
-    p.add_argument("--steps", type=int, help="feature-visualisation steps (default: the visualiser's)")
+    p.add_argument("--steps", type=int_in(1, 100_000), help="feature-visualisation steps (default: the visualiser's)")
     p.add_argument("--out", help="output folder (default reports/RUN)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=SEED, default=0)
     add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_report)
 
 
 def cmd_report(args) -> int:
-    from ..errors import InterpError
     from ..report import build_report
 
-    if args.steps is not None and args.steps <= 0:
-        raise InterpError(f"--steps must be > 0, got {args.steps}")
     run = load_run_announced(args)
     layers = [s for s in args.layers.split(",") if s] if args.layers else None
     if layers:

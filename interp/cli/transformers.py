@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_device, add_run, add_seed, escaped_text, load_run_announced, table
+from .common import add_device, add_run, add_seed, escaped_text, float_in, int_in, load_run_announced, table
 
 EPILOG_TRAIN = (
     "training:\n"
@@ -39,8 +39,8 @@ def register(sub, common) -> None:
     p.add_argument("--prompt", type=escaped_text,
                    help="text to continue (characters of the training text; \\n and \\t stand for a newline and a "
                         "tab); default: a newline")
-    p.add_argument("--tokens", type=int, default=200, help="tokens to generate (default 200)")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
+    p.add_argument("--tokens", type=int_in(0, 100_000), default=200, help="tokens to generate (default 200)")
+    p.add_argument("--temperature", type=float_in(0, 100), default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
     add_seed(p)
     p.set_defaults(func=cmd_sample)
 
@@ -64,7 +64,7 @@ def register(sub, common) -> None:
                "in-context-learning score and, for runs that recorded them, the head scores over training.",
                "  interp heads --run attn-only\n"
                "  interp heads --run gpt --sequences 128\n")
-    p.add_argument("--sequences", type=int, default=64, help="repeated random sequences to average over (default 64)")
+    p.add_argument("--sequences", type=int_in(1, 4096), default=64, help="repeated random sequences to average over (default 64)")
     add_seed(p)
     p.set_defaults(func=cmd_heads)
 
@@ -76,7 +76,7 @@ def register(sub, common) -> None:
     p.add_argument("--prompt", type=escaped_text,
                    help="the prompt, \\n and \\t standing for a newline and a tab (default for token-task runs: a "
                         "random induction sequence)")
-    p.add_argument("--top-k", type=int, default=5, help="top predictions kept per layer and position (default 5)")
+    p.add_argument("--top-k", type=int_in(1, 1000), default=5, help="top predictions kept per layer and position (default 5)")
     add_seed(p)
     p.set_defaults(func=cmd_lens)
 
@@ -88,7 +88,7 @@ def register(sub, common) -> None:
     p.add_argument("--kind", default="zero", choices=("zero", "mean", "both"), help="ablation (default zero)")
     p.add_argument("--layer", help="only heads of these layers, e.g. 1")
     p.add_argument("--head", help="only these heads, e.g. 0,3")
-    p.add_argument("--sequences", type=int, default=64, help="sequences to average over (default 64)")
+    p.add_argument("--sequences", type=int_in(1, 4096), default=64, help="sequences to average over (default 64)")
     add_seed(p)
     p.set_defaults(func=cmd_ablate)
 
@@ -97,7 +97,7 @@ def register(sub, common) -> None:
                "W_E W_OV W_U) and Q-, K- and V-composition scores between heads of different layers, beside the\n"
                "score of random matrices of the same shapes.",
                "  interp composition --run attn-only\n")
-    p.add_argument("--top", type=int, default=5, help="strongest pairs listed per mode (default 5)")
+    p.add_argument("--top", type=int_in(1, 10_000), default=5, help="strongest pairs listed per mode (default 5)")
     p.set_defaults(func=cmd_composition)
 
 
@@ -143,11 +143,8 @@ def cmd_sample(args) -> int:
     import torch
 
     from ..analysis.heads import prompt_tokens, run_vocabulary
-    from ..errors import InterpError
 
     run = _load(args)
-    if args.tokens < 0:
-        raise InterpError(f"--tokens must be >= 0, got {args.tokens}")
     vocab = run_vocabulary(run)
     if args.prompt is None:
         start = torch.tensor([vocab.bos if vocab.bos is not None else
@@ -180,8 +177,6 @@ def cmd_heads(args) -> int:
     from ..errors import InterpError
 
     run = _load(args)
-    if not 1 <= args.sequences <= 4096:
-        raise InterpError(f"--sequences must be between 1 and 4096, got {args.sequences}")
     scores = head_scores(run, n_sequences=args.sequences, seed=args.seed)
     print(f"Scores on {scores.n_sequences} sequences per block length ({', '.join(map(str, scores.lengths))} "
           f"tokens), each head's minimum over the lengths:")
@@ -233,11 +228,8 @@ def cmd_lens(args) -> int:
 
 def cmd_ablate(args) -> int:
     from ..analysis.patching import ablate_heads, save_ablation
-    from ..errors import InterpError
 
     run = _load(args)
-    if args.sequences < 1:
-        raise InterpError(f"--sequences must be >= 1, got {args.sequences}")
     kinds = ("zero", "mean") if args.kind == "both" else (args.kind,)
     results = [ablate_heads(run, kind=kind, n_sequences=args.sequences, seed=args.seed,
                             layers=_index_list(args.layer, "layer"), heads=_index_list(args.head, "head"))
