@@ -12,6 +12,7 @@ exists and parses the value with the field's type.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass, replace
@@ -194,8 +195,15 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+MAX_SETTING = 2**63 - 1
+"""The largest numeric ``--set`` value (seeds are 64-bit signed for torch's generators)."""
+
+
 def parse_value(tp: Any, text: str, key: str) -> Any:
     """Parse a ``--set`` value for a field of type ``tp``.
+
+    Every numeric setting is a count, size, rate or seed: finite and from 0 to
+    :data:`MAX_SETTING`, the range named in the error.
 
     >>> parse_value(tuple[int, ...], "6,16", "channels")
     (6, 16)
@@ -215,22 +223,25 @@ def parse_value(tp: Any, text: str, key: str) -> Any:
             if low in ("0", "false", "no", "off"):
                 return False
             raise ValueError
-        if tp is int:
-            return int(text)
-        if tp is float:
-            return float(text)
-        if tp is str:
+        if tp in (int, float):
+            value = tp(text)
+        elif tp is str:
             return text
-        if origin is tuple:
+        elif origin is tuple:
             item = args[0] if args else str
             parts = [p for p in text.replace(" ", "").split(",") if p]
             return tuple(parse_value(item, p, key) for p in parts)
+        else:
+            return text
     except (ValueError, InterpError):
         name = getattr(tp, "__name__", str(tp))
         if origin is tuple:
             name = f"comma-separated list of {getattr(args[0], '__name__', args[0])}"
         raise InterpError(f"--set {key}={text}: expected {name}") from None
-    return text
+    if not math.isfinite(value) or not 0 <= value <= MAX_SETTING:
+        kind = "a finite number" if tp is float else "a whole number"
+        raise InterpError(f"--set {key}={text}: expected {kind} from 0 to {MAX_SETTING:,}")
+    return value
 
 
 def apply_overrides(obj: Any, overrides: dict[str, str], *, label: str) -> Any:

@@ -178,3 +178,13 @@ def test_numeric_options_are_checked_at_parse_time(cli, argv, message):
     """Bad values stop before any work with one message naming the range (exit 2, no traceback)."""
     code, _, err = cli(*argv)
     assert code == 2 and message in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("n_train=-5", "--set n_train=-5: expected a whole number from 0 to"),
+    ("lr=nan", "--set lr=nan: expected a finite number from 0 to"),
+    ("seed=99999999999999999999", "--set seed=99999999999999999999: expected a whole number from 0 to"),
+])
+def test_bad_set_numbers_are_one_clear_error(cli, setting, message):
+    code, _, err = cli("train", "tutorial", *SMALL, "--set", setting)  # the last --set of a key wins
+    assert code == 2 and message in err and "Traceback" not in err, err
