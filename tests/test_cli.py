@@ -188,3 +188,12 @@ def test_numeric_options_are_checked_at_parse_time(cli, argv, message):
 def test_bad_set_numbers_are_one_clear_error(cli, setting, message):
     code, _, err = cli("train", "tutorial", *SMALL, "--set", setting)  # the last --set of a key wins
     assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_terminal_output_escapes_control_characters():
+    """Class names and words come from users' files: a terminal must not run their escape sequences."""
+    from interp.cli.common import printable, table
+
+    assert printable("cat\x1b[31m\x07") == "cat\\x1b[31m\\x07" and printable("naïve 猫") == "naïve 猫"
+    out = table([{"name": "dog\x1b[2J"}], [("name", "class")])
+    assert "\x1b" not in out and "dog\\x1b[2J" in out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import SEED, add_device, add_no_progress, float_in, int_in, pct, table
+from .common import SEED, add_device, add_no_progress, float_in, int_in, pct, printable, table
 
 
 def register(sub, common) -> None:
@@ -161,7 +161,8 @@ def format_summary(run) -> str:
                      f"training {s['train_seconds']:.1f}s on {s['device']}")
         per_class = s.get("per_class_acc") or []
         if per_class:
-            lines.append("  per class: " + ", ".join(f"{k} {pct(v)}" for k, v in zip(s["classes"], per_class)))
+            lines.append("  per class: " + ", ".join(f"{printable(k)} {pct(v)}"
+                                                    for k, v in zip(s["classes"], per_class)))
     elif "val_loss" in s:
         lines.append(f"  validation loss {s['val_loss']:.4f}   parameters {s['parameters']:,}   "
                      f"training {s['train_seconds']:.1f}s")

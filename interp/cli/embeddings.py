@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import int_in, table
+from .common import int_in, printable, table
 
 EPILOG = """\
 examples:
@@ -168,7 +168,7 @@ def cmd_analogy(args) -> int:
         print(json.dumps(result.to_dict(), indent=2))
         print(f"Saved: {saved}", file=sys.stderr)
         return 0
-    print("\n".join(analogy_lines(result)))
+    print(printable("\n".join(analogy_lines(result)), lines=True))
     print(f"Saved: {saved}")
     return 0
 
@@ -251,7 +251,7 @@ def cmd_axes(args) -> int:
     print(f"{vectors.source}:")
     print(table(rows, columns, {"x": _num, "y": _num}))
     if result.skipped:
-        print(f"Not in the vocabulary (left out): {', '.join(result.skipped)}")
+        print(f"Not in the vocabulary (left out): {printable(', '.join(result.skipped))}")
     stem = f"axes-{args.preset}" if args.preset and not args.words else None
     paths = save_result(result, _folder(args, vectors), stem)
     print(f"Saved: {paths['png']}")
@@ -279,7 +279,7 @@ def cmd_bias(args) -> int:
     print(f"Words on the {result.axis} axis ({vectors.source}); positive: nearer {a!r}, negative: nearer {b!r}")
     print(table(result.rows(), [("word", "word"), ("score", "cosine")], {"score": _num}))
     if result.skipped:
-        print(f"Not in the vocabulary (left out): {', '.join(result.skipped)}")
+        print(f"Not in the vocabulary (left out): {printable(', '.join(result.skipped))}")
     print("This is correlation in the training text, not a cause; see `interp embed report` for the note.")
     print(f"Saved: {save_result(result, _folder(args, vectors))['png']}")
     return 0
@@ -294,8 +294,8 @@ def cmd_report(args) -> int:
     print(f"Embedding analyses of {vectors.source} in {folder}/:")
     for label, value in (("2-D plot", report.plot), ("axes view", report.projection), ("bias probe", report.bias)):
         print(f"  {label:<11} {value or '-'}")
-    print(f"  neighbours  {', '.join(report.neighbors) or '-'}")
-    print(f"  analogies   {', '.join(report.analogies) or '-'}")
+    print(f"  neighbours  {printable(', '.join(report.neighbors)) or '-'}")
+    print(f"  analogies   {printable(', '.join(report.analogies)) or '-'}")
     for note in report.skipped:
         print(f"  skipped: {note}")
     return 0
