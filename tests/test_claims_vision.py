@@ -19,7 +19,7 @@ import torch
 
 from interp.claims import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims, claims_dir, get_claim,
                            list_claims, load_claims, save_claims)
-from interp.claims.registry import settings_key
+from interp.claims.registry import settings_hash
 from interp.claims import tuning
 from interp.claims import vision as V
 from interp.hooks import hook_count
@@ -566,7 +566,7 @@ def test_first_layer_and_tail_figures_render(tmp_path):
     results += check_claims(as_run(tails), ["exponential-tail"], images=exponential_images(300))
     save_claims(results, tmp_path)
     names = sorted(f for r in results for f in r.figures.values())
-    key = {r.claim: settings_key(r.settings) for r in results}
+    key = {r.claim: settings_hash(r.settings) for r in results}
     assert names == [f"exponential-tail-{key['exponential-tail']}-tails.png",
                      f"gabor-first-layer-{key['gabor-first-layer']}-filters.png",
                      f"high-low-frequency-{key['high-low-frequency']}-scatter.png",

@@ -176,7 +176,7 @@ def test_clever_hans_on_a_trained_run(tiny_run):
 
 
 def test_binomial_tail_against_scipy():
-    from interp.claims.registry import binomial_tail
+    from interp.claims.stats import binomial_tail
 
     stats = pytest.importorskip("scipy.stats")
     for k, n, p in [(3, 6, 0.01), (50, 400, 0.1), (0, 5, 0.3), (11, 1000, 0.0019), (7, 7, 0.5)]:

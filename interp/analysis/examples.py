@@ -28,7 +28,7 @@ from ..errors import InterpError
 from ..hooks import get_module
 from ..data.samples import class_counts
 from ..io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
-from .featvis import Recorder, as_subject, encode_png, frozen, image_grid
+from .featvis import Recorder, as_subject, encode_png, frozen, image_grid, split_images
 
 GREY = 128  # fill of crop areas outside the image
 
@@ -182,7 +182,7 @@ def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = N
 
     subject = as_subject(run)
     get_module(subject.model, layer)
-    images, labels, classes, dataset = _images(run, data, progress)
+    images, labels, classes, dataset = split_images(run, data, progress=progress)
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise InterpError(f"dataset images must be uint8 (N, C, H, W); got {images.dtype} {tuple(images.shape)}")
     if subject.input_size and images.shape[-1] != subject.input_size:
@@ -248,28 +248,6 @@ def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = N
     (ti, tv, tp, tb, tc), (bi, bv, bp, bb, bc) = result["top"], result["bottom"]
     return DatasetExamples(layer, unit_list, dataset, n, ti, tv, bi, bv, tc, bc, tp, bp, tb, bb,
                            rf.to_dict() if rf else None, settings)
-
-
-def _images(run: Any, data: Any, progress: bool) -> tuple[torch.Tensor, torch.Tensor | None, list | None, str]:
-    """The images to scan, their labels and class names (None for a bare tensor) and the dataset's name."""
-    if isinstance(data, torch.Tensor):
-        return data, None, None, "tensor"
-    if data is None:
-        if not hasattr(run, "load_data"):
-            raise InterpError("give the images: data=ImageData, a folder path or a uint8 tensor "
-                              "(a bare module has no dataset)")
-        if getattr(run.config, "family", "") == "inception":
-            raise InterpError("InceptionV1 comes without a dataset; give one with --dataset FOLDER "
-                              "(train/ and test/ subfolders of 224 px images)")
-        data = run.load_data(progress=progress, split="test")
-    elif isinstance(data, (str, Path)):
-        from ..data.images import load_image_data
-
-        data = load_image_data(str(data), progress=progress)
-    labels = getattr(data, "test_y", None)
-    if labels is not None and len(labels) != len(data.test_x):
-        labels = None
-    return data.test_x, labels, getattr(data, "classes", None), str(data.name)
 
 
 def _merge(running, new, k: int, *, descending: bool):

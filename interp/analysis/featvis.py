@@ -1075,14 +1075,22 @@ class NaturalMax:
 
 def split_images(run: Any, data: Any = None, *, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor | None,
                                                                                list | None, str]:
-    """``(images, labels, classes, name)`` of the test split: the run's, or ``data`` (an
-    ImageData, or a uint8 tensor ``(N, 3, H, W)``)."""
+    """``(images, labels, classes, name)`` of the test split: the run's, or ``data`` (an ImageData, a
+    folder path, or a uint8 tensor ``(N, 3, H, W)``, which has no labels, classes or name)."""
     if isinstance(data, torch.Tensor):
         return data, None, None, "tensor"
     if data is None:
         if not hasattr(run, "load_data"):
-            raise InterpError("give the images: data=ImageData or a uint8 tensor (a bare module has no dataset)")
+            raise InterpError("give the images: data=ImageData, a folder path or a uint8 tensor "
+                              "(a bare module has no dataset)")
+        if getattr(getattr(run, "config", None), "family", "") == "inception":
+            raise InterpError("InceptionV1 comes without a dataset; give one with --dataset FOLDER "
+                              "(train/ and test/ subfolders of 224 px images)")
         data = run.load_data(progress=progress, split="test")
+    elif isinstance(data, (str, Path)):
+        from ..data.images import load_image_data
+
+        data = load_image_data(str(data), progress=progress)
     labels = getattr(data, "test_y", None)
     if labels is not None and len(labels) != len(data.test_x):
         labels = None

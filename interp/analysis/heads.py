@@ -301,18 +301,21 @@ def head_type_masks(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"prev_token": prev, "induction": induction, "duplicate": duplicate, "first_token": first}
 
 
+def _score_terms(patterns: torch.Tensor, tokens: torch.Tensor):
+    """Per head type: each sequence's attention mass on the mask's keys summed over the query rows that
+    have one ``(B, L, H)``, and how many such rows it has ``(B,)``."""
+    for name, mask in head_type_masks(tokens).items():
+        rows = mask.any(-1)  # (B, T)
+        mass = (patterns * mask[:, None, None].to(patterns.dtype)).sum(-1)  # (B, L, H, T)
+        yield name, (mass * rows[:, None, None].to(mass.dtype)).sum(-1), rows.sum(-1).to(mass.dtype)
+
+
 def score_patterns(patterns: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     """Head-type scores ``(n_layers, n_heads)`` from patterns ``(B, L, H, T, T)`` and tokens ``(B, T)``.
 
     Each score: attention mass on the mask's keys, averaged over query rows that have one.
     """
-    out = {}
-    for name, mask in head_type_masks(tokens).items():
-        rows = mask.any(-1)  # (B, T)
-        mass = (patterns * mask[:, None, None].to(patterns.dtype)).sum(-1)  # (B, L, H, T)
-        n = rows.sum().clamp_min(1)
-        out[name] = (mass * rows[:, None, None].to(mass.dtype)).sum(dim=(0, 3)) / n
-    return out
+    return {name: mass.sum(0) / rows.sum().clamp_min(1) for name, mass, rows in _score_terms(patterns, tokens)}
 
 
 def per_sequence_scores(patterns: torch.Tensor, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -321,13 +324,7 @@ def per_sequence_scores(patterns: torch.Tensor, tokens: torch.Tensor) -> dict[st
     Their mean over sequences weights each sequence equally; :func:`score_patterns`
     weights each query row equally (the two agree when every sequence has as many rows).
     """
-    out = {}
-    for name, mask in head_type_masks(tokens).items():
-        rows = mask.any(-1)  # (B, T)
-        mass = (patterns * mask[:, None, None].to(patterns.dtype)).sum(-1)  # (B, L, H, T)
-        n = rows.sum(-1).clamp_min(1).to(mass.dtype)  # (B,)
-        out[name] = (mass * rows[:, None, None].to(mass.dtype)).sum(-1) / n[:, None, None]
-    return out
+    return {name: mass / rows.clamp_min(1)[:, None, None] for name, mass, rows in _score_terms(patterns, tokens)}
 
 
 LENGTH_DEPENDENT_RATIO = 2.0

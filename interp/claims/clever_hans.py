@@ -55,9 +55,9 @@ from statistics import NormalDist
 
 from ..errors import InterpError
 from ..plots import pyplot
-from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, binomial_tail,
+from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult,
                        register_claim, run_kind)
-from .stats import NULL_LEVEL, bootstrap_ci, headline
+from .stats import NULL_LEVEL, binomial_tail, bootstrap_ci, headline
 
 PERTURBATIONS = ("grayscale", "centre_masked", "border_only", "patches_shuffled", "low_pass")
 SHOULD_DESTROY = ("border_only", "patches_shuffled")

@@ -34,7 +34,6 @@ import torch
 from ..errors import InterpError, unknown
 from ..io import atomic_dir, write_json
 from ..plots import save_figure
-from .stats import binomial_tail  # noqa: F401  (re-exported: claims import it from here)
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -244,7 +243,7 @@ def check_settings(options: CheckOptions) -> dict[str, Any]:
     return settings
 
 
-def settings_key(settings: dict) -> str:
+def settings_hash(settings: dict) -> str:
     """A short stable key of a result's settings (figure file names of different settings never collide)."""
     import hashlib
 
@@ -376,7 +375,7 @@ def save_claims(results: list[ClaimResult], out_dir: str | os.PathLike) -> Path:
             if claim is None or claim.plot is None or (result.status == INCONCLUSIVE and not result.data):
                 continue
             for name, fig in (claim.plot(result) or {}).items():
-                file = f"{result.claim}-{settings_key(result.settings)}-{name}.png"
+                file = f"{result.claim}-{settings_hash(result.settings)}-{name}.png"
                 save_figure(fig, tmp / file)
                 result.figures[name] = file
         # The page keeps its order: a re-checked claim takes its old place, a new one goes last.

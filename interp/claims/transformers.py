@@ -17,7 +17,6 @@ re-initialised with its own initialisation (:func:`~interp.claims.registry.reini
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch

@@ -23,9 +23,9 @@ from ..plots import pyplot
 from .gabor import (BANDPASS_CYCLES, FAMILIES, LUMINANCE_OPPONENT, NULL_DESCRIPTION, NULL_QUANTILE,
                     OPPONENCY_MIN, OSI_GABOR, OSI_NULL_COPIES, R2_FLOOR, FirstLayerFamilies, GaborFits,
                     fit_gabors, first_layer_families, gabor_families, gabor_kernels, null_filters)
-from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, binomial_tail,
+from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult,
                        register_claim, reinitialized, run_kind)
-from .stats import bootstrap_ci, headline
+from .stats import binomial_tail, bootstrap_ci, headline
 from .tuning import (EXP_HAZARD_RANGE, MIN_TAIL_SAMPLES, CurveTuning, HighLowTuning, Probe, ReceptiveField,
                      banding, banding_score, conv_layers, curve_tuning, grating_tuning, hazard_ratio, high_low_tuning,
                      GratingTuning, PooledNull, pooled_null, pooling_head, receptive_field, tail_shapes)
@@ -481,11 +481,6 @@ def curve_candidates(t: CurveTuning, thresholds: dict) -> torch.Tensor:
             & (t.polarity_ratio >= thresholds["polarity_ratio"]) & (t.polarity_shift <= thresholds["polarity_shift"]))
 
 
-def curve_detectors(t: CurveTuning, thresholds: dict, score_threshold: float) -> torch.Tensor:
-    """Curve detectors: candidates whose score (osi x curvature preference) beats the null's best candidate."""
-    return curve_candidates(t, thresholds) & (t.score > score_threshold)
-
-
 def check_curves(run, options: CheckOptions) -> ClaimResult:
     claim = CURVE_DETECTORS
     thr = claim.thresholds
@@ -530,11 +525,6 @@ def curve_result(claim: Claim, t: CurveTuning, nulls: list[CurveTuning], layer: 
 
 def high_low_candidates(t: HighLowTuning, thresholds: dict) -> torch.Tensor:
     return (t.index >= thresholds["index_floor"]) & (t.direction >= thresholds["direction_floor"]) & (t.peak > 0)
-
-
-def high_low_detectors(t: HighLowTuning, thresholds: dict, score_threshold: float) -> torch.Tensor:
-    """High-low detectors: candidates whose score (boundary index x direction index) beats the null's best."""
-    return high_low_candidates(t, thresholds) & (t.score > score_threshold)
 
 
 def check_high_low(run, options: CheckOptions) -> ClaimResult:
