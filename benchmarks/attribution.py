@@ -26,7 +26,7 @@ from pathlib import Path
 
 def trained_run(args, root: Path):
     from interp.runs import load_run
-    from interp.train import train
+    from interp.training.loop import train
 
     if args.run:
         return load_run(args.run, device="cpu")
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from interp.analysis.attribution import attribute, load_examples, parse_methods
+    from interp.analysis.attribution.methods import attribute, load_examples, parse_methods
 
     torch.set_num_threads(args.threads)
     n = 5 if args.quick else args.images

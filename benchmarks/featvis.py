@@ -32,7 +32,7 @@ def lucent_transforms(size: int, normalize):
     """Lucent's own transform functions with the sizes interp uses for ``size`` px."""
     from lucent.optvis import transform
 
-    from interp.analysis.featvis import Transforms
+    from interp.analysis.vision.featvis import Transforms
 
     t = Transforms.for_size(size)
     d = 2 * t.jitter + 1  # Lucent's jitter(d) shifts by 0..d-1 px: the same number of shifts as ours
@@ -60,7 +60,7 @@ def time_lucent(model, normalize, units, steps: int, size: int) -> tuple[float, 
 
 def time_interp(subject, units, steps: int, size: int) -> float:
     """(b): interp.visualize, all units in one batch, everything included (setup, final values)."""
-    from interp.analysis.featvis import visualize
+    from interp.analysis.vision.featvis import visualize
 
     start = time.perf_counter()
     visualize(subject, "conv2", units, steps=steps, size=size)
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from interp.analysis.featvis import as_subject
+    from interp.subject import as_subject
     from interp.zoo import create_model
 
     torch.set_num_threads(args.threads)

@@ -33,7 +33,7 @@ SETTINGS = {"n_embd": "64", "n_head": "4", "block_size": "64", "layer_norm": "tr
 
 
 def run_once(n_layer: int, seed: int, epochs: int, steps: int, root: Path, device: str) -> dict:
-    from interp.train import train
+    from interp.training.loop import train
 
     t0 = time.perf_counter()
     run = train("attn-only", "induction", name=f"p6-L{n_layer}-s{seed}", root=root, overwrite=True, epochs=epochs,
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             for n_layer in (2, 1):
                 r = run_once(n_layer, seed, epochs, steps, Path(tmp), args.device)
                 if n_layer == 2 and args.plot:
-                    from interp.analysis.heads import save_training_dynamics, training_dynamics
+                    from interp.analysis.language.heads import save_training_dynamics, training_dynamics
 
                     save_training_dynamics(training_dynamics(r["run"]), Path(args.plot) / f"induction-seed{seed}")
                 r.pop("run")

@@ -34,7 +34,7 @@ def main() -> None:
     from interp.report import build_report
     from interp.report.vision import REPORT_STEPS
     from interp.runs import load_run
-    from interp.train import train
+    from interp.training.loop import train
 
     work = Path(tempfile.mkdtemp(prefix="interp-p8-"))
     if args.run:

@@ -70,7 +70,7 @@ QUICK = {"n_train": "2000", "n_test": "500"}
 @contextmanager
 def data_load_timer():
     """Measure the time the training task spends loading the dataset (yields a 1-item list)."""
-    from interp.tasks import classification
+    from interp.training.tasks import classification
 
     original = classification.load_image_data
     spent = [0.0]
@@ -101,7 +101,7 @@ def peak_memory() -> dict:
 def timed_train(model: str, data: str, root: Path, name: str, *, recipe: str, overrides: dict,
                 device: str, on_epoch=None) -> dict:
     """Train one run; its wall time without data loading, accuracy, per-epoch rows, memory."""
-    from interp.train import train
+    from interp.training.loop import train
 
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
@@ -300,7 +300,7 @@ def main(argv=None) -> int:
         extra = parse_set_options(args.set)
         t0 = time.perf_counter()
         load_image_data(data)  # decode and cache once, outside every timing
-        import interp.train  # noqa: F401  (imports, and the registry's model modules, outside
+        import interp.training.loop  # noqa: F401  (imports, and the registry's model modules, outside
         from interp.zoo import list_models  # the timings too)
 
         list_models()

@@ -60,8 +60,8 @@ def calibrate(text: str, settings: dict, n_steps: int, device: str) -> float:
     """
     from dataclasses import replace
 
-    from interp.tasks.language import LanguageModelTask
-    from interp.train import make_config, make_optimizer
+    from interp.training.language import LanguageModelTask
+    from interp.training.loop import make_config, make_optimizer
     from interp.zoo import build_model
 
     config = make_config("gpt", f"text:{text}", overrides=settings)
@@ -84,7 +84,7 @@ def calibrate(text: str, settings: dict, n_steps: int, device: str) -> float:
 
 
 def p4(text: str, budget: float, device: str, quick: bool, fp32: bool = False) -> dict:
-    from interp.train import train
+    from interp.training.loop import train
 
     settings = {**P4_MODEL, **P4_TRAIN, **({"precision": "fp32"} if fp32 else {})}
     t0 = time.perf_counter()

@@ -57,8 +57,8 @@ def load_sentences(path: str, max_words: int) -> list[list[str]]:
 def run_ours(corpus_path: Path, epochs: int, threads: int, batch_size: int) -> dict:
     import torch
 
-    from interp.analysis.embeddings import WordVectors, nearest_neighbors
-    from interp.train import train
+    from interp.analysis.words.embeddings import WordVectors, nearest_neighbors
+    from interp.training.loop import train
 
     torch.set_num_threads(threads)
     overrides = {"dim": "100", "window": "5", "negatives": "5", "min_count": "3", "subsample": "1e-3"}

@@ -11,12 +11,12 @@ torch.Size([8, 16, 10, 10])
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 from torch import nn
 
-from .errors import unknown
+from .errors import InterpError, unknown
 
 
 def get_module(model: nn.Module, name: str) -> nn.Module:
@@ -93,3 +93,95 @@ def run_until(model: nn.Module, x: torch.Tensor) -> None:
         model(x)
     except StopForward:
         pass
+
+
+@contextlib.contextmanager
+def no_new_hooks(model: nn.Module) -> Iterator[None]:
+    """Remove any hook added to ``model`` inside the block, also when the block raises.
+
+    Captum's layer methods, GuidedBackprop and DeepLift register hooks and normally
+    remove them; this makes it a guarantee (``hook_count(model)`` is what it was before).
+    """
+    attrs = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    before = {(id(m), a): set((getattr(m, a, None) or {}).keys()) for m in model.modules() for a in attrs}
+    try:
+        yield
+    finally:
+        for m in model.modules():
+            for a in attrs:
+                hooks = getattr(m, a, None)
+                if not hooks:
+                    continue
+                for key in [k for k in hooks if k not in before.get((id(m), a), set())]:
+                    del hooks[key]
+                    for extra in ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+                                  "_forward_pre_hooks_with_kwargs"):
+                        getattr(m, extra, {}).pop(key, None)
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[None]:
+    """Eval mode inside the block, the previous mode after it."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@contextlib.contextmanager
+def frozen(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no parameter gradients inside the block; both restored after, also on error."""
+    was_training = model.training
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    model.eval()
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+class Recorder:
+    """Scoped hooks that record the outputs of ``layers`` and stop the forward pass once
+    all of them have run, so the layers above are never computed.
+
+    >>> with Recorder(model, ["conv2"]) as rec:
+    ...     acts = rec.run(x)          # {"conv2": tensor}
+    """
+
+    def __init__(self, model: nn.Module, layers: Sequence[str]):
+        self.model = model
+        self.layers = list(dict.fromkeys(layers))
+        for name in self.layers:
+            get_module(model, name)  # unknown layer -> a clear error before anything runs
+        self.acts: dict[str, torch.Tensor] = {}
+        self._stack: contextlib.ExitStack | None = None
+
+    def _hook(self, name: str):
+        def hook(_module, _inputs, output):
+            self.acts[name] = output
+            if len(self.acts) == len(self.layers):
+                raise StopForward
+        return hook
+
+    def __enter__(self) -> "Recorder":
+        self._stack = contextlib.ExitStack()
+        self._stack.enter_context(forward_hooks(self.model, {n: self._hook(n) for n in self.layers}))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stack.close()
+
+    def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.acts = {}
+        run_until(self.model, x)
+        missing = [n for n in self.layers if n not in self.acts]
+        if missing:
+            raise InterpError(f"layer {missing[0]!r} did not run in the model's forward pass; "
+                              f"pick a layer the forward pass uses")
+        return self.acts

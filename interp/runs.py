@@ -28,7 +28,7 @@ import torch
 
 from .config import RunConfig
 from .errors import InterpError, close_matches
-from .io import read_jsonl
+from .io import read_jsonl, read_safetensors
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -118,15 +118,10 @@ def read_json(file: Path) -> Any:
 
 def load_weights(file: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
     """Read a safetensors file, naming the file in any error (never unpickles)."""
-    from safetensors.torch import load_file
-
     if not file.exists():
         raise InterpError(f"{file} is missing; the run has no saved weights (was training interrupted "
                           f"before the first epoch ended?)")
-    try:
-        return load_file(str(file), device=str(device))
-    except Exception as e:  # safetensors raises its own error types for truncation/corruption
-        raise InterpError(f"{file} is truncated or corrupt ({e}); retrain, or resume from its checkpoint") from None
+    return read_safetensors(file, device, again="retrain, or resume from its checkpoint")
 
 
 @dataclass
@@ -209,7 +204,7 @@ def load_run(name_or_path: str | os.PathLike | None = None, *, device: str | tor
 
     ``"inceptionv1"`` (when no run folder has that name) is pretrained InceptionV1, with
     ``weights`` (a path, or ``"random"``) or the torch hub cache, downloading only with
-    ``download=True`` (see :mod:`interp.zoo.inception`).
+    ``download=True`` (see :mod:`interp.zoo.pretrained`).
 
     >>> run = load_run("tutorial")          # models/tutorial
     >>> run.layer("conv2").units
@@ -218,13 +213,16 @@ def load_run(name_or_path: str | os.PathLike | None = None, *, device: str | tor
     from .device import resolve_device
     from .zoo import build_model
 
-    if str(name_or_path) == "inceptionv1" and not (Path(root) if root is not None else models_dir()).joinpath(
-            "inceptionv1").is_dir():
-        from .zoo.inception import load_inceptionv1
+    from .zoo.pretrained import load_pretrained, pretrained_names
 
-        return load_inceptionv1(weights, download=download, device=device)
+    folders = Path(root) if root is not None else models_dir()
+    if str(name_or_path) in pretrained_names() and not folders.joinpath(str(name_or_path)).is_dir():
+        built = load_pretrained(str(name_or_path), weights, download=download, device=device)
+        return Run(models_dir() / str(name_or_path), built.config, built.model, state={"status": "pretrained"},
+                   summary=built.summary)
     if weights is not None or download:
-        raise InterpError("--weights and --download apply only to the pretrained model: --run inceptionv1")
+        raise InterpError(f"--weights and --download apply only to a pretrained model "
+                          f"(--run {' or '.join(pretrained_names())})")
     path = resolve_run_path(name_or_path, root)
     config = read_config(path)
     device = resolve_device(device)

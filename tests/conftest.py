@@ -31,7 +31,7 @@ def _isolated_dirs(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory) -> Path:
     """A tutorial net trained for 2 epochs on 2,000 shapes images (a few seconds), shared read-only."""
-    from interp.train import train
+    from interp.training.loop import train
 
     root = tmp_path_factory.mktemp("session-models")
     train("tutorial", "shapes", name="tiny", epochs=2, root=root, device="cpu", progress=False, log=None,

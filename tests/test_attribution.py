@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from interp.analysis.attribution import (
+from interp.analysis.attribution.methods import (
     ALL_METHODS, METHODS, AttributionOptions, attribute, attribution_gallery, load_attribution, load_examples,
     no_new_hooks, read_image, save_attribution,
 )
-from interp.analysis.unit_attribution import (
+from interp.analysis.attribution.units import (
     class_unit_summary, load_class_unit_summary, load_unit_attribution, save_class_unit_summary,
     save_unit_attribution, unit_attribution,
 )
@@ -441,7 +441,7 @@ def test_cli_help_has_examples(cli):
 
 def test_every_registered_method_is_documented():
     assert set(METHODS) == {"saliency", "ig", "smoothgrad", "gradcam", "occlusion", "guided-backprop", "deeplift"}
-    import interp.analysis.attribution as module
+    import interp.analysis.attribution.methods as module
 
     for name, method in METHODS.items():
         assert name in module.__doc__ and method.reduce in ("sum", "max", "mean")
@@ -460,7 +460,7 @@ def tiny_gpt() -> nn.Module:
 def test_token_attribution_matches_captum_and_is_complete(tmp_path):
     import captum.attr as ca
 
-    from interp.analysis.token_attribution import attribute_tokens, load_token_attribution, save_token_attribution
+    from interp.analysis.attribution.tokens import attribute_tokens, load_token_attribution, save_token_attribution
 
     model = tiny_gpt()
     result = attribute_tokens(model, "abc dea", vocab=VOCAB, steps=64, position=4)
@@ -482,7 +482,7 @@ def test_token_attribution_matches_captum_and_is_complete(tmp_path):
 
 
 def test_token_attribution_errors():
-    from interp.analysis.token_attribution import attribute_tokens
+    from interp.analysis.attribution.tokens import attribute_tokens
 
     model = tiny_gpt()
     with pytest.raises(InterpError, match="unknown target token 'z'"):
@@ -530,8 +530,8 @@ def test_cli_attribute_tokens(cli, tmp_path, tiny_run_dir):
 
 @pytest.mark.slow
 def test_demo_stage(tiny_run):
-    from interp.analysis.attribution import demo_stage
-    from interp.demo import DemoContext
+    from interp.analysis.attribution.methods import demo_stage
+    from interp.pipelines.demo import DemoContext
 
     ctx = DemoContext(quick=True, progress=False)
     ctx.run = tiny_run

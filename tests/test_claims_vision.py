@@ -20,11 +20,11 @@ import torch
 from interp.claims import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims, claims_dir, get_claim,
                            list_claims, load_claims, save_claims)
 from interp.claims.registry import settings_hash
-from interp.claims import tuning
+from interp.analysis.vision import tuning
 from interp.claims import vision as V
 from interp.hooks import hook_count
 from interp.runs import Run
-from interp.train import make_config
+from interp.training.loop import make_config
 from interp.zoo import create_model
 
 NULLS = 8  # re-initialised copies per check: 128 pooled null units for a 16-unit conv2, quick on CPU

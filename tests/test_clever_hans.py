@@ -19,7 +19,7 @@ from interp.claims import NOT_SUPPORTED, SUPPORTED, check_claims
 from interp.claims.clever_hans import PERTURBATIONS, accuracy, perturb, perturbation_accuracy
 from interp.errors import InterpError
 from interp.runs import Run
-from interp.train import make_config
+from interp.training.loop import make_config
 from interp.zoo import create_model
 
 N_CLASSES = 10
@@ -176,7 +176,7 @@ def test_clever_hans_on_a_trained_run(tiny_run):
 
 
 def test_binomial_tail_against_scipy():
-    from interp.claims.stats import binomial_tail
+    from interp.stats import binomial_tail
 
     stats = pytest.importorskip("scipy.stats")
     for k, n, p in [(3, 6, 0.01), (50, 400, 0.1), (0, 5, 0.3), (11, 1000, 0.0019), (7, 7, 0.5)]:

@@ -2,7 +2,7 @@ import pytest
 
 from interp.config import DataConfig, RunConfig, TrainConfig, parse_value, recipe
 from interp.errors import InterpError
-from interp.train import make_config
+from interp.training.loop import make_config
 
 
 def test_run_config_round_trips_through_json():
@@ -58,7 +58,7 @@ def test_from_dict_rejects_unknown_keys():
 
 
 def test_quick_recipe_is_the_fast_one_with_the_tutorials_budget():
-    from interp.train import make_config
+    from interp.training.loop import make_config
 
     fast, quick = make_config("tutorial").train, make_config("tutorial", recipe="quick").train
     assert (quick.epochs, quick.batch_size, quick.lr, quick.augment, quick.eval_every) == (2, 128, 4e-3, False, 0)

@@ -17,7 +17,7 @@ import torch
 
 from interp.data import cifar10, load_image_data
 from interp.data.download import Remote, download
-from interp.data.images import data_dir
+from interp.data.paths import data_dir
 from interp.errors import InterpError
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

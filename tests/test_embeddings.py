@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from interp.analysis import embeddings as E
+from interp.analysis.words import embeddings as E
 from interp.data.words import read_vectors, write_vectors
 from interp.errors import InterpError
 
@@ -208,7 +208,7 @@ def test_binary_and_missing_vectors_files(tmp_path):
 
 @pytest.fixture(scope="module")
 def toy_run_dir(tmp_path_factory) -> Path:
-    from interp.train import train
+    from interp.training.loop import train
 
     root = tmp_path_factory.mktemp("models")
     train("word2vec", name="toy", epochs=2, root=root, device="cpu", progress=False, log=None,
@@ -411,7 +411,7 @@ def test_rare_words_of_a_tiny_corpus(toy_run_dir):
 
 def test_counts_of_a_text_file_run(tmp_path, monkeypatch):
     from interp.runs import load_run
-    from interp.train import train
+    from interp.training.loop import train
 
     text = tmp_path / "corpus.txt"
     lines = ["the doctor helps the patient", "a nurse helps the doctor", "the patient thanks the nurse"] * 8

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from interp.analysis.examples import dataset_examples, load_examples, receptive_field, save_examples
+from interp.analysis.vision.examples import dataset_examples, load_examples, receptive_field, save_examples
 from interp.errors import InterpError
 from interp.hooks import capture, hook_count
 from interp.zoo import create_model
@@ -64,14 +64,15 @@ def test_top_k_matches_brute_force(tiny_run, images, layer, units):
 def test_ties_go_to_the_earlier_image(tiny_run):
     import copy
 
-    from interp.analysis.featvis import Subject
+    from interp.subject import Subject
 
     # With fc1's weights zeroed every image gives exactly fc1's bias: an exact tie, which
     # identical images would not guarantee (a batch of 1 and a batch of 2 may round apart).
     model = copy.deepcopy(tiny_run.model)
     with torch.no_grad():
         model.fc1.weight.zero_()
-    subject = Subject(model, tiny_run.normalize, 32, "zeroed", tiny_run.config.data.mean, tiny_run.config.data.std)
+    subject = Subject(model, tiny_run.normalize, (3, 32, 32), name="zeroed", mean=tiny_run.config.data.mean,
+                      std=tiny_run.config.data.std)
     images = tiny_run.load_data(progress=False, split="test").test_x[:5]
     ex = dataset_examples(subject, "fc1", [0], k=3, data=images, batch_size=2)
     assert ex.top_indices[0].tolist() == [0, 1, 2]
@@ -111,7 +112,7 @@ def test_crops_are_the_receptive_fields_of_the_original_images(tiny_run, images)
 
 
 def test_clipped_fields_keep_their_place(tiny_run):
-    from interp.analysis.examples import _crops
+    from interp.analysis.vision.examples import _crops
 
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).remainder(250).to(torch.uint8).view(2, 3, 8, 8)
     boxes = torch.tensor([[[0, 2, 3, 7]]])  # a 5x5 field clipped by 2 rows at the top

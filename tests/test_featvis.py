@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from interp.analysis.featvis import (Transforms, affine_thetas, diversity_penalty, load_featvis, render,
+from interp.analysis.vision.featvis import (Transforms, affine_thetas, diversity_penalty, load_featvis, render,
                                      save_featvis, unit_file, visualize)
 from interp.errors import InterpError
 from interp.hooks import capture, hook_count
@@ -302,7 +302,7 @@ def test_cli_visualize_keeps_renderings_of_other_settings_apart(tiny_run_dir, cl
     (["--layer", "conv2", "--objective", "neurons"], "unknown objective 'neurons'"),
     (["--layer", "conv2", "--size", "8"], "--size 8 is too small for tiny"),
     (["--layer", "fc1", "--size", "40"], "--size 40 does not fit tiny"),
-    (["--layer", "conv2", "--weights", "x.pth"], "apply only to the pretrained model"),
+    (["--layer", "conv2", "--weights", "x.pth"], "apply only to a pretrained model"),
 ])
 def test_cli_errors(tiny_run_dir, cli, args, message):
     code, out, err = cli("visualize", "--run", str(tiny_run_dir), "--steps", "2", "--no-progress", *args)
@@ -363,8 +363,8 @@ def test_memory_budget_splits_wide_layers_into_chunks(tiny_run):
 
 
 def test_demo_stage(tiny_run, tmp_path):
-    from interp.analysis.featvis import demo_stage
-    from interp.demo import DemoContext
+    from interp.analysis.vision.featvis import demo_stage
+    from interp.pipelines.demo import DemoContext
 
     ctx = DemoContext(quick=True, progress=False, run=tiny_run)
     demo_stage(ctx)
@@ -381,7 +381,7 @@ def test_image_param_equals_lucents_fft_image_with_colour_decorrelation():
     from lucent.optvis.param.color import color_correlation_normalized
     from lucent.optvis.param.spatial import fft_image
 
-    from interp.analysis.featvis import _lucent_device, image_param
+    from interp.analysis.vision.featvis import _lucent_device, image_param
 
     for size in (32, 33):
         params, image_f = image_param([3, 7], size, torch.device("cpu"))
@@ -396,7 +396,7 @@ def test_image_param_equals_lucents_fft_image_with_colour_decorrelation():
 
 
 def test_affine_grid_equals_torchs():
-    from interp.analysis.featvis import Transforms, affine_grid, affine_thetas
+    from interp.analysis.vision.featvis import Transforms, affine_grid, affine_thetas
 
     draws = Transforms.for_size(32).draws(64, torch.Generator().manual_seed(0))
     theta = affine_thetas(draws, 32)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from interp.analysis.featvis import (FLAT_STD, INIT_EPS, NaturalMax, UnitQuality, accentuate, failure_reasons,
+from interp.analysis.vision.featvis import (FLAT_STD, INIT_EPS, NaturalMax, UnitQuality, accentuate, failure_reasons,
                                      image_std, layer_values, load_featvis, natural_max, save_featvis, specificity,
                                      visualize)
 from interp.hooks import hook_count
@@ -164,7 +164,7 @@ def test_cli_table_has_the_quality_columns(tiny_run_dir, cli):
 
 
 def test_cli_default_steps_are_the_visualisers():
-    from interp.analysis.featvis import DEFAULT_STEPS
+    from interp.analysis.vision.featvis import DEFAULT_STEPS
     from interp.cli import build_parser
     from interp.cli.featvis import DEFAULT_STEPS as CLI_STEPS
     from interp.report.vision import REPORT_STEPS

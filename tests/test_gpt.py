@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from interp.analysis.heads import bridge_hook_count
+from interp.analysis.language.heads import bridge_hook_count
 from interp.errors import InterpError
 from interp.hooks import hook_count
 from interp.zoo import create_model
@@ -35,7 +35,7 @@ def text_file(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory, text_file):
-    from interp.train import train
+    from interp.training.loop import train
 
     root = tmp_path_factory.mktemp("gpt-models")
     train("gpt", f"text:{text_file}", name="tiny-gpt", epochs=2, root=root, device="cpu", progress=False, log=None,
@@ -99,7 +99,7 @@ def test_dropout_only_in_training_mode():
 
 
 def test_inconsistent_config_is_one_clear_error():
-    from interp.train import make_config
+    from interp.training.loop import make_config
 
     with pytest.raises(InterpError, match=r"n_embd \(30\) must be divisible by n_head \(4\)"):
         make_config("gpt", overrides={"n_embd": "30", "n_head": "4"})
@@ -149,7 +149,7 @@ def test_text_run_round_trips(text_run):
 
 def test_training_is_deterministic(tmp_path, text_file, text_run):
     from interp.runs import load_run
-    from interp.train import train
+    from interp.training.loop import train
 
     run = train("gpt", f"text:{text_file}", name="again", epochs=2, root=tmp_path, device="cpu", progress=False,
                 log=None, overrides=TINY)
@@ -159,7 +159,7 @@ def test_training_is_deterministic(tmp_path, text_file, text_run):
 
 
 def test_bf16_training_evaluates_in_float32(tmp_path, text_file):
-    from interp.train import train
+    from interp.training.loop import train
 
     run = train("gpt", f"text:{text_file}", name="bf16", epochs=1, root=tmp_path, device="cpu", progress=False,
                 log=None, overrides={**TINY, "precision": "bf16"})
@@ -169,8 +169,8 @@ def test_bf16_training_evaluates_in_float32(tmp_path, text_file):
 
 
 def test_induction_run_records_head_scores(tmp_path):
-    from interp.analysis.heads import training_dynamics
-    from interp.train import train
+    from interp.analysis.language.heads import training_dynamics
+    from interp.training.loop import train
 
     run = train("attn-only", "induction:vocab_size=16,min_block=3,max_block=6", name="ind", epochs=2, root=tmp_path,
                 device="cpu", progress=False, log=None,
@@ -279,7 +279,7 @@ def test_save_transformer_results_for_a_text_run(text_run, tmp_path):
 @pytest.mark.slow
 def test_demo_stage_forms_an_induction_head(tmp_path):
     from interp.cli.transformers import demo_stage
-    from interp.demo import DemoContext
+    from interp.pipelines.demo import DemoContext
 
     ctx = DemoContext(device="cpu", quick=False, progress=False)
     demo_stage(ctx)

@@ -5,12 +5,12 @@ import copy
 import pytest
 import torch
 
-from interp.analysis.circuits import (circuit_scores, copying_score, ov_copying_scores, random_composition_baseline)
-from interp.analysis.heads import (attention_patterns, bridge_hook_count, head_scores, head_type_masks, icl_score,
+from interp.analysis.language.circuits import (circuit_scores, copying_score, ov_copying_scores, random_composition_baseline)
+from interp.analysis.language.heads import (attention_patterns, bridge_hook_count, head_scores, head_type_masks, icl_score,
                                    load_attention, load_head_scores, load_position_loss, loss_by_position,
                                    save_attention, save_head_scores, save_position_loss, score_patterns)
-from interp.analysis.lens import direct_logit_attribution, load_lens, logit_lens, save_lens
-from interp.analysis.patching import ablate_heads, induction_loss, load_ablation, save_ablation
+from interp.analysis.language.lens import direct_logit_attribution, load_lens, logit_lens, save_lens
+from interp.analysis.language.patching import ablate_heads, induction_loss, load_ablation, save_ablation
 from interp.data.text import repeated_random_tokens
 from interp.errors import InterpError
 from interp.hooks import hook_count

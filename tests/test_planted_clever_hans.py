@@ -24,7 +24,7 @@ SIZES = {"n_train": "2000", "n_test": "500"}
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    from interp.train import train
+    from interp.training.loop import train
 
     root = tmp_path_factory.mktemp("planted-models")
     kw = dict(epochs=3, seed=0, root=root, device="cpu", progress=False, log=None, overrides=SIZES)

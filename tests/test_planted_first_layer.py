@@ -5,7 +5,7 @@ Each test writes conv1 by hand in a tiny conv net and runs the claim through
 white noise, Gaussian-blurred white noise (smooth, but no more Gabor-like than its
 smoothness gives: the false positive of a white-noise null) and planted Gabors with
 their pixels shuffled are "not supported". The null is matched to each filter's power
-spectrum (:func:`interp.claims.gabor.spectrum_matched_null`).
+spectrum (:func:`interp.analysis.vision.gabor.spectrum_matched_null`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from interp.claims import NOT_SUPPORTED, SUPPORTED, check_claims, model_run
-from interp.claims import gabor as G
+from interp.analysis.vision import gabor as G
 
 # --------------------------------------------------------------------------- planting helpers
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 
 from interp.claims import INCONCLUSIVE, SUPPORTED, check_claims
-from interp.claims.registry import reinitialized
+from interp.zoo import reinitialized
 
 RECIPE = {"steps_per_epoch": "10", "batch_size": "32", "lr": "3e-3", "grad_clip": "1.0"}
 """The demo's recipe (interp.cli.transformers.DEMO_SETTINGS): 300 steps, the phase change in ~200."""
@@ -22,7 +22,7 @@ NULLS = 8
 
 
 def train_attn_only(root, name, *, seed=0, dataset="induction", **settings):
-    from interp.train import train
+    from interp.training.loop import train
 
     return train("attn-only", dataset, name=name, epochs=30, seed=seed, root=root, device="cpu", progress=False,
                  log=None, overrides={**RECIPE, **{k: str(v) for k, v in settings.items()}})

@@ -159,7 +159,7 @@ def test_zoo_page(cli, tmp_path):
 
 
 def test_embedding_run_report(tmp_path):
-    from interp.train import train
+    from interp.training.loop import train
 
     run = train("word2vec", "toy-royalty", name="w2v", epochs=2, device="cpu", progress=False, log=None,
                 overrides={"steps_per_epoch": "20"})
@@ -178,7 +178,7 @@ def test_embedding_run_report(tmp_path):
 
 
 def test_transformer_run_report(tmp_path):
-    from interp.train import train
+    from interp.training.loop import train
 
     run = train("attn-only", "induction", name="ind", epochs=1, device="cpu", progress=False, log=None,
                 overrides={"steps_per_epoch": "5", "n_embd": "32", "n_head": "2"})

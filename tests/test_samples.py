@@ -22,7 +22,7 @@ from interp.data.samples import (Sample, per_class_sample, random_sample, sample
                                  stratified_sample)
 from interp.errors import InterpError
 from interp.runs import Run
-from interp.train import make_config
+from interp.training.loop import make_config
 from interp.zoo import create_model
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -213,7 +213,7 @@ def test_clever_hans_records_the_sample():
 
 
 def test_trust_sample_indices_stratified_with_labels():
-    from interp.analysis.trust import draw_sample, sample_indices
+    from interp.analysis.attribution.trust import draw_sample, sample_indices
 
     labels = sorted_labels(10)
     idx = sample_indices(100, 10, 0, labels)
@@ -226,7 +226,7 @@ def test_trust_sample_indices_stratified_with_labels():
 
 
 def test_dataset_examples_record_class_counts():
-    from interp.analysis.examples import dataset_examples
+    from interp.analysis.vision.examples import dataset_examples
 
     torch.manual_seed(0)
     data = sorted_data(4)
@@ -235,7 +235,7 @@ def test_dataset_examples_record_class_counts():
 
 
 def test_gallery_is_a_seeded_choice_within_each_class():
-    from interp.analysis.attribution import attribution_gallery
+    from interp.analysis.attribution.methods import attribution_gallery
 
     torch.manual_seed(0)
     data = sorted_data(20)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from interp.claims import stimuli as S
+from interp.data import stimuli as S
 
 
 def _luma(images):

@@ -86,7 +86,7 @@ def test_a_training_step_lowers_the_loss_in_fp32_and_bf16():
 
 def test_round_trip_through_a_run(tmp_path):
     from interp.runs import load_run
-    from interp.train import train
+    from interp.training.loop import train
 
     run = train("cifarnet", "shapes", name="strong", root=tmp_path, epochs=1, device="cpu", progress=False,
                 log=None, overrides={"widths": "4,8,8,16", "n_train": "256", "n_test": "64"})
@@ -127,7 +127,7 @@ def _reference_crop_flip(x, generator, pad=4):
 
 
 def test_fast_crop_flip_matches_the_reference():
-    from interp.tasks.classification import random_crop_flip
+    from interp.training.classification import random_crop_flip
 
     x = torch.randn(16, 3, 32, 32)
     fast = random_crop_flip(x, torch.Generator().manual_seed(5))
@@ -140,8 +140,8 @@ def test_flip_tta_bf16_and_channels_last_in_prediction():
 
     from interp.config import recipe
     from interp.data import load_image_data
-    from interp.tasks.classification import ImageClassificationTask
-    from interp.train import make_config
+    from interp.training.classification import ImageClassificationTask
+    from interp.training.loop import make_config
 
     data = load_image_data("shapes", n_train=64, n_test=32, progress=False)
     model = create_model("cifarnet", **TINY).eval()

@@ -68,7 +68,7 @@ def test_tinyshakespeare_offline_error_says_how_to_pass_the_file(monkeypatch):
 
 
 def test_tinyshakespeare_uses_the_cached_copy(tmp_path, monkeypatch):
-    from interp.data.images import data_dir
+    from interp.data.paths import data_dir
 
     target = data_dir() / "tinyshakespeare" / "input.txt"
     target.parent.mkdir(parents=True)

@@ -5,7 +5,7 @@ import torch
 
 from interp.errors import InterpError
 from interp.runs import load_run
-from interp.train import TrainingInterrupted, resume, train
+from interp.training.loop import TrainingInterrupted, resume, train
 
 SMALL = {"n_train": "600", "n_test": "200"}
 
@@ -59,7 +59,7 @@ def test_training_is_deterministic_on_cpu(tmp_path):
 def test_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypatch):
     full = _train(tmp_path, name="full", epochs=3)
 
-    from interp.tasks import classification
+    from interp.training import classification
 
     original = classification.ImageClassificationTask.loss
     calls = {"n": 0}
@@ -90,7 +90,7 @@ def test_resume_of_finished_run_is_an_error(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    from interp.tasks import classification
+    from interp.training import classification
 
     original = classification.ImageClassificationTask.loss
     calls = {"n": 0}
@@ -131,7 +131,7 @@ def test_mlp_trains_with_the_same_core(tmp_path):
 
 def test_last_epoch_evaluation_is_the_final_one(tmp_path, monkeypatch):
     """The test split is evaluated once per due epoch; the last one also fills the summary."""
-    from interp.tasks.classification import ImageClassificationTask
+    from interp.training.classification import ImageClassificationTask
 
     calls = []
     original = ImageClassificationTask.evaluate

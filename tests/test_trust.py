@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from interp.analysis.attribution import attribute
-from interp.analysis.trust import (
+from interp.analysis.attribution.methods import attribute
+from interp.analysis.attribution.trust import (
     deletion_insertion, load_trust, pixel_ranks, randomized_copy, sanity_check, save_trust, spearman, trust_report,
 )
 from interp.errors import InterpError

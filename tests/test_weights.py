@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from interp.analysis.weights import filter_images, heatmap_row, layer_weights, load_weights, save_weights
+from interp.analysis.vision.weights import filter_images, heatmap_row, layer_weights, load_weights, save_weights
 
 
 def test_first_layer_filters_are_rgb_scaled_symmetrically(tiny_run):

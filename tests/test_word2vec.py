@@ -13,7 +13,7 @@ from interp.errors import InterpError
 
 
 def train_toy(seed: int = 0, **overrides):
-    from interp.train import train
+    from interp.training.loop import train
 
     sets = {"steps_per_epoch": "100", **{k: str(v) for k, v in overrides.items()}}
     return train("word2vec", name=f"toy-{seed}", seed=seed, epochs=5, device="cpu", progress=False, log=None,
@@ -246,7 +246,7 @@ def test_exercise_learns_the_toy_corpus():
 
 
 def test_sgns_trains_and_is_deterministic_with_the_prefetch_thread(tmp_path):
-    from interp.train import train
+    from interp.training.loop import train
 
     torch.set_num_threads(2)  # the pipelined path: batches drawn in a background thread
     sets = {"min_count": "1", "dim": "16", "subsample": "0", "batch_size": "256"}
@@ -264,8 +264,8 @@ def test_sgns_trains_and_is_deterministic_with_the_prefetch_thread(tmp_path):
 
 
 def test_sgns_batches_cover_the_text_once_per_epoch():
-    from interp.tasks.embedding import WordEmbeddingTask
-    from interp.train import make_config
+    from interp.training.embedding import WordEmbeddingTask
+    from interp.training.loop import make_config
     from interp.zoo.word2vec import centers_of_pairs
 
     config = make_config("word2vec-sgns", "toy-royalty", overrides={"min_count": "1", "batch_size": "100"})
@@ -298,7 +298,7 @@ def test_sgns_batches_cover_the_text_once_per_epoch():
 
 def test_linear_schedule_and_recipes():
     from interp.config import TrainConfig
-    from interp.train import lr_at, make_config
+    from interp.training.loop import lr_at, make_config
 
     cfg = TrainConfig(lr=0.025, schedule="linear")
     assert lr_at(0, 100, cfg) == pytest.approx(0.025)
@@ -310,7 +310,7 @@ def test_linear_schedule_and_recipes():
 
 
 def test_prefetched_reraises_and_stops():
-    from interp.tasks.embedding import prefetched
+    from interp.training.embedding import prefetched
 
     def broken():
         yield 1
@@ -349,7 +349,7 @@ def test_missing_text_file(cli, tmp_path):
 
 
 def test_tiny_shakespeare_words(shared_data):
-    from interp.train import train
+    from interp.training.loop import train
 
     path = shared_data / "tinyshakespeare.txt"
     if not path.exists():

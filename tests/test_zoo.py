@@ -107,7 +107,7 @@ import json  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
 
-from interp.grid import normalize_zoo, run_zoo, seed_run_name, summarize, zoo_findings  # noqa: E402
+from interp.pipelines.zoo_grid import normalize_zoo, run_zoo, seed_run_name, summarize, zoo_findings  # noqa: E402
 
 TINY = {"n_train": "200", "n_test": "50"}
 

@@ -30,7 +30,7 @@ __all__ = ["INCONCLUSIVE", "NOT_SUPPORTED", "SUPPORTED", "CheckOptions", "Claim"
 def demo_stage(ctx) -> None:
     """``interp demo``: check the claims that apply to the demo's trained net, print a table, save them.
 
-    ``ctx`` is :class:`interp.demo.DemoContext`; the results go to reports/RUN/claims/,
+    ``ctx`` is :class:`interp.pipelines.demo.DemoContext`; the results go to reports/RUN/claims/,
     where the report's claims page reads them.
     """
     from .registry import results_table

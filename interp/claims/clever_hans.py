@@ -57,7 +57,7 @@ from ..errors import InterpError
 from ..plots import pyplot
 from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult,
                        register_claim, run_kind)
-from .stats import NULL_LEVEL, binomial_tail, bootstrap_ci, headline
+from ..stats import NULL_LEVEL, binomial_tail, bootstrap_ci, headline
 
 PERTURBATIONS = ("grayscale", "centre_masked", "border_only", "patches_shuffled", "low_pass")
 SHOULD_DESTROY = ("border_only", "patches_shuffled")
@@ -656,7 +656,7 @@ def replacement_effect(model, tokens: torch.Tensor, token: int, replacement: int
 
 def cue_effect(run, cue: str, tokens: torch.Tensor, *, n_placebo: int = 8, seed: int = 0) -> CueEffect:
     """The effect of replacing ``cue`` (a token of the run's vocabulary) and of replacing placebo tokens."""
-    from ..analysis.heads import run_vocabulary
+    from ..analysis.language.heads import run_vocabulary
 
     vocab = run_vocabulary(run)
     ids = vocab.encode(cue)
@@ -682,7 +682,7 @@ def _applies_language(run) -> str | None:
 
 
 def _text_tokens(run, options: CheckOptions) -> torch.Tensor:
-    from ..analysis.heads import run_vocabulary, task_tokens
+    from ..analysis.language.heads import run_vocabulary, task_tokens
 
     if run_vocabulary(run).is_char:
         from ..data.text import load_char_corpus, random_windows

@@ -15,7 +15,7 @@ articles: every verdict comes from the model's own responses.
 
 **Angles.** We measure a curve's orientation as the direction from its centre of
 curvature to its midpoint, in degrees counter-clockwise from +x with y up
-(:mod:`interp.claims.stimuli`). The published angles are the peaks of the article's
+(:mod:`interp.data.stimuli`). The published angles are the peaks of the article's
 radial tuning curves (``pages/radial/data.json`` of distillpub/post--circuits-curve-detectors),
 whose zero and direction come from the article's curve renderer and are not stated in the
 text. We therefore do not assume a mapping: we fit the rotation (and reflection) that best
@@ -29,8 +29,9 @@ from __future__ import annotations
 import torch
 
 from ..hooks import get_module
-from .registry import NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim, reinitialized, run_kind
-from .stats import bootstrap_ci, headline
+from .registry import NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim, run_kind
+from ..zoo import reinitialized
+from ..stats import bootstrap_ci, headline
 from .vision import (CURVES, CURVES_URL, EARLY_VISION, EARLY_VISION_URL, Probe, curve_candidates,
                      curve_result, curve_tuning, first_layer_families, high_low_candidates, high_low_result,
                      high_low_tuning, plot_curves, plot_filters, plot_scatter, _families_result)

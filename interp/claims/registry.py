@@ -88,7 +88,7 @@ class ClaimResult:
     settings are kept beside it (:func:`save_claims`)."""
     headline: dict[str, Any] = field(default_factory=dict)
     """The number the verdict turns on, with its 95% bootstrap CI and the null quantile it is
-    compared to (:func:`interp.claims.stats.headline`); empty where a check has none."""
+    compared to (:func:`interp.stats.headline`); empty where a check has none."""
     seconds: float = 0.0
 
     @property
@@ -297,28 +297,6 @@ def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOption
 
 
 # --------------------------------------------------------------------------- nulls
-
-
-def reinitialized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
-    """A copy of ``model`` with fresh weights drawn by the model's own initialisation, seeded.
-
-    Models with their own initialiser (``_init_weights``, as our transformers) use it;
-    others call each module's ``reset_parameters`` (PyTorch's defaults, which is how our
-    conv nets are initialised). The caller's random stream is left untouched.
-
-    >>> null = reinitialized(run.model, seed=1)
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        clone = copy.deepcopy(model)
-        for module in clone.modules():
-            if hasattr(module, "reset_parameters") and module is not clone:
-                module.reset_parameters()
-        init = getattr(clone, "_init_weights", None)
-        if callable(init):
-            clone.apply(init)
-    clone.eval()
-    return clone
 
 
 # --------------------------------------------------------------------------- saving

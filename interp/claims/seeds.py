@@ -19,7 +19,7 @@ from typing import Any, Callable
 
 from ..errors import InterpError
 from .registry import INCONCLUSIVE, CheckOptions, ClaimResult, Verdict, check_claims, check_settings
-from .stats import headline
+from ..stats import headline
 
 MAX_SEEDS = 10
 
@@ -37,7 +37,7 @@ def seed_siblings(run: Any, seeds: int, *, device: str = "auto", progress: bool 
     that says what to do (it is never overwritten).
     """
     from ..runs import load_run
-    from ..train import train_config
+    from ..training.loop import train_config
 
     if not 1 <= seeds <= MAX_SEEDS:
         raise InterpError(f"--seeds must be between 1 and {MAX_SEEDS}; got {seeds}")

@@ -7,10 +7,10 @@ and Induction Heads" (Elhage et al. 2021, Olsson et al. 2022), checked on our ``
 - ``no-induction-one-layer``: a 1-layer attention-only model has no induction head;
 - ``copying-ov-positive``: heads that copy have OV circuits with positive eigenvalues.
 
-The measurements come from :mod:`interp.analysis.heads` (head scores),
-:mod:`interp.analysis.circuits` (composition and copying scores) and
-:mod:`interp.analysis.patching` (the induction loss); nulls are the same model
-re-initialised with its own initialisation (:func:`~interp.claims.registry.reinitialized`).
+The measurements come from :mod:`interp.analysis.language.heads` (head scores),
+:mod:`interp.analysis.language.circuits` (composition and copying scores) and
+:mod:`interp.analysis.language.patching` (the induction loss); nulls are the same model
+re-initialised with its own initialisation (:func:`~interp.zoo.registry.reinitialized`).
 
 >>> check_claims(load_run("attn-only"), ["induction-k-composition"])[0].verdict
 """
@@ -23,8 +23,9 @@ import torch
 
 from ..plots import pyplot
 from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim,
-                       reinitialized, run_kind)
-from .stats import NULL_LEVEL, bootstrap_ci, gumbel_quantile, headline
+                       run_kind)
+from ..zoo import reinitialized
+from ..stats import NULL_LEVEL, bootstrap_ci, gumbel_quantile, headline
 
 FRAMEWORK = "Elhage et al., 'A Mathematical Framework for Transformer Circuits', Transformer Circuits Thread 2021"
 FRAMEWORK_URL = "https://transformer-circuits.pub/2021/framework/index.html"
@@ -53,16 +54,16 @@ def _applies(min_layers: int | None = None, exact_layers: int | None = None):
 
 
 def _probe(run, options: CheckOptions) -> dict[int, torch.Tensor]:
-    """The head-score probe (:func:`interp.analysis.heads.length_probe`): BOS and a random block repeated,
+    """The head-score probe (:func:`interp.analysis.language.heads.length_probe`): BOS and a random block repeated,
     at several block lengths, so a head that matches one length by position does not pass."""
-    from ..analysis.heads import length_probe
+    from ..analysis.language.heads import length_probe
 
     return length_probe(run, N_SEQUENCES, seed=options.seed)
 
 
 def _task_tokens(run, options: CheckOptions) -> torch.Tensor:
     """Sequences of the run's own task (its induction task, or repeated blocks of its vocabulary)."""
-    from ..analysis.heads import task_tokens
+    from ..analysis.language.heads import task_tokens
 
     return task_tokens(run, N_SEQUENCES, seed=options.seed + 1)
 
@@ -89,7 +90,7 @@ attention is nearly uniform) would otherwise call a 4% excess an induction head.
 
 def gumbel_threshold(maxima: list[float], floor: float = 0.0, level: float = NULL_LEVEL,
                      lift: float = MIN_LIFT) -> float:
-    """The ``level`` quantile of a Gumbel fitted to per-copy maxima (:func:`~interp.claims.stats.gumbel_quantile`),
+    """The ``level`` quantile of a Gumbel fitted to per-copy maxima (:func:`~interp.stats.gumbel_quantile`),
     at least ``lift`` times their mean and at least ``floor``."""
     q = gumbel_quantile(maxima, level)
     if q != q:
@@ -102,7 +103,7 @@ def _position_losses(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.
     sequence (position 0, BOS, is neither)."""
     import torch.nn.functional as F
 
-    from ..analysis.heads import head_type_masks
+    from ..analysis.language.heads import head_type_masks
 
     repeated = head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1]  # (B, T-1): token at t seen before
     loss = F.cross_entropy(logits[:, :-1].detach().float().transpose(1, 2).cpu(), tokens[:, 1:].cpu(),
@@ -163,7 +164,7 @@ def _score_ci(model, probe: dict[int, torch.Tensor], scores, name: str, head: tu
               seed: int) -> tuple[float, float]:
     """95% bootstrap CI over sequences of one head's ``name`` score at its worst probe length (the one
     its minimum comes from)."""
-    from ..analysis.heads import cached_patterns, per_sequence_scores
+    from ..analysis.language.heads import cached_patterns, per_sequence_scores
 
     layer, index = head
     length = min(scores.by_length, key=lambda b: float(scores.by_length[b][name][layer, index]))
@@ -192,8 +193,8 @@ def _heads_text(heads) -> str:
 
 
 def check_induction(run, options: CheckOptions) -> ClaimResult:
-    from ..analysis.circuits import composition_scores, random_composition_baseline
-    from ..analysis.heads import head_scores
+    from ..analysis.language.circuits import composition_scores, random_composition_baseline
+    from ..analysis.language.heads import head_scores
 
     claim = INDUCTION_K_COMPOSITION
     thr = claim.thresholds
@@ -324,7 +325,7 @@ def _earlier_to_later(comp: torch.Tensor) -> torch.Tensor:
 
 
 def check_one_layer(run, options: CheckOptions) -> ClaimResult:
-    from ..analysis.heads import head_scores
+    from ..analysis.language.heads import head_scores
 
     claim = NO_INDUCTION_ONE_LAYER
     probe = _probe(run, options)
@@ -384,7 +385,7 @@ def diagonal_top(bridge) -> torch.Tensor:
 
 
 def check_copying(run, options: CheckOptions) -> ClaimResult:
-    from ..analysis.circuits import ov_copying_scores
+    from ..analysis.language.circuits import ov_copying_scores
     from ..zoo.gpt import to_bridge
 
     claim = COPYING_OV_POSITIVE

@@ -1,10 +1,10 @@
 """Vision claims for any conv net: Gabor filters, orientation tiling, complex cells, curve and
 high-low frequency detectors, exponential activation tails and weight banding.
 
-The measurements live in :mod:`interp.claims.gabor` (filter fits) and
-:mod:`interp.claims.tuning` (responses to stimuli, nulls, tails, banding); this module
+The measurements live in :mod:`interp.analysis.vision.gabor` (filter fits) and
+:mod:`interp.analysis.vision.tuning` (responses to stimuli, nulls, tails, banding); this module
 turns them into verdicts, with thresholds taken from a null: the same architecture
-re-initialised (:func:`~interp.claims.registry.reinitialized`), and draws the figures.
+re-initialised (:func:`~interp.zoo.registry.reinitialized`), and draws the figures.
 
 >>> check_claims(load_run("tutorial"), ["curve-detectors"])[0].table   # one row per conv2 unit
 """
@@ -20,13 +20,14 @@ import torch
 from ..data.samples import Sample, sample_images
 from ..hooks import get_module
 from ..plots import pyplot
-from .gabor import (BANDPASS_CYCLES, FAMILIES, LUMINANCE_OPPONENT, NULL_DESCRIPTION, NULL_QUANTILE,
+from ..analysis.vision.gabor import (BANDPASS_CYCLES, FAMILIES, LUMINANCE_OPPONENT, NULL_DESCRIPTION, NULL_QUANTILE,
                     OPPONENCY_MIN, OSI_GABOR, OSI_NULL_COPIES, R2_FLOOR, FirstLayerFamilies, GaborFits,
                     fit_gabors, first_layer_families, gabor_families, gabor_kernels, null_filters)
 from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult,
-                       register_claim, reinitialized, run_kind)
-from .stats import binomial_tail, bootstrap_ci, headline
-from .tuning import (EXP_HAZARD_RANGE, MIN_TAIL_SAMPLES, CurveTuning, HighLowTuning, Probe, ReceptiveField,
+                       register_claim, run_kind)
+from ..zoo import reinitialized
+from ..stats import binomial_tail, bootstrap_ci, headline
+from ..analysis.vision.tuning import (EXP_HAZARD_RANGE, MIN_TAIL_SAMPLES, CurveTuning, HighLowTuning, Probe, ReceptiveField,
                      banding, banding_score, conv_layers, curve_tuning, grating_tuning, hazard_ratio, high_low_tuning,
                      GratingTuning, PooledNull, pooled_null, pooling_head, receptive_field, tail_shapes)
 

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interp: interrupted", file=sys.stderr)
         return 130
     except Exception as e:
-        from ..train import TrainingInterrupted
+        from ..training.loop import TrainingInterrupted
 
         if isinstance(e, TrainingInterrupted):
             print(f"interp: {e}", file=sys.stderr)

@@ -168,7 +168,7 @@ def _parse_indices(text: str) -> list[int]:
 
 def _load_inputs(run, args, progress: bool):
     """(images, labels or None, sources) from --image or --index."""
-    from ..analysis.attribution import load_examples, read_image
+    from ..analysis.attribution.methods import load_examples, read_image
 
     if args.image:
         return read_image(args.image, run.input_shape), None, [str(args.image)]
@@ -191,7 +191,7 @@ def _check_image_run(run, command: str) -> None:
 
 
 def cmd_attribute(args) -> int:
-    from ..analysis.attribution import attribute, parse_methods, resolve_class, save_attribution
+    from ..analysis.attribution.methods import attribute, parse_methods, resolve_class, save_attribution
 
     progress = not args.no_progress
     parse_methods(args.methods)  # a typo fails before the run and data load
@@ -218,8 +218,8 @@ def cmd_attribute(args) -> int:
 
 
 def cmd_attribute_units(args) -> int:
-    from ..analysis.attribution import load_examples, resolve_class
-    from ..analysis.unit_attribution import (
+    from ..analysis.attribution.methods import load_examples, resolve_class
+    from ..analysis.attribution.units import (
         UNIT_METHODS, class_unit_summary, save_class_unit_summary, save_unit_attribution, unit_attribution,
     )
     from ..errors import InterpError, unknown
@@ -279,8 +279,8 @@ def cmd_attribute_units(args) -> int:
 
 
 def cmd_attribute_trust(args) -> int:
-    from ..analysis.attribution import parse_methods
-    from ..analysis.trust import save_trust, trust_report
+    from ..analysis.attribution.methods import parse_methods
+    from ..analysis.attribution.trust import save_trust, trust_report
 
     progress = not args.no_progress
     parse_methods(args.methods)
@@ -304,7 +304,7 @@ def cmd_attribute_trust(args) -> int:
 
 
 def cmd_attribute_gallery(args) -> int:
-    from ..analysis.attribution import attribution_gallery, parse_methods
+    from ..analysis.attribution.methods import attribution_gallery, parse_methods
 
     progress = not args.no_progress
     parse_methods(args.methods)
@@ -321,8 +321,8 @@ def cmd_attribute_gallery(args) -> int:
 
 
 def cmd_attribute_tokens(args) -> int:
-    from ..analysis.heads import prompt_tokens
-    from ..analysis.token_attribution import attribute_tokens, save_token_attribution
+    from ..analysis.language.heads import prompt_tokens
+    from ..analysis.attribution.tokens import attribute_tokens, save_token_attribution
     from ..errors import InterpError
 
     run = load_run_announced(args)

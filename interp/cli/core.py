@@ -125,7 +125,7 @@ def cmd_models(args) -> int:
 
 def cmd_train(args) -> int:
     from ..config import parse_set_options
-    from ..train import resume, train
+    from ..training.loop import resume, train
 
     progress = not args.no_progress
     if args.resume:
@@ -186,7 +186,7 @@ def cmd_runs(args) -> int:
 
 def cmd_zoo(args) -> int:
     from ..config import parse_set_options
-    from ..grid import check_seeds, format_zoo_table, run_zoo, zoo_findings
+    from ..pipelines.zoo_grid import check_seeds, format_zoo_table, run_zoo, zoo_findings
     from ..report.zoo_page import build_zoo_report
 
     check_seeds(args.seeds)  # before anything is trained
@@ -203,7 +203,7 @@ def cmd_zoo(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from ..demo import run_demo
+    from ..pipelines.demo import run_demo
 
     run_demo(device=args.device, quick=args.quick, progress=not args.no_progress)
     return 0

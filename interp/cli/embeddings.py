@@ -119,7 +119,7 @@ def register(sub, common) -> None:
 
 
 def _vectors(args):
-    from ..analysis.embeddings import load_vectors
+    from ..analysis.words.embeddings import load_vectors
 
     vectors = load_vectors(args.run, args.vectors, limit=args.limit)
     if args.run is None and args.vectors is None:
@@ -142,7 +142,7 @@ def _num(value: float) -> str:
 
 
 def cmd_neighbors(args) -> int:
-    from ..analysis.embeddings import nearest_neighbors, save_result
+    from ..analysis.words.embeddings import nearest_neighbors, save_result
 
     vectors = _vectors(args)
     result = nearest_neighbors(vectors, args.word, args.k, metric=args.metric)
@@ -156,7 +156,7 @@ def cmd_neighbors(args) -> int:
 def cmd_analogy(args) -> int:
     import json
 
-    from ..analysis.embeddings import analogy, save_result
+    from ..analysis.words.embeddings import analogy, save_result
     from ..errors import InterpError
 
     if args.k < 1:
@@ -179,7 +179,7 @@ def _ordinal_rank(rank: int | None) -> str:
 
 def analogy_lines(result) -> list[str]:
     """The analogy's two rankings side by side, the expected word's ranks, the note and warnings."""
-    from ..analysis.embeddings import EXCLUSION_SOURCE
+    from ..analysis.words.embeddings import EXCLUSION_SOURCE
 
     answer = result.answer if result.words else "?"
     lines = [f"{result.a} is to {result.b} as {result.c} is to {answer}  ({result.source})",
@@ -224,7 +224,7 @@ def analogy_lines(result) -> list[str]:
 
 
 def cmd_axes(args) -> int:
-    from ..analysis.embeddings import PRESETS, preset_projection, project, save_result
+    from ..analysis.words.embeddings import PRESETS, preset_projection, project, save_result
     from ..errors import InterpError
 
     if args.preset:
@@ -259,7 +259,7 @@ def cmd_axes(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from ..analysis.embeddings import embedding_2d, save_result
+    from ..analysis.words.embeddings import embedding_2d, save_result
 
     vectors = _vectors(args)
     result = embedding_2d(vectors, _words(args.words), top=args.top)
@@ -271,7 +271,7 @@ def cmd_plot(args) -> int:
 
 
 def cmd_bias(args) -> int:
-    from ..analysis.embeddings import OCCUPATIONS, bias_probe, save_result
+    from ..analysis.words.embeddings import OCCUPATIONS, bias_probe, save_result
 
     vectors = _vectors(args)
     result = bias_probe(vectors, _words(args.words) or OCCUPATIONS, args.axis)
@@ -286,7 +286,7 @@ def cmd_bias(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from ..analysis.embeddings import run_embedding_analyses
+    from ..analysis.words.embeddings import run_embedding_analyses
 
     vectors = _vectors(args)
     folder = _folder(args, vectors)

@@ -9,7 +9,7 @@ from pathlib import Path
 from .common import add_device, add_no_progress, add_run, add_seed, float_in, int_in, load_run_announced, table
 
 DEFAULT_STEPS = 512
-"""= interp.analysis.featvis.DEFAULT_STEPS (not imported: registering commands must not load torch; a test checks)."""
+"""= interp.analysis.vision.featvis.DEFAULT_STEPS (not imported: registering commands must not load torch; a test checks)."""
 
 NATURAL_SAMPLE = 2000
 """Test images scanned for the best natural image in ``interp visualize``'s table."""
@@ -126,7 +126,7 @@ def featvis_folder(run, layer: str, settings: dict, units: list[int] | None) -> 
     """Where ``interp visualize`` saves: ``featvis/LAYER`` for the whole layer with the default settings
     (what the report reuses), ``featvis/LAYER-<settings>[-units-<ranges>]`` for anything else, so a
     rendering with other settings or of some units never replaces another one."""
-    from ..analysis.featvis import DEFAULT_STEPS, settings_key, unit_ranges
+    from ..analysis.vision.featvis import DEFAULT_STEPS, settings_key, unit_ranges
 
     default = {"objective": "channel", "steps": DEFAULT_STEPS, "diversity": 1, "seed": 0, "negative": False}
     key = settings_key(settings)
@@ -149,7 +149,7 @@ def _cheap_data(run, n: int):
     name = config.data.name
     if name == "cifar10":
         from ..data.cifar10 import ARCHIVE_NAME
-        from ..data.images import data_dir
+        from ..data.paths import data_dir
 
         if not (data_dir() / "cifar10" / ARCHIVE_NAME).is_file():
             return None, "CIFAR-10 is not downloaded (interp examples fetches it)"
@@ -159,7 +159,7 @@ def _cheap_data(run, n: int):
 
 
 def cmd_visualize(args) -> int:
-    from ..analysis.featvis import natural_max, save_featvis, specific_share, visualize
+    from ..analysis.vision.featvis import natural_max, save_featvis, specific_share, visualize
 
     run = _load(args)
     result = visualize(run, args.layer, args.units, objective=args.objective, steps=args.steps, size=args.size,
@@ -231,7 +231,7 @@ def cmd_visualize(args) -> int:
 
 
 def cmd_examples(args) -> int:
-    from ..analysis.examples import dataset_examples, save_examples
+    from ..analysis.vision.examples import dataset_examples, save_examples
 
     run = _load(args)
     ex = dataset_examples(run, args.layer, args.units, k=args.k, data=args.dataset, batch_size=args.batch_size,
@@ -250,7 +250,7 @@ def cmd_examples(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from ..analysis.weights import layer_weights, save_weights
+    from ..analysis.vision.weights import layer_weights, save_weights
 
     run = _load(args)
     views = layer_weights(run, args.layer, args.units, top=args.top)

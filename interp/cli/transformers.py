@@ -142,7 +142,7 @@ def _saved(paths: dict) -> None:
 def cmd_sample(args) -> int:
     import torch
 
-    from ..analysis.heads import prompt_tokens, run_vocabulary
+    from ..analysis.language.heads import prompt_tokens, run_vocabulary
 
     run = _load(args)
     vocab = run_vocabulary(run)
@@ -158,7 +158,7 @@ def cmd_sample(args) -> int:
 
 
 def cmd_attention(args) -> int:
-    from ..analysis.heads import attention_patterns, check_heads, prompt_tokens, save_attention
+    from ..analysis.language.heads import attention_patterns, check_heads, prompt_tokens, save_attention
 
     run = _load(args)
     cfg = run.config.model_config
@@ -172,7 +172,7 @@ def cmd_attention(args) -> int:
 
 
 def cmd_heads(args) -> int:
-    from ..analysis.heads import (head_scores, loss_by_position, save_head_scores, save_position_loss,
+    from ..analysis.language.heads import (head_scores, loss_by_position, save_head_scores, save_position_loss,
                                   save_training_dynamics, training_dynamics)
     from ..errors import InterpError
 
@@ -201,8 +201,8 @@ def cmd_heads(args) -> int:
 
 
 def cmd_lens(args) -> int:
-    from ..analysis.heads import prompt_tokens
-    from ..analysis.lens import direct_logit_attribution, logit_lens, save_lens
+    from ..analysis.language.heads import prompt_tokens
+    from ..analysis.language.lens import direct_logit_attribution, logit_lens, save_lens
     from ..errors import InterpError
 
     run = _load(args)
@@ -227,7 +227,7 @@ def cmd_lens(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from ..analysis.patching import ablate_heads, save_ablation
+    from ..analysis.language.patching import ablate_heads, save_ablation
 
     run = _load(args)
     kinds = ("zero", "mean") if args.kind == "both" else (args.kind,)
@@ -248,7 +248,7 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_composition(args) -> int:
-    from ..analysis.circuits import MODES, circuit_scores, save_circuit_scores
+    from ..analysis.language.circuits import MODES, circuit_scores, save_circuit_scores
 
     run = _load(args)
     result = circuit_scores(run)
@@ -287,12 +287,12 @@ def save_transformer_results(run, *, prompt: str | None = None, out_dir: Path | 
     text runs: a Shakespeare line when its characters are in the vocabulary), circuit
     scores, and zero- and mean-ablation. Returns label -> path.
     """
-    from ..analysis.circuits import circuit_scores, save_circuit_scores
-    from ..analysis.heads import (attention_patterns, head_scores, loss_by_position, prompt_tokens,
+    from ..analysis.language.circuits import circuit_scores, save_circuit_scores
+    from ..analysis.language.heads import (attention_patterns, head_scores, loss_by_position, prompt_tokens,
                                   run_vocabulary, save_attention, save_head_scores, save_position_loss,
                                   save_training_dynamics, training_dynamics)
-    from ..analysis.lens import direct_logit_attribution, logit_lens, save_lens
-    from ..analysis.patching import ablate_heads, save_ablation
+    from ..analysis.language.lens import direct_logit_attribution, logit_lens, save_lens
+    from ..analysis.language.patching import ablate_heads, save_ablation
     from ..errors import InterpError
 
     out = Path(out_dir) if out_dir is not None else _out_dir(run)
@@ -326,9 +326,9 @@ def save_transformer_results(run, *, prompt: str | None = None, out_dir: Path | 
 
 def demo_stage(ctx) -> None:
     """``interp demo``: a 2-layer attention-only transformer learns induction; its heads are analysed."""
-    from ..analysis.heads import load_head_scores
-    from ..cli.core import format_summary
-    from ..train import train
+    from ..analysis.language.heads import load_head_scores
+    from .core import format_summary
+    from ..training.loop import train
 
     run = train("attn-only", "induction", name=DEMO_RUN, overwrite=True, device=ctx.device, progress=ctx.progress,
                 epochs=20 if ctx.quick else 30, overrides=DEMO_SETTINGS, log=None)

@@ -7,7 +7,7 @@ five training batches and one test batch, each 10,000 records of one label byte 
 ``$INTERP_DATA_DIR/cifar10/`` and read straight from the archive: only the seven expected
 members, by name, each checked to hold whole records; nothing is extracted, nothing unpickled.
 
->>> data = load_cifar10()        # downloads 162 MB the first time
+>>> data = interp.data.images.load_cifar10()        # downloads 162 MB the first time
 >>> data.train_x.shape, data.classes[:3]
 (torch.Size([50000, 3, 32, 32]), ['airplane', 'automobile', 'bird'])
 """
@@ -22,6 +22,7 @@ import torch
 
 from ..errors import InterpError
 from .download import Remote, download
+from .paths import data_dir
 
 CIFAR10_BINARY = Remote(
     "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
@@ -38,8 +39,6 @@ RECORD_BYTES = 1 + 3 * 32 * 32
 
 def cifar10_archive(*, progress: bool = True) -> Path:
     """``$INTERP_DATA_DIR/cifar10/cifar-10-binary.tar.gz``, downloaded when not there yet."""
-    from .images import data_dir
-
     path = data_dir() / "cifar10" / ARCHIVE_NAME
     if path.is_file():
         return path
@@ -89,12 +88,3 @@ def _records(raw: bytes, name: str, archive: Path) -> tuple[torch.Tensor, torch.
         raise InterpError(f"{archive}: {name} has label {int(labels.max())}; CIFAR-10's are 0-9")
     images = torch.from_numpy(records[:, 1:].reshape(-1, 3, 32, 32).copy())
     return images, labels
-
-
-def load_cifar10(*, progress: bool = True):
-    """CIFAR-10 as :class:`~interp.data.images.ImageData` (50,000 train, 10,000 test)."""
-    from .images import ImageData, channel_stats
-
-    train_x, train_y, test_x, test_y, classes = read_cifar10_archive(cifar10_archive(progress=progress))
-    mean, std = channel_stats(train_x)
-    return ImageData("cifar10", train_x, train_y, test_x, test_y, classes, mean, std)

@@ -31,20 +31,11 @@ from pathlib import Path
 import torch
 
 from ..errors import InterpError
+from .paths import cache_dir
 from .samples import stratified_sample
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm"}
 BUILTIN_IMAGE_DATASETS = ("shapes", "shapes-watermark", "cifar10")
-
-
-def data_dir() -> Path:
-    """Where downloads go: ``$INTERP_DATA_DIR`` or ``~/.cache/interp/data``."""
-    return Path(os.environ.get("INTERP_DATA_DIR", Path.home() / ".cache" / "interp" / "data"))
-
-
-def cache_dir() -> Path:
-    """Where decoded datasets are cached: ``$INTERP_CACHE_DIR`` or ``~/.cache/interp/cache``."""
-    return Path(os.environ.get("INTERP_CACHE_DIR", Path.home() / ".cache" / "interp" / "cache"))
 
 
 @dataclass
@@ -138,8 +129,6 @@ def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: b
         return _shapes_watermark(parse_watermark(name), name, 0 if split == "test" else (n_train or 50_000),
                                  n_test or 10_000)
     if name == "cifar10":
-        from .cifar10 import load_cifar10
-
         data = load_cifar10(progress=progress)
     else:
         path = Path(name).expanduser()
@@ -150,6 +139,18 @@ def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: b
             )
         data = load_image_folder(path, progress=progress)
     return data.subset(n_train, n_test)
+
+
+def load_cifar10(*, progress: bool = True) -> ImageData:
+    """CIFAR-10 as :class:`ImageData` (50,000 train, 10,000 test), downloaded the first time.
+
+    >>> data = load_cifar10()        # downloads 162 MB the first time
+    """
+    from .cifar10 import cifar10_archive, read_cifar10_archive
+
+    train_x, train_y, test_x, test_y, classes = read_cifar10_archive(cifar10_archive(progress=progress))
+    mean, std = channel_stats(train_x)
+    return ImageData("cifar10", train_x, train_y, test_x, test_y, classes, mean, std)
 
 
 @functools.lru_cache(maxsize=2)

@@ -29,7 +29,7 @@ import torch
 from ..errors import InterpError
 from .download import Remote
 from .download import download as fetch
-from .images import data_dir
+from .paths import data_dir
 
 TINYSHAKESPEARE = Remote(
     "https://raw.githubusercontent.com/karpathy/char-rnn/master/data/tinyshakespeare/input.txt",

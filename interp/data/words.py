@@ -38,7 +38,7 @@ import torch
 from ..errors import InterpError
 from ..io import atomic_path
 from .download import Remote, download
-from .images import data_dir
+from .paths import data_dir
 from .text import tinyshakespeare_path
 
 TOY_DATASET = "toy-royalty"

@@ -1,5 +1,5 @@
 """Attribution in the report: a gallery and trust checks on their own page, and on each
-unit page the classes the unit contributes to (Captum, see :mod:`interp.analysis.attribution`).
+unit page the classes the unit contributes to (Captum, see :mod:`interp.analysis.attribution.methods`).
 
 Results are computed only when missing from the report folder (``attribution/``), so a
 report re-render reuses them, and ``interp attribute-gallery`` output is picked up.
@@ -27,7 +27,7 @@ def contribute(ctx: ReportContext) -> None:
     ctx.nav.append(("Attribution", "attribution.html"))
     gallery_json = folder / "gallery" / "gallery.json"
     if not gallery_json.exists():
-        from ..analysis.attribution import attribution_gallery
+        from ..analysis.attribution.methods import attribution_gallery
 
         if ctx.log:
             ctx.log("attribution gallery ...")
@@ -41,7 +41,7 @@ def contribute(ctx: ReportContext) -> None:
 
     trust_json = folder / "trust.json"
     if not trust_json.exists():
-        from ..analysis.trust import save_trust, trust_report
+        from ..analysis.attribution.trust import save_trust, trust_report
 
         if ctx.log:
             ctx.log("attribution trust checks ...")
@@ -52,7 +52,7 @@ def contribute(ctx: ReportContext) -> None:
         "trust": trust, "files": {k: f"attribution/{v}" for k, v in trust.get("files", {}).items()},
     }, order=45))
 
-    from ..analysis.unit_attribution import class_unit_summary, save_class_unit_summary
+    from ..analysis.attribution.units import class_unit_summary, save_class_unit_summary
 
     output_layer = run.layers[-1].name
     for info in run.layers:

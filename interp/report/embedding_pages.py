@@ -14,7 +14,7 @@ def contribute(ctx: ReportContext) -> None:
     run = ctx.run
     if run.config.task != "word-embedding":
         return
-    from ..analysis.embeddings import WordVectors, run_embedding_analyses
+    from ..analysis.words.embeddings import WordVectors, run_embedding_analyses
 
     folder = ctx.root / "embeddings"
     if not (folder / "summary.json").exists():

@@ -43,7 +43,7 @@ def contribute(ctx: ReportContext) -> None:
     if sample:
         page.add(Section("sample", "A sample", "transformer_sample.html", {"text": sample}, order=5))
 
-    from ..analysis.heads import HeadScores
+    from ..analysis.language.heads import HeadScores
 
     heads = HeadScores.from_json(load("heads"))
     page.add(Section("heads", "Head scores", "transformer_heads.html", {
@@ -91,7 +91,7 @@ def _sample(run, seed: int) -> str | None:
     """A short generated sample for character-level runs (token tasks have nothing to read)."""
     import torch
 
-    from ..analysis.heads import run_vocabulary
+    from ..analysis.language.heads import run_vocabulary
 
     vocab = run_vocabulary(run)
     if not vocab.is_char:

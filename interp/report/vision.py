@@ -30,7 +30,7 @@ import torch
 
 from .registry import ReportContext, Section
 
-from ..analysis.featvis import DEFAULT_STEPS
+from ..analysis.vision.featvis import DEFAULT_STEPS
 
 REPORT_STEPS = DEFAULT_STEPS
 """Steps of the main, neuron and negative images when ``--steps`` is not given: ``interp visualize``'s."""
@@ -89,7 +89,7 @@ def _read_index(folder: Path) -> dict | None:
 
 
 def _wanted(ctx: ReportContext, objective: str, steps: int, diversity: int, negative: bool) -> dict:
-    from ..analysis.featvis import DEFAULT_DIVERSITY_WEIGHT, DEFAULT_LR
+    from ..analysis.vision.featvis import DEFAULT_DIVERSITY_WEIGHT, DEFAULT_LR
 
     wanted = {"objective": objective, "steps": steps, "diversity": diversity, "negative": negative,
               "seed": ctx.seed, "size": int(ctx.run.input_shape[-1]), "lr": DEFAULT_LR}
@@ -101,7 +101,7 @@ def _wanted(ctx: ReportContext, objective: str, steps: int, diversity: int, nega
 def _usable(index: dict | None, info, wanted: dict, *, complete: bool = True) -> bool:
     """A saved rendering of the layer (all its units, with ``complete``) with the wanted
     settings (and the default parameterisation and transforms, as the report renders)."""
-    from ..analysis.featvis import Transforms, settings_match
+    from ..analysis.vision.featvis import Transforms, settings_match
 
     if index is None or index.get("kind") != "featvis" or index.get("layer") != info.name:
         return False
@@ -119,7 +119,7 @@ def _usable(index: dict | None, info, wanted: dict, *, complete: bool = True) ->
 def _own_folder(ctx: ReportContext, info, wanted: dict) -> Path:
     """The report's folder for these settings: ``featvis/LAYER-KEY`` (KEY from the settings),
     or ``LAYER-KEY-2``, ... when something else is there (never overwritten)."""
-    from ..analysis.featvis import settings_key
+    from ..analysis.vision.featvis import settings_key
 
     name = f"{info.name}-{settings_key(wanted)}"
     for i in range(1, 1000):
@@ -131,7 +131,7 @@ def _own_folder(ctx: ReportContext, info, wanted: dict) -> Path:
 
 def _ensure_featvis(ctx: ReportContext, info, objective: str, *, steps: int, diversity: int,
                     negative: bool, natural=None) -> dict:
-    from ..analysis.featvis import save_featvis, visualize
+    from ..analysis.vision.featvis import save_featvis, visualize
 
     wanted = _wanted(ctx, objective, steps, diversity, negative)
     own = _own_folder(ctx, info, wanted)
@@ -161,7 +161,7 @@ def _ensure_accentuation(ctx: ReportContext, info, data):
     """Each unit's best natural test image (the channel objective's max over the whole test
     split) and its feature accentuation, reused when saved with the same settings and data.
     Returns ``(NaturalMax, index of the accentuation folder)``."""
-    from ..analysis.featvis import (ACCENT_STEPS, ACCENT_WEIGHT, NaturalMax, accentuate, natural_max,
+    from ..analysis.vision.featvis import (ACCENT_STEPS, ACCENT_WEIGHT, NaturalMax, accentuate, natural_max,
                                     save_accentuation)
 
     steps = ACCENT_STEPS if ctx.steps is None else min(ACCENT_STEPS, ctx.steps)
@@ -187,10 +187,10 @@ def _ensure_accentuation(ctx: ReportContext, info, data):
 
 
 def _quality(ctx: ReportContext, info, featvis: dict, natural) -> list[dict]:
-    """Per unit, :class:`~interp.analysis.featvis.UnitQuality` of the main image as a dict,
+    """Per unit, :class:`~interp.analysis.vision.featvis.UnitQuality` of the main image as a dict,
     with the best natural image's value. Computed from the saved images when the saved
     rendering predates quality records (nothing is written to it)."""
-    from ..analysis.featvis import UnitQuality, assess, load_featvis
+    from ..analysis.vision.featvis import UnitQuality, assess, load_featvis
 
     units = featvis["units"]
     if all("quality" in units[str(u)] for u in range(info.units)):
@@ -206,7 +206,7 @@ def _quality(ctx: ReportContext, info, featvis: dict, natural) -> list[dict]:
         out.append(q.to_dict())
     return out
 def _ensure_examples(ctx: ReportContext, info, data) -> dict:
-    from ..analysis.examples import dataset_examples, save_examples
+    from ..analysis.vision.examples import dataset_examples, save_examples
 
     folder = ctx.root / "examples" / info.name
     index = _read_index(folder)
@@ -220,7 +220,7 @@ def _ensure_examples(ctx: ReportContext, info, data) -> dict:
 
 
 def _ensure_weights(ctx: ReportContext, info) -> dict:
-    from ..analysis.weights import layer_weights, save_weights
+    from ..analysis.vision.weights import layer_weights, save_weights
 
     folder = ctx.root / "weights" / info.name
     index = _read_index(folder)
@@ -234,7 +234,7 @@ def _ensure_weights(ctx: ReportContext, info) -> dict:
 def _output_weights(run, all_layers, info, top: int = 8) -> list[list[dict]] | None:
     """For each unit of ``info``, the units of the next layer it feeds most strongly (L2 norm
     of the connecting weights, signed by their sum), or ``None`` for the last layer."""
-    from ..analysis.weights import weight_module
+    from ..analysis.vision.weights import weight_module
 
     names = [l.name for l in all_layers]
     position = names.index(info.name)

@@ -1,8 +1,8 @@
 """The zoo page of ``interp zoo``: mean accuracy and its seed spread, size, time, findings, filters.
 
-Reads the saved ``models/zoo.json`` (see :mod:`interp.grid`; version 1 single-seed files
+Reads the saved ``models/zoo.json`` (see :mod:`interp.pipelines.zoo_grid`; version 1 single-seed files
 too) and the grid's runs; writes ``reports/zoo/index.html`` atomically. The findings text
-comes from :func:`interp.grid.zoo_findings`, computed from the numbers on the page.
+comes from :func:`interp.pipelines.zoo_grid.zoo_findings`, computed from the numbers on the page.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def build_zoo_report(zoo_json: str | os.PathLike | None = None, *, out: str | os
 
     >>> build_zoo_report("models/zoo.json")
     """
-    from ..grid import normalize_zoo, zoo_findings
+    from ..pipelines.zoo_grid import normalize_zoo, zoo_findings
     from ..runs import load_run, models_dir, reports_dir
 
     zoo_json = Path(zoo_json) if zoo_json else models_dir() / "zoo.json"

@@ -2,8 +2,9 @@
 
 Built from Lucent's modelzoo port, with Lucid's layer names (``conv2d0`` ... ``mixed3b``
 ... ``mixed5b``, ``softmax2_pre_activation_matmul`` for the logits). It is a pretrained
-model, not a trainable one, so it is not in the model registry: ``load_run("inceptionv1")``
-returns a :class:`~interp.runs.Run` for it (when no run folder of that name exists).
+model, not a trainable one: it is a pretrained source (:mod:`interp.zoo.pretrained`), and
+``load_run("inceptionv1")`` returns a :class:`~interp.runs.Run` for it (when no run folder of
+that name exists).
 
 Weights (``inception5h.pth``, Lucid's weights converted by ProGamerGov) come from, in order:
 ``weights=PATH`` (the .pth, read with ``torch.load(weights_only=True)``, or a
@@ -12,7 +13,7 @@ or a download, only with ``download=True``. ``weights="random"`` builds it untra
 tests and smoke runs). Images are [0, 1] RGB at 224 px; the run's ``normalize`` maps
 them to Lucid's range ``x * 255 - 117``, as Lucent's ``render_vis`` does.
 
->>> run = load_inceptionv1("~/Downloads/inception5h.pth")
+>>> run = interp.load_run("inceptionv1", weights="~/Downloads/inception5h.pth")
 >>> run.layer("mixed4a").units
 508
 """
@@ -67,9 +68,9 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise InterpError(f"InceptionV1 weights file {path} does not exist; give the path of {WEIGHTS_FILE} "
                           f"(or a .safetensors of it), or use --download")
     if path.suffix == ".safetensors":
-        from ..runs import load_weights
+        from ..io import read_safetensors
 
-        return load_weights(path)
+        return read_safetensors(path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncation, a file of another kind
@@ -105,12 +106,12 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: s
     model.load_state_dict({k: v.float() for k, v in state.items()})
 
 
-def load_inceptionv1(weights: str | os.PathLike | None = None, *, download: bool = False,
-                     device: str | torch.device = "cpu", progress: bool = True):
-    """A :class:`~interp.runs.Run` for pretrained InceptionV1 (see the module docstring)."""
+def pretrained_inceptionv1(weights: str | os.PathLike | None = None, *, download: bool = False,
+                           device: str | torch.device = "cpu", progress: bool = True):
+    """Pretrained InceptionV1 as a :class:`~interp.zoo.pretrained.Pretrained` (see the module docstring)."""
     from ..config import DataConfig, RunConfig
     from ..device import resolve_device
-    from ..runs import Run, models_dir
+    from .pretrained import Pretrained
 
     model = build_inceptionv1()
     if weights is not None and str(weights) == "random":
@@ -134,8 +135,7 @@ def load_inceptionv1(weights: str | os.PathLike | None = None, *, download: bool
     config = RunConfig(model="inceptionv1", family="inception", task="image-classification",
                        model_config={"weights": source},
                        data=DataConfig(name="imagenet", input_shape=INPUT_SHAPE, mean=MEAN, std=STD))
-    return Run(models_dir() / "inceptionv1", config, model, state={"status": "pretrained"},
-               summary={"weights": source, "source": "lucent.modelzoo.inceptionv1"})
+    return Pretrained(model, config, {"weights": source, "source": "lucent.modelzoo.inceptionv1"})
 
 
 def _download(path: Path, progress: bool) -> None:

@@ -123,3 +123,29 @@ def check_positive(**values: float) -> None:
     for key, value in values.items():
         if value <= 0:
             raise InterpError(f"{key} must be > 0, got {value}")
+
+
+def reinitialized(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """A copy of ``model`` with fresh weights drawn by the model's own initialisation, seeded.
+
+    Models with their own initialiser (``_init_weights``, as our transformers) use it;
+    others call each module's ``reset_parameters`` (PyTorch's defaults, which is how our
+    conv nets are initialised). The caller's random stream is left untouched.
+
+    >>> null = reinitialized(run.model, seed=1)
+    """
+    import copy
+
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        clone = copy.deepcopy(model)
+        for module in clone.modules():
+            if hasattr(module, "reset_parameters") and module is not clone:
+                module.reset_parameters()
+        init = getattr(clone, "_init_weights", None)
+        if callable(init):
+            clone.apply(init)
+    clone.eval()
+    return clone

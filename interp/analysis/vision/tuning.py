@@ -3,7 +3,7 @@ null thresholds from re-initialised copies, activation tails and weight banding.
 
 Responses are those of channels ("units") after their ReLU, at the centre position of a
 layer's output map; stimuli are centred on that position's receptive field
-(:func:`receptive_field`). Angles follow :mod:`interp.claims.stimuli`: degrees
+(:func:`receptive_field`). Angles follow :mod:`interp.data.stimuli`: degrees
 counter-clockwise from +x with y up.
 
 >>> probe = Probe.from_run(run)
@@ -21,11 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InterpError
-from ..hooks import capture_until, get_module, run_until
-from . import stimuli as S
-from .registry import reinitialized
-from .stats import NULL_LEVEL
+from ...errors import InterpError
+from ...hooks import capture_until, get_module, run_until
+from ...data import stimuli as S
+from ...zoo import reinitialized
+from ...stats import NULL_LEVEL
 
 # --------------------------------------------------------------------------- model plumbing
 

@@ -3,7 +3,7 @@
 1. **Completeness** (Integrated Gradients): the attributions should sum to the change
    in the target's output between the baseline and the input,
    ``sum(IG) = f(x) - f(baseline)``. :func:`ig_completeness` reports both sides and the
-   relative error; :func:`~interp.analysis.attribution.attribute` attaches it to every
+   relative error; :func:`~interp.analysis.attribution.methods.attribute` attaches it to every
    IG result. A large error means too few ``steps``.
 2. **Deletion and insertion** (Petsiuk et al., RISE, 2018): remove the pixels a map
    ranks highest first (deletion: replaced by a black image) and watch the target's
@@ -34,14 +34,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.samples import Sample, random_sample, stratified_sample
-from ..errors import InterpError, unknown
-from ..io import write_bytes, write_json
-from ..plots import save_figure
-from .attribution import (
-    METHODS, Attribution, as_subject, attribute, attribution_dir, evaluating, load_examples, make_baseline,
-    npz_bytes, parse_methods,
-)
+from ...data.samples import Sample, random_sample, stratified_sample
+from ...errors import InterpError, unknown
+from ...io import write_bytes, write_json
+from ...plots import save_figure
+from ...hooks import eval_mode
+from ...io import npz_bytes
+from .methods import METHODS, Attribution, as_subject, attribute, attribution_dir, load_examples, make_baseline, parse_methods
 
 # --------------------------------------------------------------------------- completeness
 
@@ -101,7 +100,7 @@ def ig_completeness(model: nn.Module, inputs: torch.Tensor, baselines: torch.Ten
     device = inputs.device
     idx = torch.arange(len(inputs), device=device)
     t = targets.to(device)
-    with evaluating(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         difference = model(inputs)[idx, t] - model(baselines.to(device))[idx, t]
     total = attributions.to(device).flatten(1).sum(1)
     return Completeness(total.double().cpu(), difference.double().cpu())
@@ -199,7 +198,7 @@ def deletion_insertion(run_or_model: Any, attr: Attribution, *, steps: int = 32,
         scores["random"] = torch.rand(attr.pixel_map(attr.methods[0]).shape, generator=g)
     deletion: dict[str, list] = {m: [] for m in scores}
     insertion: dict[str, list] = {m: [] for m in scores}
-    with evaluating(model):
+    with eval_mode(model):
         for m, s in tqdm(scores.items(), desc="deletion/insertion", disable=not progress or None, leave=False):
             ranks = pixel_ranks(s)
             for i in range(len(x)):
@@ -379,7 +378,7 @@ def trust_report(run: Any, sample: int = 16, methods: Any = None, *, data: Any =
                  curve_steps: int = 32, progress: bool = False, **options: Any) -> TrustReport:
     """Run the three checks on ``sample`` random test images (targets: the model's predictions).
 
-    ``options`` go to :func:`~interp.analysis.attribution.attribute` (``steps``, ``baseline`` ...).
+    ``options`` go to :func:`~interp.analysis.attribution.methods.attribute` (``steps``, ``baseline`` ...).
     """
     subject = as_subject(run)
     data = data if data is not None else run.load_data(progress=progress, split="test")
@@ -418,7 +417,7 @@ def save_trust(report: TrustReport, directory: str | Path | None = None) -> dict
         arrays["ig_sum"] = report.completeness.attribution_sum.numpy()
         arrays["ig_difference"] = report.completeness.output_difference.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
-    from .attribution_plots import plot_curves, plot_sanity
+    from .plots import plot_curves, plot_sanity
 
     save_figure(plot_curves(report.curves), paths["curves_png"])
     save_figure(plot_sanity(report.sanity), paths["sanity_png"])

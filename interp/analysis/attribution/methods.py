@@ -15,7 +15,7 @@ maps are shaped like the inputs, one per method::
 
 The methods are Captum's, registered in :data:`METHODS` under short names. The name grid
 is the same one level down: ``ig`` is IntegratedGradients here and
-LayerIntegratedGradients in :mod:`interp.analysis.unit_attribution`.
+LayerIntegratedGradients in :mod:`interp.analysis.attribution.units`.
 
 =============== ========================================== ============ ========
 name            Captum                                     baseline     channels
@@ -61,10 +61,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InterpError, unknown
-from ..hooks import get_module
-from ..io import write_bytes, write_json
-from ..plots import save_figure
+from ...errors import InterpError, unknown
+from ...hooks import eval_mode, get_module, no_new_hooks
+from ...io import npz_bytes, write_bytes, write_json
+from ...subject import Subject, as_subject as subject_of
+from ...plots import save_figure
 
 # --------------------------------------------------------------------------- options
 
@@ -125,114 +126,19 @@ def make_options(options: AttributionOptions | None = None, **overrides: Any) ->
 # --------------------------------------------------------------------------- the subject
 
 
-@dataclass
-class Subject:
-    """A model with what attribution needs to know about its inputs.
-
-    Built from a run (normalisation, class names, input shape travel with it) or from a
-    bare ``nn.Module`` (inputs are used as given; display rescales them to [0, 1]).
-    """
-
-    model: nn.Module
-    classes: list[str]
-    input_shape: tuple[int, ...] | None = None
-    mean: tuple[float, ...] | None = None
-    std: tuple[float, ...] | None = None
-    run_name: str | None = None
-    run: Any = None
-
-    @property
-    def device(self) -> torch.device:
-        p = next(self.model.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
-
-    def to_model_input(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 or [0, 1] images -> normalised model input (a bare model's inputs pass through)."""
-        images = images.to(self.device)
-        if self.mean is None:
-            return images.float()
-        from ..data.images import normalize
-
-        return normalize(images, self.mean, self.std)
-
-    def to_display(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Model inputs -> [0, 1] images for plotting."""
-        if self.mean is not None:
-            from ..data.images import denormalize
-
-            return denormalize(inputs, self.mean, self.std).clamp(0, 1)
-        flat = inputs.flatten(1)
-        lo = flat.min(1).values.view(-1, 1, 1, 1)
-        hi = flat.max(1).values.view(-1, 1, 1, 1)
-        return ((inputs - lo) / (hi - lo).clamp_min(1e-12)).clamp(0, 1)
-
-    def value_range(self, inputs: torch.Tensor) -> float:
-        """Width of the input's value range: 1/std for a run (0..1 before normalising), else that of ``inputs``."""
-        if self.std is not None:
-            return float(np.mean([1.0 / s for s in self.std]))
-        return float((inputs.max() - inputs.min()).item()) or 1.0
-
-    def spatial_layers(self) -> list[str]:
-        """Layers with (C, H, W) outputs, in forward order: candidates for Grad-CAM."""
-        if self.run is not None:
-            return [info.name for info in self.run.layers if info.spatial]
-        return [name for name, m in self.model.named_modules() if isinstance(m, nn.Conv2d)]
-
-
 def as_subject(run_or_model: Any) -> Subject:
-    """A :class:`Subject` from a :class:`~interp.runs.Run`, a Subject, or an ``nn.Module``."""
-    if isinstance(run_or_model, Subject):
-        return run_or_model
-    if isinstance(run_or_model, nn.Module):
-        return Subject(run_or_model, classes=list(getattr(run_or_model, "classes", []) or []))
+    """The :class:`~interp.subject.Subject` of a run or model, refusing runs that are not image classifiers."""
     config = getattr(run_or_model, "config", None)
-    if config is not None and hasattr(run_or_model, "model"):
-        if config.task != "image-classification":
-            raise InterpError(f"run {run_or_model.name} is a {config.task} run; image attribution needs an "
-                              f"image classifier (for language models: "
-                              f"interp.analysis.token_attribution.attribute_tokens)")
-        dc = config.data
-        return Subject(run_or_model.model, classes=list(dc.classes), input_shape=tuple(dc.input_shape),
-                       mean=tuple(dc.mean), std=tuple(dc.std), run_name=run_or_model.name, run=run_or_model)
-    raise TypeError(f"expected a Run or an nn.Module, got {type(run_or_model).__name__}")
+    if config is not None and hasattr(run_or_model, "model") and config.task != "image-classification":
+        raise InterpError(f"run {run_or_model.name} is a {config.task} run; image attribution needs an "
+                          f"image classifier (for language models: "
+                          f"interp.analysis.attribution.tokens.attribute_tokens)")
+    if not isinstance(run_or_model, (Subject, nn.Module)) and config is None:
+        raise TypeError(f"expected a Run or an nn.Module, got {type(run_or_model).__name__}")
+    return subject_of(run_or_model)
 
 
-# --------------------------------------------------------------------------- hooks
-
-
-@contextlib.contextmanager
-def no_new_hooks(model: nn.Module) -> Iterator[None]:
-    """Remove any hook added to ``model`` inside the block, also when the block raises.
-
-    Captum's layer methods, GuidedBackprop and DeepLift register hooks and normally
-    remove them; this makes it a guarantee (``hook_count(model)`` is what it was before).
-    """
-    attrs = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
-    before = {(id(m), a): set((getattr(m, a, None) or {}).keys()) for m in model.modules() for a in attrs}
-    try:
-        yield
-    finally:
-        for m in model.modules():
-            for a in attrs:
-                hooks = getattr(m, a, None)
-                if not hooks:
-                    continue
-                for key in [k for k in hooks if k not in before.get((id(m), a), set())]:
-                    del hooks[key]
-                    for extra in ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-                                  "_forward_pre_hooks_with_kwargs"):
-                        getattr(m, extra, {}).pop(key, None)
-
-
-@contextlib.contextmanager
-def evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode inside the block, the previous mode after it."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
+# --------------------------------------------------------------------------- warnings
 
 
 @contextlib.contextmanager
@@ -513,7 +419,7 @@ class Attribution:
     """Where each image came from: ``test:17``, a file path, ..."""
     options: AttributionOptions = field(default_factory=AttributionOptions)
     completeness: Any = None
-    """:class:`~interp.analysis.trust.Completeness` of the IG maps (when ``ig`` ran)."""
+    """:class:`~interp.analysis.attribution.trust.Completeness` of the IG maps (when ``ig`` ran)."""
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall time per method for the whole batch."""
     run: str | None = None
@@ -595,7 +501,7 @@ def attribute(run_or_model: Any, inputs: torch.Tensor, target: Any = None,
     names = parse_methods(methods, subject)
     x = _check_inputs(subject, inputs, normalized)
     model = subject.model
-    with evaluating(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
     probs = logits.float().softmax(1).cpu()
     targets = resolve_targets(target, len(x), subject.classes, logits)
@@ -637,7 +543,7 @@ def attribute(run_or_model: Any, inputs: torch.Tensor, target: Any = None,
 def run_method(name: str, call: MethodCall) -> torch.Tensor:
     """One registered method on one chunk, in eval mode, leaving no hooks behind."""
     method = METHODS[name]
-    with evaluating(call.model), no_new_hooks(call.model), quiet_captum():
+    with eval_mode(call.model), no_new_hooks(call.model), quiet_captum():
         maps = method.compute(call)
     if maps.shape != call.inputs.shape:  # a registry entry that breaks the contract
         raise RuntimeError(f"{name} returned maps of shape {tuple(maps.shape)}, expected {tuple(call.inputs.shape)}")
@@ -715,7 +621,7 @@ def read_image(path: str | Path, input_shape: Sequence[int], *,
 
 def attribution_dir(run_name: str | None, root: Path | None = None) -> Path:
     """``reports/RUN/attribution``: where this area's results go."""
-    from ..runs import reports_dir
+    from ...runs import reports_dir
 
     if not run_name:
         raise InterpError("a result from a bare model has no run name; pass directory= to save it")
@@ -752,7 +658,7 @@ def save_attribution(attr: Attribution, directory: str | Path | None = None, nam
         arrays["labels"] = attr.labels.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
     if figure:
-        from .attribution_plots import plot_attribution
+        from .plots import plot_attribution
 
         paths["png"] = directory / f"{name}.png"
         save_figure(plot_attribution(attr), paths["png"])
@@ -794,12 +700,6 @@ def load_attribution(path: str | Path) -> Attribution:
         completeness=Completeness.from_dict(comp) if comp else None, run=meta["run"],
         gradcam_layer=meta.get("gradcam_layer"),
     )
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- gallery
@@ -851,7 +751,7 @@ def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[st
         raise InterpError(f"per_class must be at least 1, got {per_class}")
     subject = as_subject(run)
     data = data if data is not None else run.load_data(progress=progress, split="test")
-    from ..data.samples import per_class_sample
+    from ...data.samples import per_class_sample
 
     known = (data.test_y >= 0) & (data.test_y < len(subject.classes))  # the classes the model has
     drawn = per_class_sample(data.test_y[known], per_class, seed=seed, classes=subject.classes)
@@ -860,7 +760,7 @@ def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[st
     images, labels = load_examples(run, chosen, "test", data=data)
     attr = attribute(run, images, None, methods, labels=labels, sources=[f"test:{i}" for i in chosen],
                      progress=progress, seed=seed, **options)
-    from .attribution_plots import plot_attribution
+    from .plots import plot_attribution
 
     entries = []
     folder = Path(directory) if directory is not None else attribution_dir(subject.run_name) / "gallery"
@@ -900,7 +800,7 @@ def subset(attr: Attribution, rows: Sequence[int]) -> Attribution:
 def demo_stage(ctx: Any) -> None:
     """Demo: one attribution figure, the gallery, the trust checks and the class-to-unit summaries."""
     from .trust import save_trust, trust_report
-    from .unit_attribution import class_unit_summary, save_class_unit_summary
+    from .units import class_unit_summary, save_class_unit_summary
 
     run = ctx.run
     data = run.load_data(progress=False, split="test")

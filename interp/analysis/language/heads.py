@@ -35,9 +35,9 @@ from typing import Any
 
 import torch
 
-from ..errors import InterpError
-from ..io import write_json
-from ..plots import pyplot, save_figure
+from ...errors import InterpError
+from ...io import write_json
+from ...plots import pyplot, save_figure
 
 SCORE_NAMES = ("prev_token", "induction", "duplicate", "first_token")
 SCORE_TITLES = {"prev_token": "previous-token", "induction": "induction", "duplicate": "duplicate-token",
@@ -51,7 +51,7 @@ def as_bridge(model_or_run: Any, **kwargs):
     """A bridge as is, or :func:`~interp.zoo.gpt.to_bridge` of a GPT, run or run name."""
     if hasattr(model_or_run, "run_with_cache") and hasattr(model_or_run, "cfg"):
         return model_or_run
-    from ..zoo.gpt import to_bridge
+    from ...zoo.gpt import to_bridge
 
     return to_bridge(model_or_run, **kwargs)
 
@@ -62,7 +62,7 @@ def bridge_hook_count(bridge) -> int:
     :func:`interp.hooks.hook_count` of a whole bridge also counts the pre-hooks the bridge
     wires into itself on its first forward pass, which are part of its machinery.
     """
-    from ..hooks import hook_count
+    from ...hooks import hook_count
 
     return sum(hook_count(point) for point in bridge.hook_dict.values())
 
@@ -96,7 +96,7 @@ def _tensor_json(t: torch.Tensor) -> list:
 
 def run_vocabulary(run):
     """The :class:`~interp.data.text.Vocabulary` a run was trained with."""
-    from ..data.text import Vocabulary
+    from ...data.text import Vocabulary
 
     vocab = tuple(run.config.data.vocab)
     if not vocab:
@@ -136,7 +136,7 @@ def repeated_tokens(run, n: int, *, seed: int = 0, seq_len: int | None = None,
     and an induction head near 1. One length alone can be matched by position (a head
     that attends ``block - 1`` back); :func:`length_probe` spans several.
     """
-    from ..data.text import repeated_random_tokens
+    from ...data.text import repeated_random_tokens
 
     seq_len = seq_len or run.config.model_config["block_size"]
     vocab = run_vocabulary(run)
@@ -189,7 +189,7 @@ def length_probe(run, n: int, *, seed: int = 0, lengths: tuple[int, ...] | None 
 def task_tokens(run, n: int, *, seed: int = 0, seq_len: int | None = None) -> torch.Tensor:
     """Sequences of the run's induction task (blocks of varying length, repeated to fill the
     context); for text runs, repeated random blocks of their vocabulary in the same way."""
-    from ..data.text import InductionSpec, induction_batch, repeated_random_tokens
+    from ...data.text import InductionSpec, induction_batch, repeated_random_tokens
 
     g = torch.Generator().manual_seed(seed)
     cfg = run.config.model_config
@@ -545,7 +545,7 @@ def loss_by_position(model_or_run, tokens: torch.Tensor | None = None, *, n_sequ
         data = run.config.data.name
         context = run.config.model_config["block_size"]
         if run_vocabulary(run).is_char:
-            from ..data.text import load_char_corpus, random_windows
+            from ...data.text import load_char_corpus, random_windows
 
             corpus = load_char_corpus(data, progress=False)
             tokens = random_windows(corpus.val, n_sequences, context, torch.Generator().manual_seed(seed))

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import torch
 
-from ..data import drawing as D
+from . import drawing as D
 
 BACKGROUND = 0.5
 """Mid-grey background of every stimulus."""

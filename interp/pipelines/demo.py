@@ -26,8 +26,8 @@ class DemoContext:
 
 
 def stage_train(ctx: DemoContext) -> None:
-    from .cli.core import format_summary
-    from .train import train
+    from ..cli.core import format_summary
+    from ..training.loop import train
 
     overrides = {"n_train": "4000", "n_test": "1000"} if ctx.quick else {}
     ctx.run = train("tutorial", "shapes", name=DEMO_RUN, epochs=2 if ctx.quick else 6, overwrite=True,
@@ -37,7 +37,7 @@ def stage_train(ctx: DemoContext) -> None:
 
 
 def stage_report(ctx: DemoContext) -> None:
-    from .report import build_report
+    from ..report import build_report
 
     index = build_report(ctx.run, steps=64 if ctx.quick else None, device=ctx.device, progress=ctx.progress)
     ctx.outputs["report"] = index
@@ -45,9 +45,9 @@ def stage_report(ctx: DemoContext) -> None:
 
 
 def stage_word2vec(ctx: DemoContext) -> None:
-    from .analysis.embeddings import demo_stage
-    from .report import build_report
-    from .runs import load_run
+    from ..analysis.words.embeddings import demo_stage
+    from ..report import build_report
+    from ..runs import load_run
 
     demo_stage(ctx)
     run = load_run(ctx.outputs["word2vec run"])
@@ -55,9 +55,9 @@ def stage_word2vec(ctx: DemoContext) -> None:
 
 
 def stage_transformer(ctx: DemoContext) -> None:
-    from .cli.transformers import demo_stage
-    from .report import build_report
-    from .runs import load_run
+    from ..cli.transformers import demo_stage
+    from ..report import build_report
+    from ..runs import load_run
 
     demo_stage(ctx)
     run = load_run(ctx.outputs["induction run"])
@@ -65,7 +65,7 @@ def stage_transformer(ctx: DemoContext) -> None:
 
 
 def stage_claims(ctx: DemoContext) -> None:
-    from .claims import demo_stage
+    from ..claims import demo_stage
 
     demo_stage(ctx)
 

@@ -24,10 +24,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InterpError, unknown
-from ..io import write_json
-from ..plots import save_figure
-from .attribution import attribution_dir, evaluating, no_new_hooks, quiet_captum, safe_name
+from ...errors import InterpError, unknown
+from ...io import write_json
+from ...plots import save_figure
+from ...hooks import eval_mode, no_new_hooks
+from .methods import attribution_dir, quiet_captum, safe_name
 
 
 @dataclass
@@ -73,7 +74,7 @@ class TokenAttribution:
 
 
 def _model_and_vocab(run_or_model: Any, vocab: Any):
-    from ..data.text import Vocabulary
+    from ...data.text import Vocabulary
 
     if isinstance(run_or_model, nn.Module):
         if vocab is None:
@@ -147,13 +148,13 @@ def attribute_tokens(run_or_model: Any, prompt: str | torch.Tensor, target: int 
     def next_token_logits(x: torch.Tensor) -> torch.Tensor:  # (B, T) -> (B, vocab)
         return model(x)[:, pos, :]
 
-    with evaluating(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         logits = next_token_logits(ids)[0].float()
         base_logits = next_token_logits(base)[0].float()
     t = int(logits.argmax()) if target is None else _token_id(target, vocab, "target token")
     probs = logits.softmax(0)
     values, indices = probs.topk(min(5, len(probs)))
-    with evaluating(model), no_new_hooks(model), quiet_captum():
+    with eval_mode(model), no_new_hooks(model), quiet_captum():
         lig = LayerIntegratedGradients(next_token_logits, model.token_embedding)
         attr = lig.attribute(ids, baselines=base, target=t, n_steps=steps)
     scores = attr.detach().sum(-1)[0].float().cpu()
@@ -169,8 +170,8 @@ def attribute_tokens(run_or_model: Any, prompt: str | torch.Tensor, target: int 
 def save_token_attribution(result: TokenAttribution, directory: str | Path | None = None,
                            name: str | None = None) -> dict[str, Path]:
     """``tokens-NAME.json`` (tokens, scores, completeness), ``.png`` (coloured tokens) and ``.html`` (a snippet)."""
-    from ..io import write_text
-    from .attribution_plots import plot_tokens, token_html
+    from ...io import write_text
+    from .plots import plot_tokens, token_html
 
     directory = Path(directory) if directory is not None else attribution_dir(result.run)
     stem = "tokens-" + safe_name(name or result.prompt[:24] or "prompt")

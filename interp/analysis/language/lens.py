@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from ..io import write_json
-from ..plots import pyplot, save_figure
+from ...io import write_json
+from ...plots import pyplot, save_figure
 from .heads import _tensor_json, as_bridge, head_labels, run_vocabulary
 
 

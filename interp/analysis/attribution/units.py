@@ -24,14 +24,14 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import InterpError, unknown
-from ..hooks import get_module
-from ..io import write_bytes, write_json
-from ..plots import save_figure
-from .attribution import (
-    _check_inputs, as_subject, attribution_dir, evaluating, load_examples, make_baseline, make_options,
-    no_new_hooks, npz_bytes, quiet_captum, resolve_class, resolve_targets,
-)
+from ...errors import InterpError, unknown
+from ...hooks import get_module
+from ...io import write_bytes, write_json
+from ...plots import save_figure
+from ...hooks import eval_mode, no_new_hooks
+from ...io import npz_bytes
+from .methods import (_check_inputs, as_subject, attribution_dir, load_examples, make_baseline, make_options,
+                      quiet_captum, resolve_class, resolve_targets)
 
 UNIT_METHODS: dict[str, str] = {
     "ig": "LayerIntegratedGradients",
@@ -125,7 +125,7 @@ def unit_attribution(run_or_model: Any, inputs: torch.Tensor, target: Any = None
     layer = check_layer(subject, layer)
     model = subject.model
     x = _check_inputs(subject, inputs, normalized)
-    with evaluating(model), torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
     targets = resolve_targets(target, len(x), subject.classes, logits)
     baselines = make_baseline(subject, x, opts.baseline)
@@ -134,7 +134,7 @@ def unit_attribution(run_or_model: Any, inputs: torch.Tensor, target: Any = None
     for start in tqdm(range(0, len(x), opts.batch_size), desc=f"{layer} units", disable=not progress or None, leave=False):
         xs, ts = x[start:start + opts.batch_size], targets[start:start + opts.batch_size].to(x.device)
         bs = baselines[start:start + opts.batch_size]
-        with evaluating(model), no_new_hooks(model), quiet_captum():
+        with eval_mode(model), no_new_hooks(model), quiet_captum():
             algo = _captum_layer_method(method, model, module)
             if method == "grad-x-act":
                 a = algo.attribute(xs, target=ts)
@@ -144,7 +144,7 @@ def unit_attribution(run_or_model: Any, inputs: torch.Tensor, target: Any = None
     difference = None
     if method != "grad-x-act":
         idx = torch.arange(len(x), device=x.device)
-        with evaluating(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             difference = (logits[idx, targets.to(x.device)] - model(baselines)[idx, targets.to(x.device)]).cpu()
     return UnitAttribution(layer, method, torch.cat(scores), targets, difference, list(subject.classes),
                            list(sources) if sources is not None else [f"#{i}" for i in range(len(x))],
@@ -217,7 +217,7 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
         raise InterpError(f"per_class must be at least 1, got {per_class}")
     data = data if data is not None else run.load_data(progress=progress, split="test")
     chosen = [resolve_class(c, subject.classes) for c in classes] if classes else list(range(len(subject.classes)))
-    from ..data.samples import shuffled_classes
+    from ...data.samples import shuffled_classes
 
     order = shuffled_classes(data.test_y, seed=seed)
     rows, counts = [], []
@@ -226,7 +226,7 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
         idx = order[k].tolist() if k in order else []  # the class's images in seeded random order
         if correct_only and idx:
             x_all, _ = load_examples(run, idx, "test", data=data)
-            with evaluating(subject.model), torch.no_grad():
+            with eval_mode(subject.model), torch.no_grad():
                 pred = subject.model(subject.to_model_input(x_all)).argmax(1).cpu()
             idx = [i for i, p in zip(idx, pred.tolist()) if p == k]
         idx = sorted(idx[:per_class])
@@ -262,7 +262,7 @@ def save_unit_attribution(result: UnitAttribution, directory: str | Path | None 
     if result.output_difference is not None:
         arrays["output_difference"] = result.output_difference.numpy()
     write_bytes(paths["npz"], npz_bytes(arrays))
-    from .attribution_plots import plot_unit_attribution
+    from .plots import plot_unit_attribution
 
     save_figure(plot_unit_attribution(result), paths["png"])
     write_json(paths["json"], {**result.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
@@ -283,7 +283,7 @@ def save_class_unit_summary(summary: ClassUnitSummary, directory: str | Path | N
     stem = f"class-units-{summary.layer}"
     paths = {"json": directory / f"{stem}.json", "npz": directory / f"{stem}.npz", "png": directory / f"{stem}.png"}
     write_bytes(paths["npz"], npz_bytes({"matrix": summary.matrix.numpy(), "counts": np.array(summary.counts)}))
-    from .attribution_plots import plot_class_unit_summary
+    from .plots import plot_class_unit_summary
 
     save_figure(plot_class_unit_summary(summary), paths["png"])
     write_json(paths["json"], {**summary.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})

@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .errors import InterpError, unknown
-from .io import write_json
+from ..errors import InterpError, unknown
+from ..io import write_json
 
 # name -> (model, --set overrides)
 ZOO_GRID: dict[str, tuple[str, dict[str, str]]] = {
@@ -72,8 +72,8 @@ def run_zoo(dataset: str = "shapes", epochs: int = 4, *, seeds: int = DEFAULT_SE
     >>> result = run_zoo("shapes", epochs=1, seeds=2, only=["tutorial-max", "mlp-small"])
     >>> zoo_findings(result)
     """
-    from .runs import models_dir
-    from .train import train
+    from ..runs import models_dir
+    from ..training.loop import train
 
     seeds = check_seeds(seeds)
     names = list(ZOO_GRID)
@@ -336,7 +336,7 @@ def _interval(row: dict) -> str:
 
 def format_zoo_table(rows: list[dict]) -> str:
     """The plain-text table of a zoo's entry rows (any version), best mean first."""
-    from .cli.common import pct, table
+    from ..cli.common import pct, table
 
     rows = sorted(normalize_zoo({"rows": rows})["rows"], key=lambda r: -r["test_acc"])
     for r in rows:

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from ..io import write_json
-from ..plots import pyplot, save_figure
+from ...io import write_json
+from ...plots import pyplot, save_figure
 from .heads import _tensor_json, as_bridge, check_heads, head_labels
 
 MODES = ("Q", "K", "V")

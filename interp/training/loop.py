@@ -3,7 +3,7 @@
 >>> run = interp.train("tutorial", "shapes", epochs=2, name="tiny")
 >>> run.summary["test_acc"]
 
-The loop is the same for every task (:mod:`interp.tasks`): per-epoch batches drawn from
+The loop is the same for every task (:mod:`interp.training.tasks`): per-epoch batches drawn from
 a generator seeded by (seed, epoch), a per-step learning-rate schedule that is a pure
 function of the step, a NaN/inf check on every loss, and an atomic checkpoint (weights
 plus optimiser state, as safetensors) after every epoch. Because nothing else carries
@@ -25,12 +25,12 @@ from typing import Any, Callable
 
 import torch
 
-from .config import DataConfig, RunConfig, TrainConfig, apply_overrides, recipe as make_recipe, to_dict
-from .device import resolve_device
-from .errors import InterpError, unknown
-from .io import read_jsonl, save_tensors, write_json, write_jsonl
-from .runs import Run, check_run_name, load_run, load_weights, models_dir, read_config, read_json
-from .zoo import build_model, count_parameters, get_spec
+from ..config import DataConfig, RunConfig, TrainConfig, apply_overrides, recipe as make_recipe, to_dict
+from ..device import resolve_device
+from ..errors import InterpError, unknown
+from ..io import read_jsonl, save_tensors, write_json, write_jsonl
+from ..runs import Run, check_run_name, load_run, load_weights, models_dir, read_config, read_json
+from ..zoo import build_model, count_parameters, get_spec
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
 # Filled from the data or chosen by other options: not for --set.
@@ -254,7 +254,7 @@ def resume(name: str, *, device: str = "auto", progress: bool = True, root: Path
 
     >>> run = resume("tutorial")  # after Ctrl-C in `interp train tutorial`
     """
-    from .runs import resolve_run_path
+    from ..runs import resolve_run_path
     from .tasks import make_task
 
     run_dir = resolve_run_path(name, root)

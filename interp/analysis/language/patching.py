@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..errors import InterpError
-from ..io import write_json
-from ..plots import pyplot, save_figure
+from ...errors import InterpError
+from ...io import write_json
+from ...plots import pyplot, save_figure
 from .heads import _tensor_json, as_bridge, check_heads, head_type_masks, task_tokens
 
 KINDS = ("zero", "mean")

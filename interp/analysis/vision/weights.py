@@ -26,10 +26,13 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from ..errors import InterpError
-from ..hooks import forward_hooks, get_module
-from ..io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
-from .featvis import as_subject, encode_png, frozen, image_grid
+from ...errors import InterpError
+from ...hooks import forward_hooks, get_module
+from ...io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
+from ...hooks import frozen
+from ...io import encode_png
+from ...subject import as_subject
+from .featvis import image_grid
 
 
 @dataclass
@@ -108,7 +111,7 @@ def layer_weights(run: Any, layer: str, units: str | Sequence[int] | None = None
     >>> layer_weights(run, "fc1", "0-3").unit(0).kernels.shape   # folded to conv2's 5x5 grid
     torch.Size([8, 5, 5])
     """
-    from ..units import parse_unit_list
+    from ...units import parse_unit_list
 
     subject = as_subject(run)
     model = subject.model

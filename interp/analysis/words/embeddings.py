@@ -34,9 +34,9 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..errors import InterpError
-from ..io import write_json
-from ..plots import new_figure, save_figure
+from ...errors import InterpError
+from ...io import write_json
+from ...plots import new_figure, save_figure
 
 AXIS_HELP = "an axis is 'a,b' (the direction from b to a) or several pairs 'she,he;her,his' (their mean)"
 
@@ -147,7 +147,7 @@ class WordVectors:
         The words' counts in the training text are recounted (as training counted them)
         when first asked for, if the text is still where the run found it.
         """
-        from ..zoo.word2vec import embedding_matrix
+        from ...zoo.word2vec import embedding_matrix
 
         if run.config.task != "word-embedding":
             raise InterpError(f"run {run.name} is a {run.config.task} run ({run.config.model}); word vectors "
@@ -161,7 +161,7 @@ class WordVectors:
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, limit: int = 0) -> "WordVectors":
         """Vectors from a GloVe or word2vec text file (the first ``limit`` words when > 0)."""
-        from ..data.words import read_vectors
+        from ...data.words import read_vectors
 
         words, matrix = read_vectors(path, limit=limit)
         stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).name.removesuffix(".gz").removesuffix(".txt"))
@@ -222,7 +222,7 @@ class WordVectors:
 
     def output_dir(self, root: Path | None = None) -> Path:
         """``reports/RUN/embeddings`` (or ``reports/vectors-NAME/embeddings``)."""
-        from ..runs import reports_dir
+        from ...runs import reports_dir
 
         return (Path(root) if root is not None else reports_dir()) / self.name / "embeddings"
 
@@ -247,8 +247,8 @@ def corpus_label(name: str, n_train: int = 0) -> str:
 
 def _corpus_file(name: str) -> Path | None:
     """The file a word2vec run read (``None`` for the embedded toy corpus); never downloads."""
-    from ..data.images import data_dir
-    from ..data.words import TOY_DATASET
+    from ...data.paths import data_dir
+    from ...data.words import TOY_DATASET
 
     if name in (TOY_DATASET, "toy"):
         return None
@@ -274,8 +274,8 @@ def training_counts(config) -> tuple[list[int] | None, str]:
     (``$INTERP_CACHE_DIR``); nothing is downloaded."""
     import hashlib
 
-    from ..data.images import cache_dir
-    from ..data.words import STOP_WORDS, build_vocabulary, load_word_corpus
+    from ...data.paths import cache_dir
+    from ...data.words import STOP_WORDS, build_vocabulary, load_word_corpus
 
     dc, opts = config.data, config.model_config
     min_count, stopwords = int(opts.get("min_count", 1) or 1), bool(opts.get("stopwords", False))
@@ -315,14 +315,14 @@ def load_vectors(run: str | None = None, vectors: str | None = None, *, limit: i
         if run:
             raise InterpError("give either --run or --vectors, not both")
         return WordVectors.from_file(vectors, limit=limit)
-    from ..runs import load_run
+    from ...runs import load_run
 
     return WordVectors.from_run(load_run(run if run is not None else latest_embedding_run(), device=device))
 
 
 def latest_embedding_run() -> Path:
     """The most recent word2vec run under ``models/``."""
-    from ..runs import list_run_dirs, models_dir, read_config
+    from ...runs import list_run_dirs, models_dir, read_config
 
     for path in reversed(list_run_dirs()):
         try:
@@ -673,7 +673,7 @@ def project(vectors: WordVectors, words: Sequence[str], x: str, y: str | None = 
 def preset_projection(vectors: WordVectors, name: str) -> Projection:
     """A :data:`PRESETS` view; its axes keep the pairs the vocabulary has."""
     if name not in PRESETS:
-        from ..errors import unknown
+        from ...errors import unknown
 
         raise unknown("preset", name, PRESETS)
     p = PRESETS[name]
@@ -725,7 +725,7 @@ class Embedding2D:
 
 def default_plot_words(vectors: WordVectors, top: int = 60) -> list[str]:
     """The ``top`` most frequent words that are not stop words (files and runs list words by frequency)."""
-    from ..data.words import STOP_WORDS
+    from ...data.words import STOP_WORDS
 
     return [w for w in vectors.words if w not in STOP_WORDS and any(ch.isalpha() for ch in w)][:top]
 
@@ -989,7 +989,7 @@ def load_embedding_report(folder: str | os.PathLike) -> EmbeddingReport:
 
 def demo_stage(ctx) -> None:
     """``interp demo``: the word2vec exercise on the toy corpus, then its plot, axes and tables."""
-    from ..train import train
+    from ...training.loop import train
 
     steps = "60" if ctx.quick else "300"
     run = train("word2vec", "toy-royalty", name="demo-word2vec", overwrite=True, device="cpu",

@@ -8,7 +8,7 @@ a layer's filters against a null matched to their smoothness
 "Gabor-like" means "more Gabor-like than a filter as smooth as this one by chance", not
 "smoother than white noise".
 
-Angles: degrees counter-clockwise from +x, y up (:mod:`interp.claims.stimuli`).
+Angles: degrees counter-clockwise from +x, y up (:mod:`interp.data.stimuli`).
 
 >>> fits = fit_gabors(run.model.conv1.weight)
 >>> fits.r2, fits.orientation

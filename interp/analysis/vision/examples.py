@@ -24,11 +24,14 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import InterpError
-from ..hooks import get_module
-from ..data.samples import class_counts
-from ..io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
-from .featvis import Recorder, as_subject, encode_png, frozen, image_grid, split_images
+from ...errors import InterpError
+from ...hooks import get_module
+from ...data.samples import class_counts
+from ...io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
+from ...hooks import Recorder, frozen
+from ...io import encode_png
+from ...subject import as_subject
+from .featvis import image_grid, split_images
 
 GREY = 128  # fill of crop areas outside the image
 
@@ -178,7 +181,7 @@ def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = N
     """
     from tqdm.auto import tqdm
 
-    from ..units import parse_unit_list
+    from ...units import parse_unit_list
 
     subject = as_subject(run)
     get_module(subject.model, layer)

@@ -1,8 +1,8 @@
 """Pictures of attribution results: maps, deletion/insertion curves, randomisation, units, tokens.
 
-Rendering only: every function takes a result object from :mod:`~interp.analysis.attribution`,
-:mod:`~interp.analysis.trust`, :mod:`~interp.analysis.unit_attribution` or
-:mod:`~interp.analysis.token_attribution` and returns a matplotlib ``Figure`` (built
+Rendering only: every function takes a result object from :mod:`~interp.analysis.attribution.methods`,
+:mod:`~interp.analysis.attribution.trust`, :mod:`~interp.analysis.attribution.units` or
+:mod:`~interp.analysis.attribution.tokens` and returns a matplotlib ``Figure`` (built
 without pyplot, so no backend is chosen and no global figure list grows).
 
 >>> fig = plot_attribution(attr)
@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .attribution import METHODS
+from .methods import METHODS
 
 if TYPE_CHECKING:
-    from .attribution import Attribution
+    from .methods import Attribution
     from .trust import PerturbationCurves, SanityCheck
-    from .token_attribution import TokenAttribution
-    from .unit_attribution import ClassUnitSummary, UnitAttribution
+    from .tokens import TokenAttribution
+    from .units import ClassUnitSummary, UnitAttribution
 
 
 def subplots(nrows: int = 1, ncols: int = 1, **kwargs):

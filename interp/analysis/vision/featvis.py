@@ -55,9 +55,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import InterpError, unknown
-from ..hooks import StopForward, forward_hooks, get_module, run_until
-from ..io import atomic_dir, save_tensors, write_bytes, write_json
+from ...errors import InterpError, unknown
+from ...hooks import Recorder, StopForward, forward_hooks, frozen, get_module, run_until
+from ...io import atomic_dir, decode_png, encode_png, jsonable, save_tensors, to_uint8, write_bytes, write_json
+from ...subject import Subject, as_subject
 
 OBJECTIVES = ("channel", "neuron")
 DEFAULT_STEPS = 512
@@ -266,99 +267,6 @@ def image_seed(seed: int, unit: int, k: int = 0, negative: bool = False) -> int:
 
 
 # ------------------------------------------------------------------------------ the model
-
-
-@dataclass
-class Subject:
-    """What feature visualisation needs from a run: its model and its input pipeline."""
-
-    model: nn.Module
-    normalize: Callable[[torch.Tensor], torch.Tensor]
-    input_size: int | None
-    name: str = "model"
-    mean: tuple[float, ...] | None = None
-    """The per-channel mean and std behind ``normalize``, when it is that simple (a run)."""
-    std: tuple[float, ...] | None = None
-
-    @property
-    def device(self) -> torch.device:
-        p = next(self.model.parameters(), None)
-        return p.device if p is not None else torch.device("cpu")
-
-
-def as_subject(run_or_model: Any, normalize: Callable | None = None) -> Subject:
-    """A :class:`~interp.runs.Run`, or a bare ``nn.Module`` (inputs taken as given)."""
-    if isinstance(run_or_model, Subject):
-        return run_or_model
-    if isinstance(run_or_model, nn.Module):
-        return Subject(run_or_model, normalize or (lambda x: x), None, type(run_or_model).__name__)
-    model = getattr(run_or_model, "model", None)
-    if not isinstance(model, nn.Module):
-        raise InterpError(f"expected a run (interp.load_run) or an nn.Module, got {type(run_or_model).__name__}")
-    shape = tuple(getattr(run_or_model, "input_shape", ()) or ())
-    data = getattr(getattr(run_or_model, "config", None), "data", None)
-    mean, std = (tuple(data.mean), tuple(data.std)) if data is not None and data.mean and data.std else (None, None)
-    if normalize is not None:
-        mean = std = None
-    return Subject(model, normalize or run_or_model.normalize, shape[-1] if shape else None,
-                   getattr(run_or_model, "name", "run"), mean, std)
-
-
-@contextlib.contextmanager
-def frozen(model: nn.Module) -> Iterator[None]:
-    """Eval mode and no parameter gradients inside the block; both restored after, also on error."""
-    was_training = model.training
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    model.eval()
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
-        model.train(was_training)
-
-
-class Recorder:
-    """Scoped hooks that record the outputs of ``layers`` and stop the forward pass once
-    all of them have run, so the layers above are never computed.
-
-    >>> with Recorder(model, ["conv2"]) as rec:
-    ...     acts = rec.run(x)          # {"conv2": tensor}
-    """
-
-    def __init__(self, model: nn.Module, layers: Sequence[str]):
-        self.model = model
-        self.layers = list(dict.fromkeys(layers))
-        for name in self.layers:
-            get_module(model, name)  # unknown layer -> a clear error before anything runs
-        self.acts: dict[str, torch.Tensor] = {}
-        self._stack: contextlib.ExitStack | None = None
-
-    def _hook(self, name: str):
-        def hook(_module, _inputs, output):
-            self.acts[name] = output
-            if len(self.acts) == len(self.layers):
-                raise StopForward
-        return hook
-
-    def __enter__(self) -> "Recorder":
-        self._stack = contextlib.ExitStack()
-        self._stack.enter_context(forward_hooks(self.model, {n: self._hook(n) for n in self.layers}))
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stack.close()
-
-    def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        self.acts = {}
-        run_until(self.model, x)
-        missing = [n for n in self.layers if n not in self.acts]
-        if missing:
-            raise InterpError(f"layer {missing[0]!r} did not run in the model's forward pass; "
-                              f"pick a layer the forward pass uses")
-        return self.acts
 
 
 def probe(subject: Subject, layers: Sequence[str], size: int) -> tuple[dict[str, tuple[int, ...]], int]:
@@ -672,7 +580,7 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
     >>> fv.images.shape, fv.negative_images.shape
     (torch.Size([4, 2, 3, 32, 32]), torch.Size([4, 2, 3, 32, 32]))
     """
-    from ..units import parse_unit_list
+    from ...units import parse_unit_list
 
     subject = as_subject(run, normalize)
     get_module(subject.model, layer)
@@ -1088,7 +996,7 @@ def split_images(run: Any, data: Any = None, *, progress: bool = False) -> tuple
                               "(train/ and test/ subfolders of 224 px images)")
         data = run.load_data(progress=progress, split="test")
     elif isinstance(data, (str, Path)):
-        from ..data.images import load_image_data
+        from ...data.images import load_image_data
 
         data = load_image_data(str(data), progress=progress)
     labels = getattr(data, "test_y", None)
@@ -1112,8 +1020,8 @@ def natural_max(run: Any, layer: str, units: str | Sequence[int] | None = None, 
     >>> fv = visualize(run, "conv2").attach_natural(nat)
     >>> fv.quality[0].ratio
     """
-    from ..data.samples import random_sample, stratified_sample
-    from ..units import parse_unit_list
+    from ...data.samples import random_sample, stratified_sample
+    from ...units import parse_unit_list
 
     images, labels, classes, name = split_images(run, data, progress=progress)
     if images.dim() != 4 or len(images) == 0:
@@ -1190,7 +1098,7 @@ def accentuate(run_or_subject: Any, layer: str, units: str | Sequence[int] | Non
     >>> acc = accentuate(run, "conv2", nat.units, start, steps=64)
     >>> acc.values / acc.start_values            # how much more the unit responds
     """
-    from ..units import parse_unit_list
+    from ...units import parse_unit_list
 
     subject = as_subject(run_or_subject, normalize)
     get_module(subject.model, layer)
@@ -1290,8 +1198,8 @@ def save_accentuation(acc: Accentuation, directory: str | Path, *, natural: Natu
                 entry["natural_index"] = int(natural.indices[j])
                 entry["natural_value"] = round(float(natural.values[j]), 6)
             units[str(u)] = entry
-        index = {"kind": "accentuation", "layer": acc.layer, "settings": _jsonable(acc.settings),
-                 "info": _jsonable(acc.info), "units": units}
+        index = {"kind": "accentuation", "layer": acc.layer, "settings": jsonable(acc.settings),
+                 "info": jsonable(acc.info), "units": units}
         if natural is not None:
             index["natural"] = natural.to_dict()
         save_tensors(tmp / "history.safetensors", {"history": acc.history.contiguous()})
@@ -1416,30 +1324,6 @@ def unit_file(unit: int, k: int = 0, negative: bool = False) -> str:
     return f"unit_{unit:04d}" + ("_neg" if negative else "") + (f"_div{k}" if k else "") + ".png"
 
 
-def to_uint8(image: torch.Tensor) -> torch.Tensor:
-    """``(3, H, W)`` floats in [0, 1] -> ``(H, W, 3)`` uint8."""
-    return image.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu()
-
-
-def encode_png(pixels: torch.Tensor) -> bytes:
-    """``(H, W, 3)`` or ``(H, W)`` uint8 -> PNG bytes."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    # compress_level=1: five times faster than the default, and reports hold thousands
-    Image.fromarray(pixels.contiguous().numpy()).save(buffer, format="PNG", compress_level=1)
-    return buffer.getvalue()
-
-
-def decode_png(path: Path) -> torch.Tensor:
-    """A PNG file -> ``(3, H, W)`` floats in [0, 1]."""
-    from PIL import Image
-
-    with Image.open(path) as im:
-        data = torch.frombuffer(bytearray(im.convert("RGB").tobytes()), dtype=torch.uint8)
-        return data.view(im.size[1], im.size[0], 3).permute(2, 0, 1).float() / 255
-
-
 def image_grid(tiles: Sequence[torch.Tensor], *, columns: int | None = None, min_tile: int = 64,
                gap: int = 2, background: int = 255) -> torch.Tensor:
     """``(3, h, w)`` float tiles -> one ``(H, W, 3)`` uint8 grid, enlarged (nearest) so a tile
@@ -1469,7 +1353,7 @@ def save_featvis(result: FeatureVis, directory: str | Path) -> Path:
     directory = Path(directory)
     old = _read_index(directory)
     keep: dict[str, dict] = {}
-    if old and old.get("settings") == _jsonable(result.settings):
+    if old and old.get("settings") == jsonable(result.settings):
         keep = {u: e for u, e in old.get("units", {}).items() if int(u) not in result.units}
     with atomic_dir(directory) as tmp:
         entries: dict[str, dict] = {}
@@ -1505,15 +1389,15 @@ def save_featvis(result: FeatureVis, directory: str | Path) -> Path:
         order = sorted(entries, key=int)
         tiles = [_tile(tmp, entries[u]["images"][0]) for u in order]
         write_bytes(tmp / "grid.png", encode_png(image_grid(tiles)))
-        index = {"kind": "featvis", "layer": result.layer, "settings": _jsonable(result.settings),
-                 "info": _jsonable(result.info), "grid": "grid.png", "history": "history.safetensors",
+        index = {"kind": "featvis", "layer": result.layer, "settings": jsonable(result.settings),
+                 "info": jsonable(result.info), "grid": "grid.png", "history": "history.safetensors",
                  "units": {u: entries[u] for u in order}}
         if all("quality" in entries[u] for u in order):
             ranked = [entries[u]["quality"] for u in order if entries[u]["quality"].get("rank") is not None]
             index["quality"] = {"rules": QUALITY_RULES,
                                 "failed_units": [int(u) for u in order if entries[u]["quality"]["failed"]],
                                 "specific_units": sum(q["rank"] == 1 for q in ranked), "ranked_units": len(ranked),
-                                "natural": _jsonable(result.natural_source)}
+                                "natural": jsonable(result.natural_source)}
         if result.negative_images is not None and all("negative_images" in entries[u] for u in order):
             write_bytes(tmp / "grid_neg.png",
                         encode_png(image_grid([_tile(tmp, entries[u]["negative_images"][0]) for u in order])))
@@ -1570,10 +1454,6 @@ def _read_index(directory: Path) -> dict | None:
         return json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InterpError(f"{file} is corrupt (not valid JSON: {e}); delete the folder and render again") from None
-
-
-def _jsonable(obj: Any) -> Any:
-    return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
 # ------------------------------------------------------------------------------ the demo

@@ -1,0 +1,1 @@
+"""Attribution: Captum methods, their trust checks, unit and token attributions."""

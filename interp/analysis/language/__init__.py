@@ -1,0 +1,1 @@
+"""Transformer analyses on TransformerBridge models: heads, logit lens, QK/OV circuits, patching."""

@@ -1,0 +1,1 @@
+"""Vision analyses: feature visualisation, dataset examples, weights, tuning curves, Gabor fits."""

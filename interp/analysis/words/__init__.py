@@ -1,0 +1,1 @@
+"""Word-vector analyses: neighbours, analogies, axes, bias probes."""
