@@ -192,7 +192,7 @@ def test_bad_set_numbers_are_one_clear_error(cli, setting, message):
 
 def test_terminal_output_escapes_control_characters():
     """Class names and words come from users' files: a terminal must not run their escape sequences."""
-    from interp.cli.common import printable, table
+    from interp.terminal import printable, table
 
     assert printable("cat\x1b[31m\x07") == "cat\\x1b[31m\\x07" and printable("naïve 猫") == "naïve 猫"
     out = table([{"name": "dog\x1b[2J"}], [("name", "class")])

@@ -34,6 +34,7 @@ import torch
 from ..errors import InterpError, unknown
 from ..io import atomic_dir, write_json
 from ..plots import save_figure
+from ..results.store import settings_hash
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -243,13 +244,6 @@ def check_settings(options: CheckOptions) -> dict[str, Any]:
     return settings
 
 
-def settings_hash(settings: dict) -> str:
-    """A short stable key of a result's settings (figure file names of different settings never collide)."""
-    import hashlib
-
-    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
 def default_claims(run: Any) -> list[Claim]:
     """The claims that apply to a run, checked when none are named."""
     return [c for c in list_claims() if not c.on_request and c.applies(run) is None]
@@ -404,7 +398,7 @@ def results_table(results: list[ClaimResult], *, width: int = 100) -> str:
     """A plain-text table (claim, verdict, units found), then each verdict's reason and notes in full."""
     import textwrap
 
-    from ..cli.common import table
+    from ..terminal import table
 
     rows = []
     for r in results:

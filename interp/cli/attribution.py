@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import (SEED, add_device, add_no_progress, add_run, escaped_text, float_in, int_in, load_run_announced,
-                     table)
+from ..terminal import table
+from .common import SEED, add_device, add_no_progress, add_run, escaped_text, float_in, int_in, load_run_announced
 
 METHOD_HELP = "saliency, ig, smoothgrad, gradcam, occlusion, guided-backprop, deeplift, or all (default all)"
 

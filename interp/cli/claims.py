@@ -6,7 +6,8 @@ import argparse
 import json
 import sys
 
-from .common import add_device, add_no_progress, add_seed, int_in, table
+from ..terminal import table
+from .common import add_device, add_no_progress, add_seed, int_in
 
 EPILOG_CHECK = """\
 examples:

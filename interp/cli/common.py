@@ -34,42 +34,6 @@ def load_run_announced(args, **kwargs):
     return run
 
 
-def printable(text: object, *, lines: bool = False) -> str:
-    r"""``text`` with control characters escaped (ESC becomes the four characters ``\x1b``): words and
-    class names come from users' files, and a terminal must not run their escape sequences. ``lines``:
-    keep newlines (text of several lines); a table cell escapes them too.
-
-    >>> printable("cat\x1b[31m")
-    'cat\\x1b[31m'
-    """
-    keep = "\n" if lines else ""
-    return "".join(ch if ch.isprintable() or ch == " " or ch in keep else ascii(ch)[1:-1] for ch in str(text))
-
-
-def table(rows: list[dict], columns: list[tuple[str, str]], formats: dict | None = None) -> str:
-    """A plain-text table: ``columns`` are (key, header) pairs; every cell :func:`printable`."""
-    formats = formats or {}
-
-    def cell(row, key):
-        value = row.get(key)
-        if value is None:
-            return "-"
-        fmt = formats.get(key)
-        return printable(fmt(value) if fmt else value)
-
-    body = [[cell(r, k) for k, _ in columns] for r in rows]
-    headers = [h for _, h in columns]
-    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
-             "  ".join("-" * w for w in widths)]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
-    return "\n".join(lines)
-
-
-def pct(value: float) -> str:
-    return f"{100 * value:.1f}%"
-
-
 _ESCAPES = {"n": "\n", "t": "\t", "\\": "\\"}
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import SEED, add_device, add_no_progress, float_in, int_in, pct, printable, table
+from ..terminal import format_summary, pct, table
+from .common import SEED, add_device, add_no_progress, float_in, int_in
 
 
 def register(sub, common) -> None:
@@ -151,24 +152,6 @@ def cmd_train(args) -> int:
                     seed=args.seed, overrides=parse_set_options(args.sets), overwrite=args.overwrite)
     print(format_summary(run))
     return 0
-
-
-def format_summary(run) -> str:
-    s = run.summary or {}
-    lines = [f"Run {run.name}: {run.config.model} on {run.config.data.name}  ->  {run.path}"]
-    if "test_acc" in s:
-        lines.append(f"  test accuracy {pct(s['test_acc'])}   parameters {s['parameters']:,}   "
-                     f"training {s['train_seconds']:.1f}s on {s['device']}")
-        per_class = s.get("per_class_acc") or []
-        if per_class:
-            lines.append("  per class: " + ", ".join(f"{printable(k)} {pct(v)}"
-                                                    for k, v in zip(s["classes"], per_class)))
-    elif "val_loss" in s:
-        lines.append(f"  validation loss {s['val_loss']:.4f}   parameters {s['parameters']:,}   "
-                     f"training {s['train_seconds']:.1f}s")
-    if s.get("stopped_early"):
-        lines.append(f"  stopped early: {s['stopped_early']}")
-    return "\n".join(lines)
 
 
 def cmd_runs(args) -> int:

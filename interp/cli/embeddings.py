@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import int_in, printable, table
+from ..terminal import printable, table
+from .common import int_in
 
 EPILOG = """\
 examples:

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_device, add_no_progress, add_run, add_seed, float_in, int_in, load_run_announced, table
+from ..terminal import table
+from .common import add_device, add_no_progress, add_run, add_seed, float_in, int_in, load_run_announced
 
 DEFAULT_STEPS = 512
 """= interp.analysis.vision.featvis.DEFAULT_STEPS (not imported: registering commands must not load torch; a test checks)."""

@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import add_device, add_run, add_seed, escaped_text, float_in, int_in, load_run_announced, table
+from ..terminal import table
+from .common import add_device, add_run, add_seed, escaped_text, float_in, int_in, load_run_announced
 
 EPILOG_TRAIN = (
     "training:\n"
@@ -327,7 +328,7 @@ def save_transformer_results(run, *, prompt: str | None = None, out_dir: Path | 
 def demo_stage(ctx) -> None:
     """``interp demo``: a 2-layer attention-only transformer learns induction; its heads are analysed."""
     from ..analysis.language.heads import load_head_scores
-    from .core import format_summary
+    from ..terminal import format_summary
     from ..training.loop import train
 
     run = train("attn-only", "induction", name=DEMO_RUN, overwrite=True, device=ctx.device, progress=ctx.progress,

@@ -26,7 +26,7 @@ class DemoContext:
 
 
 def stage_train(ctx: DemoContext) -> None:
-    from ..cli.core import format_summary
+    from ..terminal import format_summary
     from ..training.loop import train
 
     overrides = {"n_train": "4000", "n_test": "1000"} if ctx.quick else {}

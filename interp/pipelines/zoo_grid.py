@@ -336,7 +336,7 @@ def _interval(row: dict) -> str:
 
 def format_zoo_table(rows: list[dict]) -> str:
     """The plain-text table of a zoo's entry rows (any version), best mean first."""
-    from ..cli.common import pct, table
+    from ..terminal import pct, table
 
     rows = sorted(normalize_zoo({"rows": rows})["rows"], key=lambda r: -r["test_acc"])
     for r in rows:

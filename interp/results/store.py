@@ -1,0 +1,157 @@
+"""One results store: ``save(result, path)`` / ``load(path)`` / ``describe(result)`` for every result type.
+
+Analyses return plain result objects (dataclasses holding tensors); how each type is
+written (PNG, safetensors, JSON, the figures drawn at save time) is registered here by
+its results module, once, next to its reader:
+
+    register("featvis", FeatureVis, save=save_featvis, load=load_featvis)
+
+so that a pipeline, the CLI and a notebook all call ``save(result, path)``, and the report
+or a script calls ``load(path)`` without knowing the type. Every saved result's
+``index.json`` (or, for a single-file result, the JSON file itself) carries
+``"kind": NAME``, which is how ``load`` finds the reader. ``describe(result)`` is the
+JSON-ready dict that ``--json`` prints (by default the registered saver's index fields,
+or the dataclass's fields with tensors as lists).
+
+Results are never destroyed: savers put results of other settings beside the earlier
+ones (folder names or file names keyed by :func:`settings_hash` or a readable key), and
+everything is written atomically (:mod:`interp.io`).
+
+The registry is lazy: the results modules below register their kinds when first needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import InterpError, unknown
+
+# Modules that register kinds; imported on first use so that `import interp.results` stays light.
+RESULT_MODULES = (
+    "interp.results.vision",
+    "interp.results.attribution",
+    "interp.results.language",
+    "interp.results.words",
+    "interp.results.claims",
+)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one result type is saved, loaded and described."""
+
+    name: str
+    cls: type
+    save: Callable[..., Any]
+    load: Callable[[Path], Any]
+    describe: Callable[[Any], dict] | None = None
+
+
+_KINDS: dict[str, Kind] = {}
+_LOADED = False
+
+
+def register(name: str, cls: type, *, save: Callable[..., Any], load: Callable[[Path], Any],
+             describe: Callable[[Any], dict] | None = None) -> None:
+    """Register how results of type ``cls`` are stored (``save(result, path, **kw)``, ``load(path)``)."""
+    _KINDS[name] = Kind(name, cls, save, load, describe)
+
+
+def _ensure_loaded() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    for module in RESULT_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:  # a results module not written yet is not an error here
+            if e.name != module:
+                raise
+
+
+def list_kinds() -> list[str]:
+    """The registered result kinds."""
+    _ensure_loaded()
+    return sorted(_KINDS)
+
+
+def kind_of(result: Any) -> Kind:
+    """The registered :class:`Kind` of a result object (its exact type, else a base class)."""
+    _ensure_loaded()
+    for kind in _KINDS.values():
+        if type(result) is kind.cls:
+            return kind
+    for kind in _KINDS.values():
+        if isinstance(result, kind.cls):
+            return kind
+    raise InterpError(f"no results store for {type(result).__name__} objects; storable kinds: "
+                      f"{', '.join(sorted(_KINDS))}")
+
+
+def save(result: Any, path: str | os.PathLike, **options: Any) -> Path:
+    """Save ``result`` at ``path`` (a folder or a file, as its kind stores it); returns where it went."""
+    out = kind_of(result).save(result, path, **options)
+    return Path(out) if out is not None else Path(path)
+
+
+def _index_file(path: Path) -> Path:
+    return path / "index.json" if path.is_dir() else path
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load a saved result of any kind (the ``"kind"`` field of its index names the reader)."""
+    _ensure_loaded()
+    path = Path(path)
+    file = _index_file(path)
+    if not file.is_file():
+        raise InterpError(f"no saved result at {path} (no {file.name}); save one first (interp.results.save)")
+    try:
+        index = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InterpError(f"{file} is corrupt (not valid JSON: {e}); compute the result again") from None
+    name = index.get("kind") if isinstance(index, dict) else None
+    if name not in _KINDS:
+        raise unknown("result kind", str(name), _KINDS) if name else InterpError(
+            f"{file} does not say what kind of result it holds (no \"kind\" field); compute it again")
+    return _KINDS[name].load(path)
+
+
+def describe(result: Any) -> dict:
+    """The JSON-ready dict of a result (what ``--json`` prints)."""
+    kind = kind_of(result)
+    body = kind.describe(result) if kind.describe is not None else plain(result)
+    return {"kind": kind.name, **body}
+
+
+def plain(obj: Any) -> Any:
+    """A dataclass (or anything) as plain JSON values: tensors and arrays as lists, paths as strings."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, float) and obj != obj:
+        return None  # NaN is not JSON
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    return str(obj)
+
+
+def settings_hash(settings: dict) -> str:
+    """A short stable key of a result's settings, so files of different settings never collide.
+
+    >>> settings_hash({"steps": 512, "seed": 0})
+    '3356c27d'
+    """
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]

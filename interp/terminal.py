@@ -1,0 +1,67 @@
+"""Plain text for the terminal: tables, percentages, run summaries, user strings made safe.
+
+The CLI, the pipelines (the demo prints as it goes) and notebooks print the same text,
+so it lives here rather than in :mod:`interp.cli`.
+
+>>> print(table([{"name": "conv1", "units": 6}], [("name", "layer"), ("units", "units")]))
+layer  units
+-----  -----
+conv1  6
+"""
+
+from __future__ import annotations
+
+
+def printable(text: object, *, lines: bool = False) -> str:
+    r"""``text`` with control characters escaped (ESC becomes the four characters ``\x1b``): words and
+    class names come from users' files, and a terminal must not run their escape sequences. ``lines``:
+    keep newlines (text of several lines); a table cell escapes them too.
+
+    >>> printable("cat\x1b[31m")
+    'cat\\x1b[31m'
+    """
+    keep = "\n" if lines else ""
+    return "".join(ch if ch.isprintable() or ch == " " or ch in keep else ascii(ch)[1:-1] for ch in str(text))
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]], formats: dict | None = None) -> str:
+    """A plain-text table: ``columns`` are (key, header) pairs; every cell :func:`printable`."""
+    formats = formats or {}
+
+    def cell(row, key):
+        value = row.get(key)
+        if value is None:
+            return "-"
+        fmt = formats.get(key)
+        return printable(fmt(value) if fmt else value)
+
+    body = [[cell(r, k) for k, _ in columns] for r in rows]
+    headers = [h for _, h in columns]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths)),
+             "  ".join("-" * w for w in widths)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def format_summary(run) -> str:
+    """A run's summary in a few lines: accuracy or loss, parameters, training time, per-class accuracy."""
+    s = run.summary or {}
+    lines = [f"Run {run.name}: {run.config.model} on {run.config.data.name}  ->  {run.path}"]
+    if "test_acc" in s:
+        lines.append(f"  test accuracy {pct(s['test_acc'])}   parameters {s['parameters']:,}   "
+                     f"training {s['train_seconds']:.1f}s on {s['device']}")
+        per_class = s.get("per_class_acc") or []
+        if per_class:
+            lines.append("  per class: " + ", ".join(f"{printable(k)} {pct(v)}"
+                                                    for k, v in zip(s["classes"], per_class)))
+    elif "val_loss" in s:
+        lines.append(f"  validation loss {s['val_loss']:.4f}   parameters {s['parameters']:,}   "
+                     f"training {s['train_seconds']:.1f}s")
+    if s.get("stopped_early"):
+        lines.append(f"  stopped early: {s['stopped_early']}")
+    return "\n".join(lines)
