@@ -31,7 +31,7 @@ def main() -> None:
 
     import torch
 
-    from interp.report import build_report
+    from interp.pipelines.report import build_report
     from interp.report.vision import REPORT_STEPS
     from interp.runs import load_run
     from interp.training.loop import train

@@ -41,7 +41,7 @@ _LAZY = {
     "WordVectors": ("analysis.words.embeddings", "WordVectors"),
     "check_claims": ("claims.registry", "check_claims"),
     "list_claims": ("claims.registry", "list_claims"),
-    "build_report": ("report", "build_report"),
+    "build_report": ("pipelines.report", "build_report"),
 }
 
 

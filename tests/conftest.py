@@ -44,7 +44,7 @@ def tiny_report(tiny_run_dir, tmp_path_factory) -> Path:
     """The full report of the tiny run (16 visualisation steps), built once; returns index.html."""
     import shutil
 
-    from interp.report import build_report
+    from interp.pipelines.report import build_report
     from interp.runs import load_run
 
     root = tmp_path_factory.mktemp("session-report")

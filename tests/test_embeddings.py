@@ -524,7 +524,7 @@ def test_cli_analogy_help_ends_with_examples(cli):
 def test_report_page_shows_both_rankings(toy_run_dir, tmp_path):
     import shutil
 
-    from interp.report import build_report
+    from interp.pipelines.report import build_report
     from interp.runs import load_run
 
     shutil.copytree(toy_run_dir, tmp_path / "toy")

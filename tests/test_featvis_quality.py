@@ -220,7 +220,7 @@ def test_accentuation_starts_at_the_natural_image_and_stays_close(tiny_run):
 
 
 def test_report_keeps_a_rendering_with_other_settings(report_run, cli):
-    from interp.report import build_report
+    from interp.pipelines.report import build_report
 
     code, _, err = cli("visualize", "--run", str(report_run.path), "--layer", "conv2", "--steps", "8", "--natural",
                        "0", "--no-progress")
@@ -264,7 +264,7 @@ def test_report_keeps_a_rendering_with_other_settings(report_run, cli):
 def test_report_flags_failed_units(report_run):
     from safetensors.torch import load_file, save_file
 
-    from interp.report import build_report
+    from interp.pipelines.report import build_report
     from interp.runs import load_run
 
     weights = report_run.path / "model.safetensors"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from interp.report import build_report
+from interp.pipelines.report import build_report
 from interp.runs import load_run
 
 XSS = "<script>alert(1)</script>"

@@ -24,6 +24,22 @@ def add_seed(p: argparse.ArgumentParser, default: int = 0) -> None:
     p.add_argument("--seed", type=SEED, default=default, help=f"random seed (default {default})")
 
 
+def add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true",
+                   help="print the result as JSON (the dict interp.results.describe returns) instead of text")
+
+
+def print_json(result, **extra) -> None:
+    """Print a result object as JSON on stdout (``interp.results.describe``), with ``extra`` keys
+    (where it was saved, for example) added at the top level."""
+    import json
+
+    from ..results import describe
+
+    print(json.dumps({**describe(result), **{k: str(v) if hasattr(v, "__fspath__") else v
+                                            for k, v in extra.items()}}, indent=2, allow_nan=False))
+
+
 def load_run_announced(args, **kwargs):
     """Load ``--run`` (default: latest) and say which run was used when it was implicit."""
     from ..runs import load_run

@@ -29,7 +29,7 @@ def register(sub, common) -> None:
 
 
 def cmd_report(args) -> int:
-    from ..report import build_report
+    from ..pipelines.report import build_report
 
     run = load_run_announced(args)
     layers = [s for s in args.layers.split(",") if s] if args.layers else None

@@ -37,7 +37,7 @@ def stage_train(ctx: DemoContext) -> None:
 
 
 def stage_report(ctx: DemoContext) -> None:
-    from ..report import build_report
+    from .report import build_report
 
     index = build_report(ctx.run, steps=64 if ctx.quick else None, device=ctx.device, progress=ctx.progress)
     ctx.outputs["report"] = index
@@ -46,7 +46,7 @@ def stage_report(ctx: DemoContext) -> None:
 
 def stage_word2vec(ctx: DemoContext) -> None:
     from ..analysis.words.embeddings import demo_stage
-    from ..report import build_report
+    from .report import build_report
     from ..runs import load_run
 
     demo_stage(ctx)
@@ -56,7 +56,7 @@ def stage_word2vec(ctx: DemoContext) -> None:
 
 def stage_transformer(ctx: DemoContext) -> None:
     from ..cli.transformers import demo_stage
-    from ..report import build_report
+    from .report import build_report
     from ..runs import load_run
 
     demo_stage(ctx)

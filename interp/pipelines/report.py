@@ -1,0 +1,73 @@
+"""The report pipeline: compute what is missing, then render (``interp report``).
+
+Each modality's pipeline has an ``ensure(ctx)`` (listed in :data:`ENSURE`) that computes
+and saves the results its report pages show, reusing those already saved (with the
+settings they need) and never overwriting results of other settings. The report then
+renders from what is saved (:func:`interp.report.render_report`): it never computes.
+
+>>> index = build_report(interp.load_run("tutorial"))     # reports/tutorial/index.html
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+from pathlib import Path
+
+from ..io import atomic_dir
+from ..report import ReportContext, render_report
+
+# "module:function", run in this order; a module or function that does not exist is skipped.
+ENSURE: list[str] = [
+    "interp.pipelines.vision:ensure",
+    "interp.pipelines.attribution:ensure",
+    "interp.pipelines.language:ensure",
+    "interp.pipelines.words:ensure",
+    "interp.pipelines.claims:ensure",
+]
+
+
+def ensure_functions() -> list:
+    """The ``ensure(ctx)`` functions of :data:`ENSURE` that exist."""
+    found = []
+    for entry in ENSURE:
+        module_name, func = entry.split(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name == module_name:
+                continue
+            raise
+        if hasattr(module, func):
+            found.append(getattr(module, func))
+    return found
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Copy the previous report into the new folder, so saved results are reused.
+
+    Real copies, not hard links: a pipeline that writes a file in place must never be
+    able to change the previous report before the new one is complete.
+    """
+    if old.is_dir():
+        shutil.copytree(old, new, dirs_exist_ok=True)
+
+
+def build_report(run, *, out: str | os.PathLike | None = None, layers: list[str] | None = None,
+                 steps: int | None = None, device: str = "cpu", progress: bool = True, seed: int = 0,
+                 log=print) -> Path:
+    """Compute what is missing and write the report; returns the path of its index.html.
+
+    The report folder is written to a temporary sibling and swapped in whole, so an
+    interrupted build leaves the previous report intact.
+    """
+    target = Path(out) if out is not None else run.report_dir()
+    with atomic_dir(target) as tmp:
+        _carry_over(target, tmp)
+        ctx = ReportContext(run=run, root=tmp, layers=layers, steps=steps, device=device,
+                            progress=progress, seed=seed, log=log)
+        for ensure in ensure_functions():
+            ensure(ctx)
+        render_report(ctx)
+    return target / "index.html"
