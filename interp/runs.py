@@ -16,13 +16,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -69,14 +71,29 @@ def _mtime(path: Path) -> float:
     return 0.0
 
 
+def usable_as_default(path: Path) -> bool:
+    """Whether a run may be the default ``--run``: it has weights and did not fail."""
+    try:
+        state = read_json(path / "state.json") or {}
+    except InterpError:
+        return False
+    return (path / "model.safetensors").is_file() and state.get("status") != "failed"
+
+
 def resolve_run_path(name_or_path: str | os.PathLike | None, root: Path | None = None) -> Path:
-    """A run folder from a name (under ``models/``), a path, or ``None`` (the latest run)."""
+    """A run folder from a name (under ``models/``), a path, or ``None`` (the latest run with weights
+    that did not fail: a half-made or failed training is never picked by default)."""
     root = Path(root) if root is not None else models_dir()
     if name_or_path is None:
         runs = list_run_dirs(root)
         if not runs:
             raise InterpError(f"no runs in {root}/ yet; train one with: interp train tutorial")
-        return runs[-1]
+        usable = [p for p in runs if usable_as_default(p)]
+        if not usable:
+            raise InterpError(f"no run in {root}/ has weights from a training that did not fail "
+                              f"({', '.join(p.name for p in runs[-5:])}); pass --run NAME, resume one with "
+                              f"`interp train --resume NAME`, or train one with: interp train tutorial")
+        return usable[-1]
     candidate = Path(name_or_path).expanduser()
     for path in (candidate, root / str(name_or_path)):
         if path.is_dir():
@@ -256,3 +273,59 @@ def run_table(root: Path | None = None) -> list[dict]:
             "date": state.get("updated", ""),
         })
     return rows
+
+
+# --------------------------------------------------------------------------- the writer's lock
+
+LOCK_FILE = ".lock"
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, *, log: Any = None) -> Iterator[Path]:
+    """Hold ``run_dir``'s writer lock (``.lock``: pid, host, start time) inside the block.
+
+    A second writer (a training of the same name, ``--overwrite`` or ``--resume`` of a
+    live run) gets a clear error naming the holder. A lock left by a process of this
+    host that no longer exists is stale: it is taken over, and ``log`` says so.
+
+    >>> with run_lock(Path("models/tutorial")):
+    ...     ...   # train, write checkpoints
+    """
+    import socket
+
+    lock = Path(run_dir) / LOCK_FILE
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    for attempt in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(lock.read_text())
+                pid, host = int(holder["pid"]), str(holder["host"])
+            except (OSError, ValueError, KeyError, TypeError):
+                holder, pid, host = {}, -1, "?"
+            if attempt == 0 and (pid == -1 or (host == me["host"] and not _process_alive(pid))):
+                if log:
+                    log(f"removing a stale lock of {Path(run_dir).name} (process {pid} on {host} is gone)")
+                lock.unlink(missing_ok=True)
+                continue
+            raise InterpError(f"run {Path(run_dir).name!r} is being written by process {pid} on {host} "
+                              f"(since {holder.get('started', '?')}); wait for it to finish or stop it. If no "
+                              f"such process is running, delete {lock}") from None
+        with os.fdopen(fd, "w") as f:
+            json.dump(me, f)
+        break
+    try:
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True)

@@ -70,4 +70,14 @@ def build_report(run, *, out: str | os.PathLike | None = None, layers: list[str]
         for ensure in ensure_functions():
             ensure(ctx)
         render_report(ctx)
+    _refresh_index(target)
     return target / "index.html"
+
+
+def _refresh_index(target: Path) -> None:
+    """Rewrite ``reports/index.html`` when the report went into the reports folder (not a custom ``--out``)."""
+    from ..report.index_page import build_reports_index
+    from ..runs import reports_dir
+
+    if target.parent.resolve() == reports_dir().resolve():
+        build_reports_index(target.parent)

@@ -89,6 +89,10 @@ def build_zoo_report(zoo_json: str | os.PathLike | None = None, *, out: str | os
             page.add(Section("filters", "First-layer filters side by side (seed 0)", "zoo_filters.html",
                              {"items": filters}, order=20))
         render_pages(ctx)
+    if target.parent.resolve() == reports_dir().resolve():
+        from .index_page import build_reports_index
+
+        build_reports_index(target.parent)
     return target / "index.html"
 
 

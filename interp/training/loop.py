@@ -12,6 +12,7 @@ state across epochs, ``resume`` reproduces an uninterrupted run exactly on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -29,7 +30,7 @@ from ..config import DataConfig, RunConfig, TrainConfig, apply_overrides, recipe
 from ..device import resolve_device
 from ..errors import InterpError, unknown
 from ..io import read_jsonl, save_tensors, write_json, write_jsonl
-from ..runs import Run, check_run_name, load_run, load_weights, models_dir, read_config, read_json
+from ..runs import LOCK_FILE, Run, check_run_name, load_run, load_weights, models_dir, read_config, read_json, run_lock
 from ..zoo import build_model, count_parameters, get_spec
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -167,8 +168,11 @@ def save_checkpoint(run_dir: Path, model, optimizer, epoch: int, elapsed: float)
                 extras[f"{idx}.{key}"] = value
     meta = {"epoch": str(epoch), "elapsed": repr(elapsed), "param_groups": json.dumps(opt_state["param_groups"]),
             "optim_extras": json.dumps(extras)}
-    save_tensors(run_dir / "checkpoint.safetensors", tensors, metadata=meta)
+    # model.safetensors first: a crash between the two renames leaves the checkpoint one epoch
+    # older than the weights, so --resume redoes that epoch and rewrites both; the other order
+    # could give a "finished" run whose weights are older than its summary.
     save_tensors(run_dir / "model.safetensors", dict(model.state_dict()), metadata={"epoch": str(epoch)})
+    save_tensors(run_dir / "checkpoint.safetensors", tensors, metadata=meta)
 
 
 def load_checkpoint(run_dir: Path, model, optimizer, device) -> tuple[int, float]:
@@ -231,21 +235,47 @@ def train_config(config: RunConfig, *, name: str | None = None, device: str = "a
     root = Path(root) if root is not None else models_dir()
     name = check_run_name(name) if name else _unique_name(config.model, root)
     run_dir = root / name
-    if run_dir.exists():
-        if not overwrite:
-            raise InterpError(f"run {name!r} already exists in {root}/; continue it with "
-                              f"`interp train --resume {name}`, pick another --name, or pass --overwrite")
-        shutil.rmtree(run_dir)
-    dev = resolve_device(device)
-    task = make_task(config.task, dev, progress=progress)
-    config = task.prepare(config)  # loads data before the folder exists: a bad dataset leaves nothing behind
-    run_dir.mkdir(parents=True)
-    write_json(run_dir / "config.json", config.to_dict())
-    _write_state(run_dir, "running", 0, created=_now(), device=str(dev))
-    torch.manual_seed(config.train.seed)
-    model = build_model(config.model, config.model_config).to(dev)
-    optimizer = make_optimizer(model, config.train)
-    return _fit(run_dir, config, task, model, optimizer, 0, 0.0, dev, progress, log)
+    with contextlib.ExitStack() as stack:
+        if run_dir.exists():
+            if not (run_dir / LOCK_FILE).exists() and not overwrite:
+                raise InterpError(f"run {name!r} already exists in {root}/; continue it with "
+                                  f"`interp train --resume {name}`, pick another --name, or pass --overwrite")
+            stack.enter_context(run_lock(run_dir, log=log))  # a live writer -> a clear error
+            if not overwrite:
+                raise InterpError(f"run {name!r} already exists in {root}/; continue it with "
+                                  f"`interp train --resume {name}`, pick another --name, or pass --overwrite")
+        dev = resolve_device(device)
+        task = make_task(config.task, dev, progress=progress)
+        config = task.prepare(config)  # loads data before the folder changes: a bad dataset leaves it as it was
+        if run_dir.exists():
+            _clear_run_folder(run_dir)
+        else:
+            try:
+                run_dir.mkdir(parents=True)
+            except FileExistsError:
+                raise InterpError(f"run {name!r} was just created by another process; pick another --name") from None
+            stack.enter_context(run_lock(run_dir, log=log))
+        write_json(run_dir / "config.json", config.to_dict())
+        _write_state(run_dir, "running", 0, created=_now(), device=str(dev))
+        try:
+            torch.manual_seed(config.train.seed)
+            model = build_model(config.model, config.model_config).to(dev)
+            optimizer = make_optimizer(model, config.train)
+        except Exception:
+            _write_state(run_dir, "failed", 0)
+            raise
+        return _fit(run_dir, config, task, model, optimizer, 0, 0.0, dev, progress, log)
+
+
+def _clear_run_folder(run_dir: Path) -> None:
+    """Empty a run folder for --overwrite, keeping the lock this process holds on it."""
+    for child in run_dir.iterdir():
+        if child.name == LOCK_FILE:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 def resume(name: str, *, device: str = "auto", progress: bool = True, root: Path | None = None,
@@ -255,7 +285,6 @@ def resume(name: str, *, device: str = "auto", progress: bool = True, root: Path
     >>> run = resume("tutorial")  # after Ctrl-C in `interp train tutorial`
     """
     from ..runs import resolve_run_path
-    from .tasks import make_task
 
     run_dir = resolve_run_path(name, root)
     config = read_config(run_dir)
@@ -263,6 +292,13 @@ def resume(name: str, *, device: str = "auto", progress: bool = True, root: Path
     if state.get("status") == "finished":
         raise InterpError(f"run {run_dir.name!r} is finished ({state.get('epoch')}/{config.train.epochs} epochs); "
                           f"nothing to resume. Train a new run with --name, e.g. --name {run_dir.name}-more")
+    with run_lock(run_dir, log=log):  # resuming a run that is still training -> a clear error
+        return _resume_locked(run_dir, config, device, progress, log)
+
+
+def _resume_locked(run_dir: Path, config: RunConfig, device: str, progress: bool, log) -> Run:
+    from .tasks import make_task
+
     dev = resolve_device(device)
     task = make_task(config.task, dev, progress=progress)
     task.prepare(config)
@@ -371,7 +407,7 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
             f"interrupted during epoch {epoch + 1}; the checkpoint of epoch {epoch} is kept. "
             f"Continue with: interp train --resume {run_dir.name}"
         ) from None
-    except InterpError:
+    except Exception:  # any failure: marked, so the run is never the default --run
         _write_state(run_dir, "failed", epoch)
         raise
     if final is None:  # resumed after the last epoch's checkpoint, or no evaluation ran
@@ -385,6 +421,8 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
     }
     if stopped_early:
         summary["stopped_early"] = stopped_early
+    # The weights the summary describes, whatever epoch the last checkpoint pair holds.
+    save_tensors(run_dir / "model.safetensors", dict(model.state_dict()), metadata={"epoch": str(summary["epochs"])})
     write_json(run_dir / "summary.json", summary)
     _write_state(run_dir, "finished", len(rows) if stopped_early else cfg.epochs)
     return load_run(run_dir, device=device)
