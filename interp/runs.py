@@ -245,13 +245,34 @@ def load_run(name_or_path: str | os.PathLike | None = None, *, device: str | tor
     device = resolve_device(device)
     model = build_model(config.model, config.model_config)
     weights = load_weights(path / "model.safetensors")
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if missing or unexpected:
-        raise InterpError(f"{path / 'model.safetensors'} does not match the model in config.json "
-                          f"(missing {sorted(missing)[:5]}, unexpected {sorted(unexpected)[:5]})")
+    check_weights(model, weights, path / "model.safetensors")
+    model.load_state_dict(weights)
     model.to(device).eval()
     return Run(path, config, model, state=read_json(path / "state.json") or {},
                summary=read_json(path / "summary.json"))
+
+
+def check_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], file: Path) -> None:
+    """Raise a clear error unless ``weights`` has exactly the model's keys with the model's shapes.
+
+    The model is the one config.json builds, so a mismatch means the folder's files disagree
+    (a config edited by hand, weights copied from another run); the message names the
+    first bad key and both shapes.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in weights]
+    unexpected = [k for k in weights if k not in expected]
+    if missing or unexpected:
+        parts = ([f"missing {len(missing)} tensor{'s' if len(missing) > 1 else ''} (first: {missing[0]})"]
+                 if missing else []) + ([f"{len(unexpected)} the model does not have (first: {unexpected[0]})"]
+                                        if unexpected else [])
+        raise InterpError(f"{file} does not match the model that config.json describes: {'; '.join(parts)}. "
+                          f"The folder's config and weights come from different models; retrain the run")
+    for key, tensor in expected.items():
+        if tuple(weights[key].shape) != tuple(tensor.shape):
+            raise InterpError(f"{file} does not match the model that config.json describes: {key} has shape "
+                              f"{tuple(weights[key].shape)} in the file but {tuple(tensor.shape)} in the model. "
+                              f"The folder's config and weights come from different models; retrain the run")
 
 
 def run_table(root: Path | None = None) -> list[dict]:

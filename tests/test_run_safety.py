@@ -177,3 +177,50 @@ def test_resume_rewrites_weights_older_than_the_checkpoint(tmp_path):
     resumed = resume("two", root=tmp_path, device="cpu", progress=False, log=None)
     for (k, va), (_, vb) in zip(two.model.state_dict().items(), load_run(resumed.path).model.state_dict().items()):
         assert torch.equal(va, vb), k
+
+
+def _edit_config(run_dir, **model_config):
+    config = json.loads((run_dir / "config.json").read_text())
+    config["model_config"].update(model_config)
+    (run_dir / "config.json").write_text(json.dumps(config))
+
+
+def test_a_config_of_another_architecture_names_the_first_bad_key_and_both_shapes(tmp_path):
+    run = _train(tmp_path, name="edited", epochs=1)
+    _edit_config(run.path, hidden=[100, 84])
+    with pytest.raises(InterpError, match=r"fc1.weight has shape \(120, 400\) in the file but \(100, 400\) "
+                                          r"in the model"):
+        load_run(run.path)
+
+
+def test_weights_with_a_missing_or_extra_tensor_are_named(tmp_path):
+    from interp.io import save_tensors
+
+    run = _train(tmp_path, name="cut", epochs=1)
+    weights = dict(run.model.state_dict())
+    del weights["fc3.bias"]
+    save_tensors(run.path / "model.safetensors", weights)
+    with pytest.raises(InterpError, match=r"missing 1 tensor \(first: fc3.bias\)"):
+        load_run(run.path)
+    weights = {**dict(run.model.state_dict()), "extra.weight": torch.zeros(2)}
+    save_tensors(run.path / "model.safetensors", weights)
+    with pytest.raises(InterpError, match=r"1 the model does not have \(first: extra.weight\)"):
+        load_run(run.path)
+
+
+def test_a_checkpoint_of_another_architecture_is_refused_on_resume(tmp_path):
+    run = _train(tmp_path, name="ck", epochs=2)
+    state = json.loads((run.path / "state.json").read_text())
+    (run.path / "state.json").write_text(json.dumps({**state, "status": "interrupted", "epoch": 1}))
+    _edit_config(run.path, channels=[8, 16])
+    with pytest.raises(InterpError, match=r"checkpoint.safetensors does not match.*conv1.weight"):
+        resume("ck", root=tmp_path, device="cpu", progress=False, log=None)
+    assert not (run.path / LOCK_FILE).exists()
+
+
+def test_cli_says_it_in_one_line(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("INTERP_MODELS_DIR", str(tmp_path))
+    run = _train(tmp_path, name="bad", epochs=1)
+    _edit_config(run.path, hidden=[100, 84])
+    code, out, err = cli("weights", "--run", "bad", "--layer", "conv1")
+    assert code == 2 and "Traceback" not in err and "fc1.weight has shape" in err

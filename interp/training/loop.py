@@ -30,7 +30,8 @@ from ..config import DataConfig, RunConfig, TrainConfig, apply_overrides, recipe
 from ..device import resolve_device
 from ..errors import InterpError, unknown
 from ..io import read_jsonl, save_tensors, write_json, write_jsonl
-from ..runs import LOCK_FILE, Run, check_run_name, load_run, load_weights, models_dir, read_config, read_json, run_lock
+from ..runs import (LOCK_FILE, Run, check_run_name, check_weights, load_run, load_weights, models_dir, read_config,
+                    read_json, run_lock)
 from ..zoo import build_model, count_parameters, get_spec
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -183,7 +184,9 @@ def load_checkpoint(run_dir: Path, model, optimizer, device) -> tuple[int, float
     tensors = load_weights(file, device)
     with safe_open(str(file), "pt") as f:
         meta = f.metadata() or {}
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    check_weights(model, weights, file)
+    model.load_state_dict(weights)
     state: dict[int, dict[str, Any]] = {}
     for key, value in tensors.items():
         if key.startswith("optim."):
