@@ -42,6 +42,8 @@ class DataConfig:
     """Token strings for text runs (index = token id)."""
     options: dict = field(default_factory=dict)
     """Family-specific data options (window, block size, ...)."""
+    skip_bad_images: bool = False
+    """Image folders: leave out files that cannot be decoded (with a warning) instead of stopping."""
 
 
 @dataclass(frozen=True)

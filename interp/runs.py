@@ -203,7 +203,8 @@ class Run:
         dc = self.config.data
         if self.config.task != "image-classification":
             raise InterpError(f"run {self.name} is a {self.config.task} run; it has no image data")
-        data = load_image_data(dc.name, n_train=dc.n_train, n_test=dc.n_test, progress=progress, split=split)
+        data = load_image_data(dc.name, n_train=dc.n_train, n_test=dc.n_test, progress=progress, split=split,
+                               skip_bad=dc.skip_bad_images)
         return replace(data, mean=tuple(dc.mean), std=tuple(dc.std), classes=list(dc.classes))
 
     def report_dir(self, root: Path | None = None) -> Path:

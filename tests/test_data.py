@@ -85,6 +85,81 @@ def test_undecodable_image_is_named(tmp_path):
         load_image_folder(root, progress=False)
 
 
+def _bad_files(root):
+    """A truncated PNG, a text file, a decompression bomb (a tiny file claiming 40,000 x 40,000 px)
+    and a 16-bit greyscale image (a mode most code paths do not expect): the last one decodes."""
+    good = (root / "train" / "cat" / "0000.png").read_bytes()
+    (root / "train" / "cat" / "truncated.png").write_bytes(good[: len(good) // 2])
+    (root / "train" / "dog" / "text.png").write_bytes(b"not a png at all")
+    Image.new("1", (40_000, 40_000)).save(root / "test" / "dog" / "bomb.png", optimize=True)
+    Image.fromarray((torch.arange(64, dtype=torch.int32).view(8, 8) * 1000).numpy().astype("uint16")).save(
+        root / "test" / "cat" / "grey16.png")
+
+
+def test_every_kind_of_bad_image_is_named_and_stops_by_default(tmp_path):
+    root = _make_folder(tmp_path / "bad")
+    _bad_files(root)
+    with pytest.raises(InterpError, match=r"cannot decode image .*(truncated|text)\.png.*--skip-bad-images"):
+        load_image_folder(root, progress=False)
+
+
+def test_bad_images_are_skipped_when_asked(tmp_path, capsys):
+    root = _make_folder(tmp_path / "bad")
+    _bad_files(root)
+    data = load_image_folder(root, progress=False, skip_bad=True)
+    assert len(data.train_x) == 6 and len(data.test_x) == 7  # 16-bit grey decodes; 3 bad files left out
+    assert len(data.train_y) == 6 and len(data.test_y) == 7
+    err = capsys.readouterr().err
+    assert "bomb.png" in err and "DecompressionBombError" in err and "truncated.png" in err
+    assert "3 unreadable image(s) left out" in err
+    # the cache of a skipping load is its own: a strict load still stops
+    with pytest.raises(InterpError, match="cannot decode image"):
+        load_image_folder(root, progress=False)
+
+
+def test_a_bomb_as_the_first_image_is_named(tmp_path):
+    root = _make_folder(tmp_path / "bomb")
+    for f in (root / "train" / "cat").iterdir():
+        f.unlink()
+    Image.new("1", (40_000, 40_000)).save(root / "train" / "cat" / "0000.png", optimize=True)
+    with pytest.raises(InterpError, match=r"0000\.png \(the first training image.*DecompressionBombError"):
+        load_image_folder(root, progress=False)
+
+
+def test_a_folder_too_large_to_decode_is_refused_before_decoding(tmp_path, monkeypatch):
+    root = _make_folder(tmp_path / "big", size=(64, 64))
+    monkeypatch.setenv("INTERP_MEMORY_BUDGET", "100K")
+    with pytest.raises(InterpError, match=r"decoding 12 images of 64x64 px .* over the memory budget of "
+                                          r"100 KiB \(\$INTERP_MEMORY_BUDGET"):
+        load_image_folder(root, progress=False)
+
+
+def test_memory_budget_parsing(monkeypatch):
+    from interp.budget import memory_budget, parse_size
+
+    assert parse_size("8G") == 8 << 30 and parse_size("512M") == 512 << 20 and parse_size("1000") == 1000
+    assert parse_size("2GiB") == 2 << 30
+    for bad in ("lots", "-1G", "0", "nanG", "infG"):
+        with pytest.raises(InterpError, match="INTERP_MEMORY_BUDGET"):
+            parse_size(bad)
+    monkeypatch.delenv("INTERP_MEMORY_BUDGET", raising=False)
+    assert memory_budget() > 0
+
+
+def test_train_skip_bad_images_flag(tmp_path, cli):
+    root = _make_folder(tmp_path / "bad", size=(32, 32), n=4)
+    _bad_files(root)
+    code, out, err = cli("train", "tutorial", "--dataset", str(root), "--epochs", "1", "--no-progress",
+                         "--device", "cpu")
+    assert code == 2 and "Traceback" not in err and "--skip-bad-images" in err
+    code, out, err = cli("train", "tutorial", "--dataset", str(root), "--epochs", "1", "--no-progress",
+                         "--device", "cpu", "--skip-bad-images", "--name", "skipped")
+    assert code == 0, err
+    from interp.runs import load_run
+
+    assert load_run("skipped").config.data.skip_bad_images is True
+
+
 def test_channel_stats():
     x = torch.zeros(4, 3, 2, 2, dtype=torch.uint8)
     x[:, 0] = 255

@@ -57,6 +57,9 @@ def register(sub, common) -> None:
                         "channels=8,16, batch_norm=true, train.weight_decay=0; repeatable")
     p.add_argument("--resume", metavar="NAME", help="continue an interrupted run from its last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
+    p.add_argument("--skip-bad-images", action="store_true",
+                   help="image folders: leave out files that cannot be decoded (each named in a warning) "
+                        "instead of stopping at the first (= --set skip_bad_images=true)")
     add_no_progress(p)
     add_device(p)
     p.set_defaults(func=cmd_train)
@@ -149,7 +152,9 @@ def cmd_train(args) -> int:
             dataset = f"text:{args.text}"
         run = train(args.model, dataset, name=args.name, device=args.device, progress=progress,
                     recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                    seed=args.seed, overrides=parse_set_options(args.sets), overwrite=args.overwrite)
+                    seed=args.seed, overwrite=args.overwrite,
+                    overrides={**parse_set_options(args.sets), **({"skip_bad_images": "true"}
+                                                                    if args.skip_bad_images else {})})
     print(format_summary(run))
     return 0
 

@@ -109,7 +109,7 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
 
 
 def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: bool = True,
-                    split: str = "both") -> ImageData:
+                    split: str = "both", skip_bad: bool = False) -> ImageData:
     """Load an image dataset by name or folder path.
 
     ``split="test"`` skips work for the training split where that saves time (the
@@ -137,7 +137,7 @@ def load_image_data(name: str, *, n_train: int = 0, n_test: int = 0, progress: b
                 f"unknown dataset {name!r}: not a built-in dataset ({', '.join(BUILTIN_IMAGE_DATASETS)}) "
                 f"and no folder at {path}. Give one of those names or a folder with train/ and test/ subfolders."
             )
-        data = load_image_folder(path, progress=progress)
+        data = load_image_folder(path, progress=progress, skip_bad=skip_bad)
     return data.subset(n_train, n_test)
 
 
@@ -205,8 +205,20 @@ def _fingerprint(files: list[tuple[str, int]]) -> str:
     return h.hexdigest()[:16]
 
 
-def _decode_one(path: str | Path, size: tuple[int, int] | None):
+class BadImage(InterpError):
+    """An image file that cannot be decoded (truncated, not an image, a decompression bomb, ...)."""
+
+
+def _decode_errors() -> tuple[type[BaseException], ...]:
     from PIL import Image, UnidentifiedImageError
+
+    # SyntaxError: PIL's parsers raise it for some malformed headers; DecompressionBombError:
+    # more than twice Image.MAX_IMAGE_PIXELS (a bomb), refused before decoding.
+    return UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError
+
+
+def _decode_one(path: str | Path, size: tuple[int, int] | None):
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
@@ -214,29 +226,50 @@ def _decode_one(path: str | Path, size: tuple[int, int] | None):
             if size is not None and im.size != size:
                 im = im.resize(size, Image.BILINEAR)
             return torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8).view(im.size[1], im.size[0], 3)
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise InterpError(f"cannot decode image {path}: {e}. Remove or replace the file.") from e
+    except _decode_errors() as e:
+        raise BadImage(f"cannot decode image {path}: {type(e).__name__}: {e}") from None
 
 
-def _decode_split(files, size, desc: str, progress: bool) -> torch.Tensor:
+def _decode_split(files, size, desc: str, progress: bool, skip_bad: bool) -> tuple[torch.Tensor, list[int]]:
+    """The files decoded at ``size``, and the indices of those skipped (only with ``skip_bad``)."""
     from tqdm.auto import tqdm
 
     w, h = size
     out = torch.empty(len(files), h, w, 3, dtype=torch.uint8)
+    bad: list[int] = []
+
+    def decode(fl):
+        try:
+            return _decode_one(fl[0], size)
+        except BadImage as e:
+            if not skip_bad:
+                raise BadImage(f"{e}. Remove or replace the file, or skip unreadable images with "
+                               f"--skip-bad-images") from None
+            return e
+
     workers = max(2, min(8, (os.cpu_count() or 2) * 2))
     with ThreadPoolExecutor(workers) as pool:
         # PIL releases the GIL while decoding, so threads overlap decodes.
-        results = pool.map(lambda fl: _decode_one(fl[0], size), files, chunksize=64)
+        results = pool.map(decode, files, chunksize=64)
         for i, arr in enumerate(tqdm(results, total=len(files), desc=desc, unit="img",
                                      disable=not progress or None, leave=False)):
-            out[i] = arr
-    return out.permute(0, 3, 1, 2).contiguous()
+            if isinstance(arr, BadImage):
+                bad.append(i)
+                print(f"warning: skipped {arr}", file=sys.stderr)
+            else:
+                out[i] = arr
+    keep = torch.ones(len(files), dtype=torch.bool)
+    keep[bad] = False
+    return out[keep].permute(0, 3, 1, 2).contiguous(), bad
 
 
-def load_image_folder(path: str | os.PathLike, *, progress: bool = True) -> ImageData:
+def load_image_folder(path: str | os.PathLike, *, progress: bool = True, skip_bad: bool = False) -> ImageData:
     """Load ``path/train/<class>/*`` and ``path/test/<class>/*``, decoding once and caching.
 
-    Every image is resized to the size of the first training image when sizes differ.
+    Every image is resized to the size of the first training image when sizes differ. An
+    image that cannot be decoded stops the load with its name, or with ``skip_bad`` is
+    left out with a warning. The decoded size of the whole folder is checked against the
+    memory budget (:mod:`interp.budget`) before anything is decoded.
     """
     from safetensors.torch import load_file
 
@@ -259,7 +292,7 @@ def load_image_folder(path: str | os.PathLike, *, progress: bool = True) -> Imag
         raise InterpError(f"train/ and test/ of {path} have different class folders: "
                           f"{train_classes} vs {test_classes}")
 
-    key = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    key = hashlib.sha1((str(path) + ("|skip-bad" if skip_bad else "")).encode()).hexdigest()[:12]
     fp = _fingerprint(train_files + test_files)
     cache_file = cache_dir() / f"imagefolder-{path.name}-{key}-{fp}.safetensors"
     if cache_file.exists():
@@ -271,20 +304,34 @@ def load_image_folder(path: str | os.PathLike, *, progress: bool = True) -> Imag
         except Exception:
             cache_file.unlink(missing_ok=True)  # a corrupt cache is rebuilt, never trusted
 
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from ..budget import check_memory
 
     try:
         with Image.open(train_files[0][0]) as first:
             size = first.size
-    except (UnidentifiedImageError, OSError) as e:
-        raise InterpError(f"cannot decode image {train_files[0][0]}: {e}") from e
+    except _decode_errors() as e:
+        raise BadImage(f"cannot decode image {train_files[0][0]} (the first training image, which sets the "
+                       f"folder's image size): {type(e).__name__}: {e}") from None
+    n = len(train_files) + len(test_files)
+    check_memory(2 * n * size[0] * size[1] * 3, f"decoding {n:,} images of {size[0]}x{size[1]} px "
+                 f"(the size of {Path(train_files[0][0]).name}, the first training image)",
+                 hint="Resize the folder's images first (the tutorial nets take 32x32)")
     if progress:
-        print(f"Decoding {len(train_files) + len(test_files)} images from {path} once; "
-              f"cached in {cache_file.parent}", file=sys.stderr)
-    tx = _decode_split(train_files, size, "decode train", progress)
-    vx = _decode_split(test_files, size, "decode test", progress)
-    ty = torch.tensor([label for _, label in train_files], dtype=torch.int64)
-    vy = torch.tensor([label for _, label in test_files], dtype=torch.int64)
+        print(f"Decoding {n} images from {path} once; cached in {cache_file.parent}", file=sys.stderr)
+    tx, bad_train = _decode_split(train_files, size, "decode train", progress, skip_bad)
+    vx, bad_test = _decode_split(test_files, size, "decode test", progress, skip_bad)
+    skipped_train, skipped_test = set(bad_train), set(bad_test)
+    ty = torch.tensor([label for i, (_, label) in enumerate(train_files) if i not in skipped_train],
+                      dtype=torch.int64)
+    vy = torch.tensor([label for i, (_, label) in enumerate(test_files) if i not in skipped_test],
+                      dtype=torch.int64)
+    if bad_train or bad_test:
+        print(f"warning: {len(bad_train) + len(bad_test)} unreadable image(s) left out of {path}",
+              file=sys.stderr)
+        if not len(tx) or not len(vx):
+            raise InterpError(f"no readable images left in {path / ('train' if not len(tx) else 'test')}")
     mean, std = channel_stats(tx)
     from ..io import save_tensors
 

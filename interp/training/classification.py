@@ -48,7 +48,8 @@ class ImageClassificationTask:
     # -- setup -------------------------------------------------------------------
     def prepare(self, config):
         dc = config.data
-        data = load_image_data(dc.name, n_train=dc.n_train, n_test=dc.n_test, progress=self.progress)
+        data = load_image_data(dc.name, n_train=dc.n_train, n_test=dc.n_test, progress=self.progress,
+                               skip_bad=dc.skip_bad_images)
         self.attach(data, config)
         data_cfg = replace(dc, input_shape=tuple(data.input_shape), classes=tuple(data.classes),
                            mean=tuple(data.mean), std=tuple(data.std))
