@@ -60,6 +60,21 @@ class SGNSBatch(NamedTuple):
     groups: TargetGroups | None   # the targets grouped by word (CPU update), else None
 
 
+def _why_so_few(sentences, opts) -> str:
+    """What removed the words, and the setting that would keep them."""
+    distinct = {w for s in sentences for w in s}
+    if not distinct:
+        return " (the corpus has no words at all: is the file empty?)"
+    if len(distinct) < 2:
+        return f" (the corpus has {len(distinct)} distinct word; train on a text with more)"
+    kept = distinct - set(STOP_WORDS) if opts["stopwords"] else distinct
+    if len(kept) < 2:
+        return (f" ({len(distinct)} distinct words, {len(distinct) - len(kept)} of them stop words; keep them "
+                f"with --set stopwords=false)")
+    return f" ({len(kept)} distinct words, but fewer than 2 occur min_count={opts['min_count']} times; lower " \
+           f"--set min_count)"
+
+
 class WordEmbeddingTask:
     unit = "pair"
     updates_weights = False
@@ -84,8 +99,9 @@ class WordEmbeddingTask:
                  f"with min_count={opts['min_count']}, window={self.window}"
                  f"{', stop words removed' if opts['stopwords'] else ''}")
         if len(vocab) < 2:
-            raise InterpError(f"{where} is too small: only {len(vocab)} word(s) remain in the vocabulary. "
-                              f"Lower --set min_count, or train on a larger corpus")
+            raise InterpError(f"{where} is too small: only {len(vocab)} word(s) remain in the vocabulary"
+                              f"{_why_so_few(corpus.sentences, opts)}. Word vectors need at least two "
+                              f"distinct words that occur together")
         encoded = encode(corpus.sentences, vocab)
         self.words = vocab.words
         self.ids, self.sentence_ids, self.raw_tokens = encoded.ids, encoded.sentence_ids, encoded.raw_tokens
@@ -115,9 +131,12 @@ class WordEmbeddingTask:
         self.vocab_size = len(vocab)
         expected = expected_pair_count(self.sentence_ids, self.keep[self.ids], self.window, dynamic=self.dynamic)
         if expected < 1:
-            raise InterpError(f"{where} gives no (center, context) pairs: sentences are too short after "
-                              f"min-count and subsampling. Lower --set min_count or --set subsample, or use "
-                              f"a larger corpus")
+            kept = float(self.keep[self.ids].mean()) if len(self.ids) else 0.0
+            why = (f"subsampling (subsample={opts['subsample']:g}) keeps about {kept:.0%} of its tokens, since in "
+                   f"so small a corpus every word is a large share of it; --set subsample=0 keeps them all"
+                   if kept < 0.5 else "its sentences are shorter than two kept words; lower --set min_count, "
+                                      "or use a larger corpus")
+            raise InterpError(f"{where} gives no (center, context) pairs: {why}")
         self.stats["pairs_per_epoch"] = round(expected)
         # Blocks of text whose pairs and noise words are drawn at once (memory stays bounded
         # on large corpora); each gets its share of the epoch's steps.

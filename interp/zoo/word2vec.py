@@ -233,6 +233,10 @@ def sgns_sgd_step(model: SkipGramNS, centers: torch.Tensor, targets: torch.Tenso
     h = w_in.index_select(0, centers)                                      # (C, d)
     flat = targets.reshape(-1)
     sparse = w_in.device.type == "cpu" if sparse is None else sparse
+    if sparse and len(offsets) and int(torch.diff(offsets, append=offsets.new_tensor([b])).max()) * t > v:
+        # sampled_addmm cannot hold more targets in one row than the vocabulary has words
+        # (a tiny corpus: 3 words, 10 pairs of 6 targets per center); the dense path can.
+        sparse = False
     if sparse:
         # CSR: row i (center i) holds the targets of all its pairs
         crow = F.pad(offsets, (0, 1), value=b).mul_(t)
