@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import glob
 import io
 import json
 import os
@@ -59,7 +60,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    if not _in_staging(path):  # a staging folder is new: nothing stale in it, and globbing it per file is slow
+        remove_stale_temporaries(path)
+    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     durable = not _in_staging(path)
@@ -75,6 +78,56 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _temp_prefix(path: Path) -> str:
+    # The writer's pid is in the name, so a later writer can tell a killed writer's leftovers
+    # (its process is gone) from a live writer's work in progress.
+    return f".{path.name}.{os.getpid()}-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files and staging folders that killed writers left beside ``path``.
+
+    A temporary is ``.NAME.PID-XXXX.tmp``; it is stale when process PID no longer exists.
+    Returns what was removed.
+    """
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    prefix = f".{path.name}."
+    for leftover in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid_text = leftover.name[len(prefix):].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
+
+
+def restore_interrupted_swap(path: str | os.PathLike) -> bool:
+    """Put ``.NAME.old`` back as ``NAME`` when a kill between :func:`atomic_dir`'s two renames
+    left only the old copy; returns whether it did."""
+    path = Path(path)
+    old = path.parent / f".{path.name}.old"
+    if not path.exists() and old.is_dir():
+        os.replace(old, path)
+        return True
+    return False
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -151,7 +204,9 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    restore_interrupted_swap(path)
+    remove_stale_temporaries(path)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
     os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a report folder must be readable
     token = _STAGING.set(_STAGING.get() + (tmp.resolve(),))
     try:
@@ -164,7 +219,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     if not _in_staging(path):
         os.sync()  # everything written inside is on disk before the folder appears
     old = path.parent / f".{path.name}.old"
-    if old.exists():
+    if old.exists():  # restore_interrupted_swap put it back if it was the only copy; here it is stale
         shutil.rmtree(old, ignore_errors=True)
     if path.exists():
         os.replace(path, old)
