@@ -57,7 +57,8 @@ def load_sentences(path: str, max_words: int) -> list[list[str]]:
 def run_ours(corpus_path: Path, epochs: int, threads: int, batch_size: int) -> dict:
     import torch
 
-    from interp.analysis.words.embeddings import WordVectors, nearest_neighbors
+    from interp.analysis.words.geometry import nearest_neighbors
+    from interp.analysis.words.vectors import WordVectors
     from interp.training.loop import train
 
     torch.set_num_threads(threads)

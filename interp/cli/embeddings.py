@@ -6,7 +6,17 @@ import argparse
 import sys
 
 from ..terminal import printable, table
-from .common import int_in
+from .common import add_json, int_in, print_json
+
+SOURCES = """\
+--run takes a word2vec run (default: the most recent one); --vectors a GloVe or word2vec
+text file (optionally .gz), --limit reading only its first N (most frequent) words.
+An axis 'a,b' points from b to a; 'she,he;her,his' averages several pairs. A word's place
+on an axis is the cosine of its (unit) vector with that direction. Output files go to
+reports/RUN/embeddings/ (reports/vectors-NAME/embeddings/ for a file), or --out DIR; a
+file holding a result of other settings is kept (the new one is saved beside it). --json
+prints the result (interp.results.describe) with the saved file's path under "saved".
+"""
 
 EPILOG = """\
 examples:
@@ -20,13 +30,9 @@ examples:
   interp embed axes --preset jobs --vectors glove.6B.100d.txt --limit 100000
   interp embed bias --vectors glove.6B.100d.txt          # occupations on the she-he axis
   interp embed report --run word2vec-sgns                # everything above, for the report page
+  interp embed neighbors king --run word2vec --json      # any of them as JSON
 
---run takes a word2vec run (default: the most recent one); --vectors a GloVe or word2vec
-text file (optionally .gz), --limit reading only its first N (most frequent) words.
-An axis 'a,b' points from b to a; 'she,he;her,his' averages several pairs. A word's place
-on an axis is the cosine of its (unit) vector with that direction. Output files go to
-reports/RUN/embeddings/ (reports/vectors-NAME/embeddings/ for a file), or --out DIR.
-"""
+""" + SOURCES
 
 ANALOGY_EPILOG = """\
 A : B :: C : ? ranks every word by its cosine with B - A + C (unit vectors, 3CosAdd). The
@@ -41,7 +47,8 @@ the vocabulary is small; a --vectors file has no counts, so they are unknown.
 
 --run takes a word2vec run (default: the most recent one); --vectors a GloVe or word2vec
 text file (optionally .gz), --limit reading only its first N (most frequent) words. The
-result is saved as JSON under reports/RUN/embeddings/ (or --out DIR).
+result is saved as JSON under reports/RUN/embeddings/ (or --out DIR); --json prints it
+(with the saved file's path under "saved") instead of the tables.
 
 examples:
   interp embed analogy man king woman --run word2vec            # the toy corpus: queen?
@@ -51,6 +58,28 @@ examples:
 """
 
 
+def _examples(verb: str, *lines: str) -> str:
+    """A verb's epilog: the vectors notes, then its examples (the last line of the help)."""
+    return SOURCES + "\nexamples:\n" + "".join(f"  interp embed {verb} {line}\n" for line in lines)
+
+
+NEIGHBORS_EPILOG = _examples("neighbors", "king --run word2vec --metric euclidean     # a 2-D embedding",
+                             "king --vectors glove.6B.100d.txt --limit 100000 --k 5",
+                             "king --run word2vec --json")
+AXES_EPILOG = _examples("axes", "--x she,he --y rich,poor --words doctor,nurse,king,queen --vectors glove.6B.100d.txt",
+                        "--preset jobs --vectors glove.6B.100d.txt --limit 100000",
+                        "--preset royalty --run word2vec --json")
+PLOT_EPILOG = _examples("plot", "--run word2vec                       # the 2-D embedding as it is",
+                        "--vectors glove.6B.100d.txt --limit 100000 --top 80",
+                        "--run word2vec --words king,queen,man,woman --json")
+BIAS_EPILOG = _examples("bias", "--vectors glove.6B.100d.txt          # occupations on the she-he axis",
+                        "--axis 'she,he;her,his' --words doctor,nurse,pilot --vectors glove.6B.100d.txt",
+                        "--run word2vec-sgns --json")
+REPORT_EPILOG = _examples("report", "--run word2vec-sgns                # the report page's plots and tables",
+                          "--vectors glove.6B.100d.txt --limit 100000 --out reports/glove",
+                          "--run word2vec --json")
+
+
 def register(sub, common) -> None:
     p = sub.add_parser("embed", parents=[common], help="explore word vectors: neighbours, analogies, axes, bias",
                        description="Explore the word vectors of a word2vec run or of a GloVe/word2vec text file, "
@@ -58,7 +87,7 @@ def register(sub, common) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG)
     verbs = p.add_subparsers(dest="verb", metavar="VERB")
 
-    def verb(name: str, help_text: str, description: str, epilog: str = EPILOG) -> argparse.ArgumentParser:
+    def verb(name: str, help_text: str, description: str, epilog: str) -> argparse.ArgumentParser:
         q = verbs.add_parser(name, parents=[common], help=help_text, description=description,
                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
         source = q.add_argument_group("vectors (one of)")
@@ -67,9 +96,11 @@ def register(sub, common) -> None:
         q.add_argument("--limit", type=int_in(0, 10_000_000), default=0, metavar="N",
                        help="read only the first N words of --vectors (0: all)")
         q.add_argument("--out", metavar="DIR", help="output folder (default reports/NAME/embeddings)")
+        add_json(q)
         return q
 
-    q = verb("neighbors", "nearest words to a word", "The k nearest words to WORD (cosine similarity by default).")
+    q = verb("neighbors", "nearest words to a word", "The k nearest words to WORD (cosine similarity by default).",
+             NEIGHBORS_EPILOG)
     q.add_argument("word")
     q.add_argument("--k", type=int_in(1, 100_000), default=10, help="how many neighbours (default 10)")
     q.add_argument("--metric", default="cosine", choices=("cosine", "euclidean"),
@@ -84,11 +115,11 @@ def register(sub, common) -> None:
     q.add_argument("c")
     q.add_argument("--k", type=int_in(1, 100_000), default=5, help="how many answers in each ranking (default 5)")
     q.add_argument("--expect", metavar="WORD", help="the answer you expect: its rank and cosine in both rankings")
-    q.add_argument("--json", action="store_true", help="print the result as JSON (the saved file's path on stderr)")
     q.set_defaults(func=cmd_analogy)
 
     q = verb("axes", "place words on axes defined by word pairs (word2viz)",
-             "Place words on an x axis (and a y axis) defined by word pairs; writes a labelled scatter PNG.")
+             "Place words on an x axis (and a y axis) defined by word pairs; writes a labelled scatter PNG.",
+             AXES_EPILOG)
     q.add_argument("--x", metavar="AXIS", help="x axis, e.g. she,he or 'she,he;her,his'")
     q.add_argument("--y", metavar="AXIS", help="y axis, e.g. rich,poor (optional)")
     q.add_argument("--words", metavar="W1,W2,...", help="words to place")
@@ -97,20 +128,20 @@ def register(sub, common) -> None:
 
     q = verb("plot", "labelled 2-D scatter of the embedding",
              "The word vectors as a labelled scatter: as they are when d = 2, else their first two principal "
-             "components.")
+             "components.", PLOT_EPILOG)
     q.add_argument("--words", metavar="W1,W2,...", help="words to plot (default: the most frequent)")
     q.add_argument("--top", type=int_in(1, 100_000), default=60, help="without --words: how many frequent words (default 60)")
     q.set_defaults(func=cmd_plot)
 
     q = verb("bias", "occupation words on the she-he axis",
-             "List occupation words by their place on an axis (default she,he), with a bar chart.")
+             "List occupation words by their place on an axis (default she,he), with a bar chart.", BIAS_EPILOG)
     q.add_argument("--axis", default="she,he", help="the axis (default she,he)")
     q.add_argument("--words", metavar="W1,W2,...", help="words to rank (default: a list of occupations)")
     q.set_defaults(func=cmd_bias)
 
     q = verb("report", "compute the report page's plots and tables",
              "The 2-D plot, a preset axes view, the bias probe, neighbour and analogy tables, saved as "
-             "JSON + PNG with a summary.json for the report.")
+             "JSON + PNG with a summary.json for the report.", REPORT_EPILOG)
     q.set_defaults(func=cmd_report)
 
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
@@ -120,7 +151,7 @@ def register(sub, common) -> None:
 
 
 def _vectors(args):
-    from ..analysis.words.embeddings import load_vectors
+    from ..pipelines.words import load_vectors
 
     vectors = load_vectors(args.run, args.vectors, limit=args.limit)
     if args.run is None and args.vectors is None:
@@ -128,10 +159,23 @@ def _vectors(args):
     return vectors
 
 
-def _folder(args, vectors):
+def _save(result, args, vectors, stem: str | None = None) -> dict:
+    """Save under --out (default reports/NAME/embeddings); the paths, by file type."""
     from pathlib import Path
 
-    return Path(args.out) if args.out else vectors.output_dir()
+    from ..pipelines.words import vectors_folder
+    from ..results.words import save_result
+
+    return save_result(result, Path(args.out) if args.out else vectors_folder(vectors), stem)
+
+
+def _json(result, paths: dict) -> int:
+    """``--json``: the result, its saved JSON file under "saved" (and its figure under "figure")."""
+    extra = {"saved": paths["json"]}
+    if "png" in paths:
+        extra["figure"] = paths["png"]
+    print_json(result, **extra)
+    return 0
 
 
 def _words(text: str | None) -> list[str] | None:
@@ -143,34 +187,30 @@ def _num(value: float) -> str:
 
 
 def cmd_neighbors(args) -> int:
-    from ..analysis.words.embeddings import nearest_neighbors, save_result
+    from ..analysis.words.geometry import nearest_neighbors
 
     vectors = _vectors(args)
     result = nearest_neighbors(vectors, args.word, args.k, metric=args.metric)
+    paths = _save(result, args, vectors)
+    if args.json:
+        return _json(result, paths)
     header, fmt = ("cosine", _num) if result.metric == "cosine" else ("distance", "{:.3f}".format)
     print(f"Nearest to {result.word!r} ({vectors.source}, {result.metric}):")
     print(table(result.rows(), [("rank", "#"), ("word", "word"), ("score", header)], {"score": fmt}))
-    print(f"Saved: {save_result(result, _folder(args, vectors))['json']}")
+    print(f"Saved: {paths['json']}")
     return 0
 
 
 def cmd_analogy(args) -> int:
-    import json
+    from ..analysis.words.geometry import analogy
 
-    from ..analysis.words.embeddings import analogy, save_result
-    from ..errors import InterpError
-
-    if args.k < 1:
-        raise InterpError(f"--k must be at least 1, got {args.k}")
     vectors = _vectors(args)
     result = analogy(vectors, args.a, args.b, args.c, args.k, expect=args.expect)
-    saved = save_result(result, _folder(args, vectors))["json"]
+    paths = _save(result, args, vectors)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-        print(f"Saved: {saved}", file=sys.stderr)
-        return 0
+        return _json(result, paths)
     print(printable("\n".join(analogy_lines(result)), lines=True))
-    print(f"Saved: {saved}")
+    print(f"Saved: {paths['json']}")
     return 0
 
 
@@ -180,7 +220,7 @@ def _ordinal_rank(rank: int | None) -> str:
 
 def analogy_lines(result) -> list[str]:
     """The analogy's two rankings side by side, the expected word's ranks, the note and warnings."""
-    from ..analysis.words.embeddings import EXCLUSION_SOURCE
+    from ..analysis.words.geometry import EXCLUSION_SOURCE
 
     answer = result.answer if result.words else "?"
     lines = [f"{result.a} is to {result.b} as {result.c} is to {answer}  ({result.source})",
@@ -225,7 +265,7 @@ def analogy_lines(result) -> list[str]:
 
 
 def cmd_axes(args) -> int:
-    from ..analysis.words.embeddings import PRESETS, preset_projection, project, save_result
+    from ..analysis.words.geometry import PRESETS, preset_projection, project
     from ..errors import InterpError
 
     if args.preset:
@@ -245,6 +285,9 @@ def cmd_axes(args) -> int:
             raise InterpError("axes needs --words W1,W2,... (e.g. --words doctor,nurse) or a --preset")
         vectors = _vectors(args)
         result = project(vectors, _words(args.words), args.x, args.y)
+    paths = _save(result, args, vectors, f"axes-{args.preset}" if args.preset and not args.words else None)
+    if args.json:
+        return _json(result, paths)
     columns = [("word", "word"), ("x", f"x: {result.x_axis}")]
     if result.y is not None:
         columns.append(("y", f"y: {result.y_axis}"))
@@ -253,45 +296,54 @@ def cmd_axes(args) -> int:
     print(table(rows, columns, {"x": _num, "y": _num}))
     if result.skipped:
         print(f"Not in the vocabulary (left out): {printable(', '.join(result.skipped))}")
-    stem = f"axes-{args.preset}" if args.preset and not args.words else None
-    paths = save_result(result, _folder(args, vectors), stem)
     print(f"Saved: {paths['png']}")
     return 0
 
 
 def cmd_plot(args) -> int:
-    from ..analysis.words.embeddings import embedding_2d, save_result
+    from ..analysis.words.geometry import embedding_2d
 
     vectors = _vectors(args)
     result = embedding_2d(vectors, _words(args.words), top=args.top)
+    paths = _save(result, args, vectors)
+    if args.json:
+        return _json(result, paths)
     how = "the vectors as they are (d = 2)" if result.method == "raw" else (
         f"first two principal components ({100 * sum(result.explained):.0f}% of the variance of these words)")
     print(f"{len(result.words)} words of {vectors.source}: {how}")
-    print(f"Saved: {save_result(result, _folder(args, vectors))['png']}")
+    print(f"Saved: {paths['png']}")
     return 0
 
 
 def cmd_bias(args) -> int:
-    from ..analysis.words.embeddings import OCCUPATIONS, bias_probe, save_result
+    from ..analysis.words.geometry import OCCUPATIONS, bias_probe
 
     vectors = _vectors(args)
     result = bias_probe(vectors, _words(args.words) or OCCUPATIONS, args.axis)
+    paths = _save(result, args, vectors)
+    if args.json:
+        return _json(result, paths)
     a, b = result.pairs[0]
     print(f"Words on the {result.axis} axis ({vectors.source}); positive: nearer {a!r}, negative: nearer {b!r}")
     print(table(result.rows(), [("word", "word"), ("score", "cosine")], {"score": _num}))
     if result.skipped:
         print(f"Not in the vocabulary (left out): {printable(', '.join(result.skipped))}")
     print("This is correlation in the training text, not a cause; see `interp embed report` for the note.")
-    print(f"Saved: {save_result(result, _folder(args, vectors))['png']}")
+    print(f"Saved: {paths['png']}")
     return 0
 
 
 def cmd_report(args) -> int:
-    from ..analysis.words.embeddings import run_embedding_analyses
+    from pathlib import Path
+
+    from ..pipelines.words import run_embedding_analyses, vectors_folder
 
     vectors = _vectors(args)
-    folder = _folder(args, vectors)
+    folder = Path(args.out) if args.out else vectors_folder(vectors)
     report = run_embedding_analyses(vectors, folder)
+    if args.json:
+        print_json(report, saved=folder / "summary.json")
+        return 0
     print(f"Embedding analyses of {vectors.source} in {folder}/:")
     for label, value in (("2-D plot", report.plot), ("axes view", report.projection), ("bias probe", report.bias)):
         print(f"  {label:<11} {value or '-'}")
