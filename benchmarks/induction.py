@@ -75,7 +75,8 @@ def main(argv=None) -> int:
             for n_layer in (2, 1):
                 r = run_once(n_layer, seed, epochs, steps, Path(tmp), args.device)
                 if n_layer == 2 and args.plot:
-                    from interp.analysis.language.heads import save_training_dynamics, training_dynamics
+                    from interp.analysis.language.heads import training_dynamics
+                    from interp.results.language import save_training_dynamics
 
                     save_training_dynamics(training_dynamics(r["run"]), Path(args.plot) / f"induction-seed{seed}")
                 r.pop("run")

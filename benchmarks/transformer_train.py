@@ -231,7 +231,7 @@ class Stepper:
 
 def p5(rounds: int, steps_per_round: int, batch_size: int) -> dict:
     from interp.zoo import create_model
-    from interp.zoo.gpt import to_bridge
+    from interp.analysis.language.bridge import to_bridge
 
     settings = {k: (float(v) if "." in v else int(v)) for k, v in P4_MODEL.items()}
     ours = create_model("gpt", vocab_size=65, **settings)

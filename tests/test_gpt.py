@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from interp.analysis.language.heads import bridge_hook_count
+from interp.analysis.language.bridge import bridge_hook_count, to_bridge
 from interp.errors import InterpError
 from interp.hooks import hook_count
 from interp.zoo import create_model
-from interp.zoo.gpt import GPT, bridge_state_dict, to_bridge
+from interp.zoo.gpt import GPT, bridge_state_dict
 
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
         "First Citizen:\nYou are all resolved rather to die than to famish?\n\n") * 30
@@ -266,19 +266,86 @@ def test_analysis_commands_write_json_and_png(cli, text_run, tmp_path):
 
 
 def test_save_transformer_results_for_a_text_run(text_run, tmp_path):
-    from interp.cli.transformers import save_transformer_results
+    from interp.pipelines.language import save_transformer_results
     from interp.runs import load_run
 
     paths = save_transformer_results(load_run(text_run), out_dir=tmp_path)
-    for label in ("heads_png", "position_loss_png", "attention_png", "lens_png", "dla_png", "circuits_png",
-                  "ablation_zero_png", "ablation_mean_json"):
-        assert paths[label].is_file(), label
-    assert "dynamics_png" not in paths  # head scores are recorded during training for induction runs only
+    for name in ("heads", "position_loss", "attention", "lens", "dla", "circuits", "ablation_zero", "ablation_mean"):
+        assert paths[name].is_file() and paths[name].with_suffix(".png").is_file(), name
+    assert paths["sample"].is_file()
+    assert "dynamics" not in paths  # head scores are recorded during training for induction runs only
+    # missing_only keeps what is saved: nothing is computed again, a deleted result is.
+    paths["circuits"].unlink()
+    again = save_transformer_results(load_run(text_run), out_dir=tmp_path, missing_only=True)
+    assert list(again) == ["circuits"]
+
+
+def test_transformer_page_renders_from_saved_results_without_computing(text_run, tmp_path, monkeypatch):
+    import interp.pipelines.language as pipeline
+    from interp.analysis.language import circuits, heads, lens, patching, position, tokens
+    from interp.report import transformer_pages
+    from interp.report.registry import ReportContext
+    from interp.runs import load_run
+
+    run = load_run(text_run)
+    empty = ReportContext(run=run, root=tmp_path / "empty", log=None)
+    transformer_pages.contribute(empty)  # nothing saved: the page is there, with nothing to show
+    assert empty.pages["transformer.html"].sections == []
+
+    pipeline.save_transformer_results(run, out_dir=tmp_path / "transformer")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the report computed a result instead of reading it")
+
+    for module, name in [(heads, "head_scores"), (heads, "attention_patterns"), (tokens, "sample_text"),
+                         (circuits, "circuit_scores"), (patching, "ablate_heads"), (lens, "logit_lens"),
+                         (lens, "direct_logit_attribution"), (position, "loss_by_position"),
+                         (pipeline, "save_transformer_results")]:
+        monkeypatch.setattr(module, name, refuse)
+    monkeypatch.setattr(run.model, "generate", refuse)
+    ctx = ReportContext(run=run, root=tmp_path, log=None)
+    transformer_pages.contribute(ctx)
+    sections = {s.id: s for s in ctx.pages["transformer.html"].sections}
+    assert set(sections) == {"sample", "heads", "attention", "position", "circuits", "lens", "ablation"}
+    assert sections["sample"].data["text"].startswith("\n")
+    assert [a["kind"] for a in sections["ablation"].data["ablations"]] == ["zero", "mean"]
+    assert len(sections["circuits"].data["copying"]) == len(sections["circuits"].data["heads"]) == 8
+
+
+JSON_COMMANDS = {
+    "sample": (("--prompt", "First", "--tokens", "10"), {"text", "prompt", "temperature", "seed"}),
+    "attention": (("--prompt", "First Citizen"), {"tokens", "patterns", "shape", "saved"}),
+    "heads": (("--sequences", "4"), {"scores", "rows", "lengths", "position_loss", "saved"}),
+    "lens": (("--prompt", "First Citizen"), {"layers", "top_tokens", "target_prob", "direct_logit_attribution",
+                                             "saved"}),
+    "ablate": (("--kind", "both", "--sequences", "4", "--layer", "1"), {"ablation", "base_loss", "rows", "more",
+                                                                       "saved"}),
+    "composition": ((), {"copying", "composition", "baseline", "strongest", "saved"}),
+}
+
+
+@pytest.mark.parametrize("command", list(JSON_COMMANDS))
+def test_json_output(cli, text_run, command):
+    from pathlib import Path
+
+    rest, keys = JSON_COMMANDS[command]
+    code, out, err = cli(command, "--run", str(text_run), *rest, "--json")
+    assert code == 0, err
+    result = json.loads(out)  # stdout holds the JSON alone
+    assert keys <= set(result), keys - set(result)
+    if "saved" in result:
+        saved = json.loads(Path(result["saved"]).read_text())
+        assert saved["kind"] == result["kind"]
+    if command == "ablate":
+        assert result["ablation"] == "zero" and result["more"][0]["ablation"] == "mean"
+        assert result["ablated"][0] == [None] * 4  # layer 0 not ablated: NaN as null
+    if command == "sample":
+        assert result["kind"] == "sample" and result["text"].startswith("First")
 
 
 @pytest.mark.slow
 def test_demo_stage_forms_an_induction_head(tmp_path):
-    from interp.cli.transformers import demo_stage
+    from interp.pipelines.language import demo_stage
     from interp.pipelines.demo import DemoContext
 
     ctx = DemoContext(device="cpu", quick=False, progress=False)

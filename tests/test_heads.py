@@ -5,17 +5,22 @@ import copy
 import pytest
 import torch
 
-from interp.analysis.language.circuits import (circuit_scores, copying_score, ov_copying_scores, random_composition_baseline)
-from interp.analysis.language.heads import (attention_patterns, bridge_hook_count, head_scores, head_type_masks, icl_score,
-                                   load_attention, load_head_scores, load_position_loss, loss_by_position,
-                                   save_attention, save_head_scores, save_position_loss, score_patterns)
-from interp.analysis.language.lens import direct_logit_attribution, load_lens, logit_lens, save_lens
-from interp.analysis.language.patching import ablate_heads, induction_loss, load_ablation, save_ablation
+import json
+
+from interp import results
+from interp.analysis.language.bridge import bridge_hook_count, to_bridge
+from interp.analysis.language.circuits import circuit_scores, copying_score, ov_copying_scores, random_composition_baseline
+from interp.analysis.language.heads import attention_patterns, head_scores, head_type_masks, score_patterns
+from interp.analysis.language.lens import direct_logit_attribution, logit_lens
+from interp.analysis.language.patching import ablate_heads, induction_loss
+from interp.analysis.language.position import icl_score, loss_by_position
 from interp.data.text import repeated_random_tokens
 from interp.errors import InterpError
 from interp.hooks import hook_count
+from interp.results.language import (load_ablation, load_attention, load_head_scores, load_logit_lens,
+                                     load_position_loss, save_ablation, save_attention, save_head_scores,
+                                     save_logit_lens, save_position_loss)
 from interp.zoo import create_model
-from interp.zoo.gpt import to_bridge
 
 V, T = 8, 16  # planted model: 8 tokens (0 = BOS), context 16
 
@@ -223,8 +228,9 @@ def test_results_save_and_load(tmp_path):
     tokens = _tokens(8)
     pats = attention_patterns(model, tokens[0])
     assert pats.patterns.shape == (2, 2, T, T)
-    paths = save_attention(pats, tmp_path)
-    assert paths["png"].read_bytes()[:4] == b"\x89PNG"
+    path = save_attention(pats, tmp_path)
+    assert path == tmp_path / "attention.json"
+    assert (tmp_path / "attention.png").read_bytes()[:4] == b"\x89PNG"
     assert torch.allclose(load_attention(tmp_path).patterns, pats.patterns)
     scores = head_scores(model, tokens=tokens)
     save_head_scores(scores, tmp_path)
@@ -235,12 +241,83 @@ def test_results_save_and_load(tmp_path):
     save_position_loss(position, tmp_path)
     assert load_position_loss(tmp_path).icl_score == pytest.approx(position.icl_score)
     lens = logit_lens(model, tokens[0])
-    dla = direct_logit_attribution(model, tokens[0])
-    save_lens(lens, dla, tmp_path)
-    lens2, dla2 = load_lens(tmp_path)
-    assert lens2.top_tokens == lens.top_tokens and torch.allclose(dla2.attribution, dla.attribution)
+    save_logit_lens(lens, tmp_path)
+    assert load_logit_lens(tmp_path).top_tokens == lens.top_tokens
     ablation = ablate_heads(model, tokens=tokens)
     save_ablation(ablation, tmp_path)
     assert torch.allclose(load_ablation(tmp_path).ablated, ablation.ablated)
-    for stem in ("attention", "heads", "position_loss", "lens", "dla", "ablation_zero"):
+    for stem in ("attention", "heads", "position_loss", "lens", "ablation_zero"):
         assert (tmp_path / f"{stem}.png").is_file()
+
+
+def _every_result(model, tokens):
+    """One result of each language kind the planted model gives (training dynamics and samples need a run)."""
+    from interp.analysis.language.heads import TrainingDynamics
+    from interp.analysis.language.tokens import TextSample
+
+    dynamics = TrainingDynamics([1, 2], [10, 20], [0.5, 1.0], [2.0, None],
+                                {"induction": torch.rand(2, 2, 2, generator=torch.Generator().manual_seed(0))}, "r")
+    return {
+        "sample": TextSample("ab\nc", "", 3, 0.8, 0, "r", {"seed": 0}),
+        "attention": attention_patterns(model, tokens[0]),
+        "head-scores": head_scores(model, tokens=tokens),
+        "training-dynamics": dynamics,
+        "position-loss": loss_by_position(model, tokens),
+        "lens": logit_lens(model, tokens[0]),
+        "direct-logit-attribution": direct_logit_attribution(model, tokens[0]),
+        "circuit-scores": circuit_scores(model, n_baseline=10),
+        "ablation": ablate_heads(model, kind="mean", tokens=tokens, layers=[1]),  # NaN rows for layer 0
+    }
+
+
+def _equal(a, b):
+    """Dataclass results equal field by field (tensors by value, NaN equal to NaN)."""
+    import dataclasses
+
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, torch.Tensor):
+            torch.testing.assert_close(y, x.float() if x.is_floating_point() else x, equal_nan=True, msg=f.name)
+        elif isinstance(x, dict) and x and isinstance(next(iter(x.values())), (torch.Tensor, dict)):
+            assert x.keys() == y.keys(), f.name
+            for k in x:
+                inner_x, inner_y = (x[k], y[k]) if isinstance(x[k], dict) else ({0: x[k]}, {0: y[k]})
+                for kk in inner_x:
+                    torch.testing.assert_close(inner_y[kk], inner_x[kk], msg=f"{f.name}[{k}]")
+        else:
+            assert (list(y) if isinstance(x, tuple) else y) == (list(x) if isinstance(x, tuple) else x), f.name
+
+
+def test_store_round_trip_and_describe_for_every_language_kind(tmp_path):
+    model = planted_model()
+    tokens = _tokens(8)
+    for kind, result in _every_result(model, tokens).items():
+        assert results.kind_of(result).name == kind
+        path = results.save(result, tmp_path / kind)
+        index = json.loads(path.read_text())
+        assert index["kind"] == kind and "settings" in index
+        _equal(result, results.load(path))
+        described = results.describe(result)
+        assert described["kind"] == kind
+        json.dumps(described, allow_nan=False)  # --json prints strict JSON, NaN included as null
+
+
+def test_other_settings_are_set_aside_never_overwritten(tmp_path):
+    model = planted_model()
+    first = head_scores(model, tokens=_tokens(8, seed=0))
+    second = head_scores(model, tokens=_tokens(8, seed=1))
+    save_head_scores(first, tmp_path)
+    save_head_scores(first, tmp_path)  # the same settings: replaced in place, nothing set aside
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["heads.json", "heads.png"]
+    save_head_scores(second, tmp_path)
+    aside = sorted(tmp_path.glob("heads-*.json"))
+    assert len(aside) == 1 and aside[0].with_suffix(".png").is_file()
+    assert load_head_scores(tmp_path).settings == second.settings  # the plain name holds the latest
+    torch.testing.assert_close(load_head_scores(aside[0]).induction, first.induction)
+
+
+def test_old_ablation_files_without_a_store_kind_still_load(tmp_path):
+    (tmp_path / "ablation_mean.json").write_text(json.dumps(
+        {"run": "r", "kind": "mean", "base_loss": 1.0, "n_sequences": 4, "ablated": [[1.5, 2.0]]}))
+    old = load_ablation(tmp_path, "mean")
+    assert old.kind == "mean" and old.delta.tolist() == [[0.5, 1.0]]

@@ -17,7 +17,7 @@ from interp.claims import INCONCLUSIVE, SUPPORTED, check_claims
 from interp.zoo import reinitialized
 
 RECIPE = {"steps_per_epoch": "10", "batch_size": "32", "lr": "3e-3", "grad_clip": "1.0"}
-"""The demo's recipe (interp.cli.transformers.DEMO_SETTINGS): 300 steps, the phase change in ~200."""
+"""The demo's recipe (interp.pipelines.language.DEMO_SETTINGS): 300 steps, the phase change in ~200."""
 NULLS = 8
 
 

@@ -1,8 +1,9 @@
 """Transformer commands: sample, attention, heads, lens, ablate, composition.
 
 Each loads a ``gpt`` or ``attn-only`` run, calls one analysis function of
-:mod:`interp.analysis` (through TransformerLens), prints a summary and saves JSON + PNG
-under ``reports/RUN/transformer/``.
+:mod:`interp.analysis.language` (through TransformerLens), saves its JSON + PNG under
+``reports/RUN/transformer/`` (:mod:`interp.results.language`) and prints a summary, or
+with ``--json`` the result as JSON with where it was saved.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import sys
 from pathlib import Path
 
 from ..terminal import table
-from .common import add_device, add_run, add_seed, escaped_text, float_in, int_in, load_run_announced
+from .common import (add_device, add_json, add_run, add_seed, escaped_text, float_in, int_in, load_run_announced,
+                     print_json)
 
 EPILOG_TRAIN = (
     "training:\n"
@@ -31,12 +33,14 @@ def register(sub, common) -> None:
                            epilog="examples:\n" + examples + "\n" + EPILOG_TRAIN)
         add_run(p)
         add_device(p)
+        add_json(p)
         return p
 
     p = parser("sample", "generate text from a language-model run",
                "Sample tokens from a trained gpt or attn-only run, starting from a prompt.",
                "  interp sample --run gpt --prompt 'ROMEO:' --tokens 300\n"
-               "  interp sample --run gpt --temperature 0.8 --seed 1\n")
+               "  interp sample --run gpt --temperature 0.8 --seed 1\n"
+               "  interp sample --run gpt --prompt 'ROMEO:' --tokens 50 --json   # {\"kind\": \"sample\", \"text\": ...}\n")
     p.add_argument("--prompt", type=escaped_text,
                    help="text to continue (characters of the training text; \\n and \\t stand for a newline and a "
                         "tab); default: a newline")
@@ -50,7 +54,8 @@ def register(sub, common) -> None:
                "token labels, as a PNG; the patterns are saved as JSON beside it.",
                "  interp attention --run gpt --prompt 'First Citizen:'\n"
                "  interp attention --run attn-only                 # a random induction sequence\n"
-               "  interp attention --run attn-only --prompt '<bos> 5 9 13 5 9 13' --layer 1 --head 0,2\n")
+               "  interp attention --run attn-only --prompt '<bos> 5 9 13 5 9 13' --layer 1 --head 0,2\n"
+               "  interp attention --run attn-only --json     # tokens, patterns [layer][head][query][key], saved\n")
     p.add_argument("--prompt", type=escaped_text,
                    help="the prompt, \\n and \\t standing for a newline and a tab (token-task runs: token names "
                         "separated by spaces; default there: a random induction sequence)")
@@ -64,7 +69,8 @@ def register(sub, common) -> None:
                "first-token scores, one table row per head. Also writes the loss by token position with the\n"
                "in-context-learning score and, for runs that recorded them, the head scores over training.",
                "  interp heads --run attn-only\n"
-               "  interp heads --run gpt --sequences 128\n")
+               "  interp heads --run gpt --sequences 128\n"
+               "  interp heads --run attn-only --json         # scores, rows per head, position_loss, saved\n")
     p.add_argument("--sequences", type=int_in(1, 4096), default=64, help="repeated random sequences to average over (default 64)")
     add_seed(p)
     p.set_defaults(func=cmd_heads)
@@ -73,7 +79,8 @@ def register(sub, common) -> None:
                "Decode the residual stream after every layer through the final LayerNorm and unembedding\n"
                "(logit lens), and split each next-token logit into the heads' direct contributions.",
                "  interp lens --run gpt --prompt 'ROMEO:\\nWhat say'\n"
-               "  interp lens --run attn-only\n")
+               "  interp lens --run attn-only\n"
+               "  interp lens --run attn-only --json          # lens + direct_logit_attribution, saved\n")
     p.add_argument("--prompt", type=escaped_text,
                    help="the prompt, \\n and \\t standing for a newline and a tab (default for token-task runs: a "
                         "random induction sequence)")
@@ -85,7 +92,8 @@ def register(sub, common) -> None:
                "Zero- or mean-ablate each head in turn (TransformerLens hooks on hook_z) and report the\n"
                "loss on repeated random sequences, where induction applies.",
                "  interp ablate --run attn-only\n"
-               "  interp ablate --run attn-only --kind mean --layer 1\n")
+               "  interp ablate --run attn-only --kind mean --layer 1\n"
+               "  interp ablate --run attn-only --kind both --json   # zero-ablation; the mean one under \"more\"\n")
     p.add_argument("--kind", default="zero", choices=("zero", "mean", "both"), help="ablation (default zero)")
     p.add_argument("--layer", help="only heads of these layers, e.g. 1")
     p.add_argument("--head", help="only these heads, e.g. 0,3")
@@ -97,7 +105,8 @@ def register(sub, common) -> None:
                "Weight-based circuit analysis: the copying score of each head's OV circuit (eigenvalues of\n"
                "W_E W_OV W_U) and Q-, K- and V-composition scores between heads of different layers, beside the\n"
                "score of random matrices of the same shapes.",
-               "  interp composition --run attn-only\n")
+               "  interp composition --run attn-only\n"
+               "  interp composition --run attn-only --json   # copying, composition, baseline, strongest\n")
     p.add_argument("--top", type=int_in(1, 10_000), default=5, help="strongest pairs listed per mode (default 5)")
     p.set_defaults(func=cmd_composition)
 
@@ -115,10 +124,6 @@ def _load(args):
     return run
 
 
-def _out_dir(run) -> Path:
-    return run.report_dir() / "transformer"
-
-
 def _index_list(text: str | None, what: str) -> list[int] | None:
     """``"0,2"`` -> ``[0, 2]``; validity against the model is checked by the analysis."""
     from ..errors import InterpError
@@ -132,34 +137,37 @@ def _index_list(text: str | None, what: str) -> list[int] | None:
         raise InterpError(f"bad --{what} {text!r}: expected numbers like 0 or 0,2 or 1-3") from None
 
 
-def _saved(paths: dict) -> None:
-    for path in paths.values():
+def _saved(*json_paths: Path) -> None:
+    """``Saved:`` lines for each result's JSON file and the figure beside it."""
+    from ..results.language import figure_path
+
+    for path in json_paths:
         print(f"Saved: {path}")
+        if figure_path(path):
+            print(f"Saved: {figure_path(path)}")
 
 
 # -------------------------------------------------------------------- commands
 
 
 def cmd_sample(args) -> int:
-    import torch
-
-    from ..analysis.language.heads import prompt_tokens, run_vocabulary
+    from ..analysis.language.tokens import sample_text
 
     run = _load(args)
-    vocab = run_vocabulary(run)
-    if args.prompt is None:
-        start = torch.tensor([vocab.bos if vocab.bos is not None else
-                              (vocab.tokens.index("\n") if "\n" in vocab.tokens else 0)])
+    sample = sample_text(run, args.prompt, n_tokens=args.tokens, temperature=args.temperature, seed=args.seed)
+    if args.json:
+        print_json(sample)
     else:
-        start = prompt_tokens(run, args.prompt)
-    g = torch.Generator().manual_seed(args.seed)
-    out = run.model.generate(start[None].to(run.device), args.tokens, temperature=args.temperature, generator=g)
-    print(vocab.decode(out[0].cpu()))
+        print(sample.text)
     return 0
 
 
 def cmd_attention(args) -> int:
-    from ..analysis.language.heads import attention_patterns, check_heads, prompt_tokens, save_attention
+    from ..analysis.language.bridge import check_heads
+    from ..analysis.language.heads import attention_patterns
+    from ..analysis.language.tokens import prompt_tokens
+    from ..pipelines.language import transformer_dir
+    from ..results.language import save_attention
 
     run = _load(args)
     cfg = run.config.model_config
@@ -167,18 +175,44 @@ def cmd_attention(args) -> int:
                                 _index_list(args.head, "head"))
     tokens = prompt_tokens(run, args.prompt, seed=args.seed)
     result = attention_patterns(run, tokens)
+    shown = {"layers": layers if args.layer else None, "heads": heads if args.head else None}
+    path = save_attention(result, transformer_dir(run), **shown)
+    if args.json:
+        print_json(result, saved=path)
+        return 0
     print(f"Attention of {len(layers) * len(heads)} head(s) on {len(tokens)} tokens: {' '.join(result.tokens)}")
-    _saved(save_attention(result, _out_dir(run), layers=layers, heads=heads))
+    _saved(path)
     return 0
 
 
 def cmd_heads(args) -> int:
-    from ..analysis.language.heads import (head_scores, loss_by_position, save_head_scores, save_position_loss,
-                                  save_training_dynamics, training_dynamics)
+    from ..analysis.language.heads import head_scores, training_dynamics
+    from ..analysis.language.position import loss_by_position
     from ..errors import InterpError
+    from ..pipelines.language import transformer_dir
+    from ..results import describe
+    from ..results.language import save_head_scores, save_position_loss, save_training_dynamics
 
     run = _load(args)
+    out = transformer_dir(run)
     scores = head_scores(run, n_sequences=args.sequences, seed=args.seed)
+    paths = [save_head_scores(scores, out)]
+    extra = {}
+    try:
+        position = loss_by_position(run, seed=args.seed)
+    except InterpError as e:  # e.g. the training text is no longer where the run says
+        position = None
+        print(f"(loss by position skipped: {e})", file=sys.stderr)
+    else:
+        paths.append(save_position_loss(position, out))
+        extra["position_loss"] = {**describe(position), "saved": str(paths[-1])}
+    if any("head_scores" in r for r in run.metrics):
+        dynamics = training_dynamics(run)
+        paths.append(save_training_dynamics(dynamics, out))
+        extra["training_dynamics"] = {**describe(dynamics), "saved": str(paths[-1])}
+    if args.json:
+        print_json(scores, saved=paths[0], **extra)
+        return 0
     print(f"Scores on {scores.n_sequences} sequences per block length ({', '.join(map(str, scores.lengths))} "
           f"tokens), each head's minimum over the lengths:")
     print(table(scores.rows(), [("head", "head"), ("prev_token", "prev-token"), ("induction", "induction"),
@@ -186,25 +220,20 @@ def cmd_heads(args) -> int:
                                 ("length_dependent", "length-dependent")],
                 {**{k: (lambda v: f"{v:.3f}") for k in ("prev_token", "induction", "duplicate", "first_token")},
                  "length_dependent": lambda v: "yes (matches one length by position)" if v else ""}))
-    paths = save_head_scores(scores, _out_dir(run))
-    try:
-        position = loss_by_position(run, seed=args.seed)
-    except InterpError as e:  # e.g. the training text is no longer where the run says
-        print(f"(loss by position skipped: {e})", file=sys.stderr)
-    else:
+    if position is not None:
         print(f"\nIn-context-learning score (loss late minus early in the context): {position.icl_score:+.3f} nats")
-        paths.update({f"position_{k}": v for k, v in save_position_loss(position, _out_dir(run)).items()})
-    if any("head_scores" in r for r in run.metrics):
-        paths.update({f"dynamics_{k}": v for k, v in save_training_dynamics(training_dynamics(run), _out_dir(run)).items()})
     print()
-    _saved(paths)
+    _saved(*paths)
     return 0
 
 
 def cmd_lens(args) -> int:
-    from ..analysis.language.heads import prompt_tokens
-    from ..analysis.language.lens import direct_logit_attribution, logit_lens, save_lens
+    from ..analysis.language.lens import direct_logit_attribution, logit_lens
+    from ..analysis.language.tokens import prompt_tokens
     from ..errors import InterpError
+    from ..pipelines.language import transformer_dir
+    from ..results import describe
+    from ..results.language import save_direct_logit_attribution, save_logit_lens
 
     run = _load(args)
     if args.top_k < 1:
@@ -214,6 +243,10 @@ def cmd_lens(args) -> int:
         raise InterpError("the logit lens needs a prompt of at least 2 tokens")
     lens = logit_lens(run, tokens, top_k=args.top_k)
     dla = direct_logit_attribution(run, tokens)
+    paths = [save_logit_lens(lens, transformer_dir(run)), save_direct_logit_attribution(dla, transformer_dir(run))]
+    if args.json:
+        print_json(lens, saved=paths[0], direct_logit_attribution={**describe(dla), "saved": str(paths[1])})
+        return 0
     print(f"Prompt: {' '.join(lens.tokens)}")
     print("Top predictions after the last token, by layer:")
     for layer, tops, probs in zip(lens.layers, lens.top_tokens, lens.top_probs):
@@ -223,18 +256,26 @@ def cmd_lens(args) -> int:
     for i in by_head.abs().argsort(descending=True)[:5].tolist():
         print(f"  {dla.heads[i]:<6} {float(by_head[i]):+.3f}")
     print()
-    _saved(save_lens(lens, dla, _out_dir(run)))
+    _saved(*paths)
     return 0
 
 
 def cmd_ablate(args) -> int:
-    from ..analysis.language.patching import ablate_heads, save_ablation
+    from ..analysis.language.patching import ablate_heads
+    from ..pipelines.language import transformer_dir
+    from ..results import describe
+    from ..results.language import save_ablation
 
     run = _load(args)
     kinds = ("zero", "mean") if args.kind == "both" else (args.kind,)
     results = [ablate_heads(run, kind=kind, n_sequences=args.sequences, seed=args.seed,
                             layers=_index_list(args.layer, "layer"), heads=_index_list(args.head, "head"))
                for kind in kinds]
+    paths = [save_ablation(result, transformer_dir(run)) for result in results]
+    if args.json:
+        more = [{**describe(r), "saved": str(p)} for r, p in zip(results[1:], paths[1:])]
+        print_json(results[0], saved=paths[0], **({"more": more} if more else {}))
+        return 0
     print(f"Loss on repeated random sequences where induction applies: clean {results[0].base_loss:.4f}")
     rows = {}
     for result in results:
@@ -243,16 +284,21 @@ def cmd_ablate(args) -> int:
     print(table(list(rows.values()), [("head", "head")] + [(k, f"{k}-ablated delta") for k in kinds],
                 {k: (lambda v: f"{v:+.4f}") for k in kinds}))
     print()
-    for result in results:
-        _saved(save_ablation(result, _out_dir(run)))
+    _saved(*paths)
     return 0
 
 
 def cmd_composition(args) -> int:
-    from ..analysis.language.circuits import MODES, circuit_scores, save_circuit_scores
+    from ..analysis.language.circuits import MODES, circuit_scores
+    from ..pipelines.language import transformer_dir
+    from ..results.language import save_circuit_scores
 
     run = _load(args)
     result = circuit_scores(run)
+    path = save_circuit_scores(result, transformer_dir(run))
+    if args.json:
+        print_json(result, saved=path)
+        return 0
     L, H = result.copying.shape
     print(table([{"head": f"L{layer}H{head}", "copying": float(result.copying[layer, head])}
                  for layer in range(L) for head in range(H)],
@@ -265,81 +311,5 @@ def cmd_composition(args) -> int:
     else:
         print("\n(one layer: no composition between layers)")
     print()
-    _saved(save_circuit_scores(result, _out_dir(run)))
+    _saved(path)
     return 0
-
-
-# ------------------------------------------------------------------------ demo
-
-
-DEMO_RUN = "demo-induction"
-DEMO_SETTINGS = {"steps_per_epoch": "10", "batch_size": "32", "lr": "3e-3", "grad_clip": "1.0"}
-"""The P6 recipe (benchmarks/induction.py): head scores every 10 steps, the phase change in ~200 steps."""
-
-
-DEFAULT_TEXT_PROMPT = "First Citizen:\nBefore we proceed any further, hear me speak."
-
-
-def save_transformer_results(run, *, prompt: str | None = None, out_dir: Path | None = None) -> dict[str, Path]:
-    """Every transformer analysis of a run, saved as JSON + PNG (for reports and the demo).
-
-    Head scores, loss by position, training dynamics (when recorded), attention, logit
-    lens and direct logit attribution on ``prompt`` (token-task runs: an induction probe;
-    text runs: a Shakespeare line when its characters are in the vocabulary), circuit
-    scores, and zero- and mean-ablation. Returns label -> path.
-    """
-    from ..analysis.language.circuits import circuit_scores, save_circuit_scores
-    from ..analysis.language.heads import (attention_patterns, head_scores, loss_by_position, prompt_tokens,
-                                  run_vocabulary, save_attention, save_head_scores, save_position_loss,
-                                  save_training_dynamics, training_dynamics)
-    from ..analysis.language.lens import direct_logit_attribution, logit_lens, save_lens
-    from ..analysis.language.patching import ablate_heads, save_ablation
-    from ..errors import InterpError
-
-    out = Path(out_dir) if out_dir is not None else _out_dir(run)
-    paths: dict[str, Path] = {}
-
-    def add(prefix: str, saved: dict) -> None:
-        paths.update({f"{prefix}_{k}": v for k, v in saved.items()})
-
-    add("heads", save_head_scores(head_scores(run), out))
-    try:
-        add("position_loss", save_position_loss(loss_by_position(run), out))
-    except InterpError:  # the run's text file has moved: skip this one
-        pass
-    if any("head_scores" in r for r in run.metrics):
-        add("dynamics", save_training_dynamics(training_dynamics(run), out))
-    vocab = run_vocabulary(run)
-    if prompt is None and vocab.is_char:
-        context = run.config.model_config["block_size"]
-        text = DEFAULT_TEXT_PROMPT[:context]
-        prompt = text if set(text) <= set(vocab.tokens) else None
-    if prompt is not None or not vocab.is_char:
-        tokens = prompt_tokens(run, prompt)
-        add("attention", save_attention(attention_patterns(run, tokens), out))
-        if len(tokens) > 1:
-            paths.update(save_lens(logit_lens(run, tokens), direct_logit_attribution(run, tokens), out))
-    add("circuits", save_circuit_scores(circuit_scores(run), out))
-    for kind in ("zero", "mean"):
-        add(f"ablation_{kind}", save_ablation(ablate_heads(run, kind=kind), out))
-    return paths
-
-
-def demo_stage(ctx) -> None:
-    """``interp demo``: a 2-layer attention-only transformer learns induction; its heads are analysed."""
-    from ..analysis.language.heads import load_head_scores
-    from ..terminal import format_summary
-    from ..training.loop import train
-
-    run = train("attn-only", "induction", name=DEMO_RUN, overwrite=True, device=ctx.device, progress=ctx.progress,
-                epochs=20 if ctx.quick else 30, overrides=DEMO_SETTINGS, log=None)
-    print(format_summary(run))
-    out = _out_dir(run)
-    save_transformer_results(run, out_dir=out)
-    scores = load_head_scores(out)
-    best = scores.induction[1].max().item()
-    print(f"  best layer-1 induction score {best:.2f} (layer-0 previous-token {scores.prev_token[0].max().item():.2f}); "
-          f"plots in {out}")
-    ctx.outputs["induction run"] = run.path
-    ctx.outputs["transformer plots"] = out
-    ctx.extra["induction_score"] = best

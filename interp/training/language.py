@@ -103,7 +103,7 @@ class LanguageModelTask:
         if self.spec is not None:
             self.val = induction_batch(n_eval, self.spec, g)
             self.final_val = self.val
-            # The head-score probe of interp.analysis.language.heads.repeated_tokens: BOS, a block, the block again.
+            # The head-score probe of interp.analysis.language.tokens.repeated_tokens: BOS, a block, the block again.
             block = min((self.block_size - 1) // 2, self.spec.vocab_size - 1)
             probe = replace(self.spec, seq_len=self.block_size, min_block=block, max_block=block)
             self.score_tokens = induction_batch(HEAD_SCORE_SEQUENCES, probe, g)
@@ -147,7 +147,7 @@ class LanguageModelTask:
     # -- evaluation --------------------------------------------------------------
     @torch.no_grad()
     def position_loss(self, model, windows: torch.Tensor) -> torch.Tensor:
-        from ..analysis.language.heads import per_position_loss
+        from ..analysis.language.position import per_position_loss
 
         was_training = model.training
         model.eval()
@@ -159,7 +159,7 @@ class LanguageModelTask:
     def evaluate(self, model, *, final: bool = False) -> dict[str, Any]:
         if not final:
             return {"val_loss": self.position_loss(model, self.val).mean().item()}
-        from ..analysis.language.heads import icl_score
+        from ..analysis.language.position import icl_score
 
         per_pos = self.position_loss(model, self.final_val)
         metrics = {"val_loss": per_pos.mean().item(), "val_tokens": int(self.final_val[:, 1:].numel()),
@@ -173,7 +173,7 @@ class LanguageModelTask:
         if not self.collect_head_scores:
             return {}
         from ..analysis.language.heads import cached_patterns, score_patterns
-        from ..zoo.gpt import to_bridge
+        from ..analysis.language.bridge import to_bridge
 
         patterns = cached_patterns(to_bridge(model), self.score_tokens)  # a copy in eval mode: no dropout
         scores = score_patterns(patterns, self.score_tokens)

@@ -24,16 +24,19 @@ Where we differ from Karpathy's code, and why:
 - Weights are initialised as in his code (normal, std 0.02; zero biases).
 - The lm_head keeps its bias, as in his code. TransformerLens's native model has a
   bias-free head; its bridge gives that head a bias buffer (``unembed.bias``, TL's
-  ``b_U``), into which :func:`to_bridge` loads ours, so nothing is lost.
+  ``b_U``), into which :func:`~interp.analysis.language.bridge.to_bridge` loads ours, so
+  nothing is lost.
 
 We train this plain module (training through the bridge's hook points costs more; see
-P5 in ``benchmarks/transformer_train.py``) and analyse it through :func:`to_bridge`,
+P5 in ``benchmarks/transformer_train.py``) and analyse it through
+:func:`interp.analysis.language.bridge.to_bridge`,
 which boots TransformerLens's native architecture with the same shapes and loads our
 weights into it. The bridge's
 logits equal the module's (tests check 1e-5), and every TransformerLens tool works on
 it with its standard hook names (``blocks.0.attn.hook_pattern``, ``blocks.0.hook_resid_pre``).
 
 >>> from interp.zoo import create_model
+>>> from interp.analysis.language.bridge import to_bridge
 >>> model = create_model("attn-only", n_layer=2, vocab_size=16, block_size=32)
 >>> bridge = to_bridge(model)
 >>> logits, cache = bridge.run_with_cache(torch.zeros(1, 8, dtype=torch.long))
@@ -44,7 +47,6 @@ torch.Size([1, 4, 8, 8])
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +55,7 @@ from torch import nn
 from ..errors import InterpError
 from .registry import register_model
 
-__all__ = ["GPT", "GPTConfig", "bridge_config", "bridge_state_dict", "to_bridge"]
+__all__ = ["GPT", "GPTConfig", "bridge_config", "bridge_state_dict"]
 
 
 @dataclass(frozen=True)
@@ -260,44 +262,3 @@ def bridge_state_dict(model: GPT) -> dict[str, torch.Tensor]:
         out["ln_final.weight"], out["ln_final.bias"] = model.ln_f.weight, model.ln_f.bias
     out["unembed.weight"], out["unembed.bias"] = model.lm_head.weight, model.lm_head.bias
     return {k: v.detach() for k, v in out.items()}
-
-
-def _as_gpt(model_or_run: Any) -> GPT:
-    if isinstance(model_or_run, GPT):
-        return model_or_run
-    model = getattr(model_or_run, "model", None)  # a Run
-    if isinstance(model, GPT):
-        return model
-    if isinstance(model_or_run, str) or hasattr(model_or_run, "__fspath__"):
-        from ..runs import load_run
-
-        return _as_gpt(load_run(model_or_run))
-    name = getattr(getattr(model_or_run, "config", None), "model", type(model_or_run).__name__)
-    raise InterpError(f"{name!r} is not a transformer run; transformer analyses need a `gpt` or `attn-only` run "
-                      f"(train one with: interp train attn-only)")
-
-
-def to_bridge(model_or_run: Any, *, fold_ln: bool = False):
-    """A TransformerLens ``TransformerBridge`` with our weights, in eval mode.
-
-    ``model_or_run``: a :class:`GPT`, a :class:`~interp.runs.Run` or a run name/path.
-    ``fold_ln=True`` applies TransformerLens's weight processing (LayerNorm folded into
-    the following weights, writing weights and the unembedding centred), as
-    HookedTransformer did by default; logits then change by a per-position constant
-    only. Use it for weight-based circuit analysis (OV, QK, composition).
-
-    >>> bridge = to_bridge("models/attn-only")
-    >>> bridge.OV  # FactoredMatrix [n_layers, n_heads, d_model, d_model]
-    """
-    from transformer_lens.model_bridge import TransformerBridge
-
-    model = _as_gpt(model_or_run)
-    param = next(model.parameters())
-    bridge = TransformerBridge.boot_native(bridge_config(model.config), device=param.device)
-    bridge.load_state_dict(bridge_state_dict(model), strict=True)
-    bridge.eval()  # boot_native returns training mode; TL's patching and logit lens refuse it
-    if fold_ln:
-        bridge.process_weights(fold_ln=True, center_writing_weights=True, center_unembed=True,
-                               fold_value_biases=True)
-    return bridge
-

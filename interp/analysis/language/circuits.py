@@ -12,7 +12,8 @@ Following "A Mathematical Framework for Transformer Circuits" (Elhage et al., 20
   reads what an earlier one writes. They are shown beside the score of random Gaussian
   matrices of the same shapes, which is far from 0 in small models.
 
-Weights are analysed after TransformerLens's weight processing (``to_bridge(fold_ln=True)``:
+Weights are analysed after TransformerLens's weight processing (``to_bridge(fold_ln=True)``,
+:mod:`interp.analysis.language.bridge`:
 LayerNorm scales folded into the weights that read them, the unembedding centred), as
 HookedTransformer did by default; for models without LayerNorm only the centring applies.
 
@@ -24,16 +25,11 @@ HookedTransformer did by default; for models without LayerNorm only the centring
 
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
-from ...io import write_json
-from ...plots import pyplot, save_figure
-from .heads import _tensor_json, as_bridge, check_heads, head_labels
+from .bridge import as_bridge, check_heads, head_labels
 
 MODES = ("Q", "K", "V")
 
@@ -109,6 +105,7 @@ class CircuitScores:
     composition: dict[str, torch.Tensor] = field(default_factory=dict)  # mode -> (L, H, L, H)
     baseline: dict[str, float] = field(default_factory=dict)  # mode -> random-matrix score
     run: str = ""
+    settings: dict = field(default_factory=dict)
 
     def strongest(self, mode: str, n: int = 5) -> list[tuple[str, str, float]]:
         """The ``n`` largest ``(earlier head, later head, score)`` pairs for a mode."""
@@ -123,16 +120,6 @@ class CircuitScores:
                 out.append((f"L{l1}H{h1}", f"L{l2}H{h2}", float(flat[i])))
         return out
 
-    def to_json(self) -> dict:
-        return {"run": self.run, "heads": self.heads, "copying": _tensor_json(self.copying),
-                "composition": {k: _tensor_json(v) for k, v in self.composition.items()},
-                "baseline": self.baseline}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "CircuitScores":
-        return cls(d["heads"], torch.tensor(d["copying"]), {k: torch.tensor(v) for k, v in d["composition"].items()},
-                   d["baseline"], d.get("run", ""))
-
 
 def circuit_scores(model_or_run, *, n_baseline: int = 200, seed: int = 0) -> CircuitScores:
     """Copying scores, Q/K/V composition scores and their random baselines for a model."""
@@ -145,53 +132,5 @@ def circuit_scores(model_or_run, *, n_baseline: int = 200, seed: int = 0) -> Cir
         baseline={mode: random_composition_baseline(cfg.d_model, cfg.d_head, mode, n_samples=n_baseline, seed=seed)
                   for mode in MODES},
         run=getattr(model_or_run, "name", ""),
+        settings={"n_baseline": n_baseline, "seed": seed},
     )
-
-
-def plot_circuit_scores(result: CircuitScores):
-    """Copying score per head; for each mode, composition of earlier heads (rows) into later heads (columns)."""
-    plt = pyplot()
-    L, H = result.copying.shape
-    modes = list(result.composition) if L > 1 else []
-    side = max(2.6, 0.32 * (L - 1) * H + 1.2)
-    fig, axes = plt.subplots(1, 1 + len(modes), figsize=(max(2.8, 0.55 * H + 1.4) + side * len(modes), side + 0.6),
-                             squeeze=False, layout="constrained")
-    ax = axes[0][0]
-    ax.imshow(result.copying.numpy(), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-    for layer in range(L):
-        for head in range(H):
-            v = float(result.copying[layer, head])
-            ax.text(head, layer, f"{v:+.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if abs(v) > 0.6 else "black")
-    ax.set_xticks(range(H))
-    ax.set_yticks(range(L))
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    ax.set_title("OV copying score", fontsize=10)
-    if modes:
-        # Earlier heads (layers 0..L-2) x later heads (layers 1..L-1), one colour scale for all modes.
-        mats = {m: result.composition[m][:-1, :, 1:, :].reshape((L - 1) * H, (L - 1) * H).numpy() for m in modes}
-        vmax = max(max(float(m.max()) for m in mats.values()), 2 * max(result.baseline.values(), default=0)) or 1.0
-        for ax, mode in zip(axes[0][1:], modes):
-            im = ax.imshow(mats[mode], cmap="magma", vmin=0, vmax=vmax)
-            ax.set_xticks(range((L - 1) * H))
-            ax.set_xticklabels(result.heads[H:], rotation=90, fontsize=6)
-            ax.set_yticks(range((L - 1) * H))
-            ax.set_yticklabels(result.heads[:-H], fontsize=6)
-            ax.set_xlabel("later head")
-            ax.set_title(f"{mode}-composition\n(random matrices: {result.baseline.get(mode, float('nan')):.2f})",
-                         fontsize=9)
-        axes[0][1].set_ylabel("earlier head")
-        fig.colorbar(im, ax=list(axes[0][1:]), shrink=0.8, label="composition score")
-    fig.suptitle(f"Circuits{' of ' + result.run if result.run else ''}", fontsize=10)
-    return fig
-
-
-def save_circuit_scores(result: CircuitScores, out_dir: str | os.PathLike) -> dict[str, Path]:
-    out = Path(out_dir)
-    write_json(out / "circuits.json", result.to_json())
-    return {"json": out / "circuits.json", "png": save_figure(plot_circuit_scores(result), out / "circuits.png")}
-
-
-def load_circuit_scores(out_dir: str | os.PathLike) -> CircuitScores:
-    return CircuitScores.from_json(json.loads((Path(out_dir) / "circuits.json").read_text()))

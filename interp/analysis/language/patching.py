@@ -8,22 +8,20 @@ token (which then repeats too).
 
 >>> result = ablate_heads(run, kind="mean")
 >>> result.delta            # (n_layers, n_heads): loss increase per ablated head
+>>> interp.results.save(result, "reports/attn-only/transformer")   # ablation_mean.json + .png
 """
 
 from __future__ import annotations
 
-import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
 from ...errors import InterpError
-from ...io import write_json
-from ...plots import pyplot, save_figure
-from .heads import _tensor_json, as_bridge, check_heads, head_type_masks, task_tokens
+from .bridge import as_bridge, check_heads
+from .heads import head_type_masks
+from .tokens import task_tokens, token_digest
 
 KINDS = ("zero", "mean")
 
@@ -37,6 +35,7 @@ class AblationResult:
     ablated: torch.Tensor  # (n_layers, n_heads); NaN where a head was not ablated
     n_sequences: int
     run: str = ""
+    settings: dict = field(default_factory=dict)
 
     @property
     def delta(self) -> torch.Tensor:
@@ -47,14 +46,6 @@ class AblationResult:
         return [{"head": f"L{layer}H{head}", "loss": float(self.ablated[layer, head]),
                  "delta": float(self.delta[layer, head])}
                 for layer in range(L) for head in range(H) if not torch.isnan(self.ablated[layer, head])]
-
-    def to_json(self) -> dict:
-        return {"run": self.run, "kind": self.kind, "base_loss": self.base_loss, "n_sequences": self.n_sequences,
-                "ablated": _tensor_json(self.ablated)}
-
-    @classmethod
-    def from_json(cls, d: dict) -> "AblationResult":
-        return cls(d["kind"], d["base_loss"], torch.tensor(d["ablated"]), d["n_sequences"], d.get("run", ""))
 
 
 def induction_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -75,11 +66,16 @@ def ablate_heads(model_or_run, *, kind: str = "zero", tokens: torch.Tensor | Non
         raise InterpError(f"unknown ablation {kind!r}; use zero or mean")
     bridge = as_bridge(model_or_run)
     L, H = bridge.cfg.n_layers, bridge.cfg.n_heads
+    restricted = {"layers": layers, "heads": heads} if layers is not None or heads is not None else {}
     layers, heads = check_heads(L, H, layers, heads)
     if tokens is None:
         if not hasattr(model_or_run, "config") or not hasattr(model_or_run.config, "data"):
             raise ValueError("pass tokens= when ablating a bare model or bridge")
         tokens = task_tokens(model_or_run, n_sequences, seed=seed)
+        settings = {"n_sequences": n_sequences, "seed": seed}
+    else:
+        settings = {"tokens": token_digest(tokens)}
+    settings.update(restricted)
     tokens = tokens.to(bridge.cfg.device)
     with torch.no_grad():
         logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_z"))
@@ -94,35 +90,4 @@ def ablate_heads(model_or_run, *, kind: str = "zero", tokens: torch.Tensor | Non
 
                 out = bridge.run_with_hooks(tokens, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
                 ablated[layer, head] = induction_loss(out, tokens).item()
-    return AblationResult(kind, base, ablated, len(tokens), getattr(model_or_run, "name", ""))
-
-
-def plot_ablation(result: AblationResult):
-    plt = pyplot()
-    delta = result.delta.numpy()
-    L, H = delta.shape
-    bound = float(abs(torch.nan_to_num(result.delta)).max()) or 1.0
-    fig, ax = plt.subplots(figsize=(max(3.0, 0.6 * H + 1.8), 0.5 * L + 1.6))
-    im = ax.imshow(delta, cmap="RdBu_r", vmin=-bound, vmax=bound, aspect="auto")
-    for layer in range(L):
-        for head in range(H):
-            if delta[layer, head] == delta[layer, head]:  # not NaN
-                ax.text(head, layer, f"{delta[layer, head]:+.2f}", ha="center", va="center", fontsize=7)
-    ax.set_xticks(range(H))
-    ax.set_yticks(range(L))
-    ax.set_xlabel("head")
-    ax.set_ylabel("layer")
-    fig.colorbar(im, ax=ax, label="loss increase (nats)")
-    ax.set_title(f"{result.kind}-ablation on the induction task (clean loss {result.base_loss:.3f})", fontsize=9)
-    return fig
-
-
-def save_ablation(result: AblationResult, out_dir: str | os.PathLike) -> dict[str, Path]:
-    out = Path(out_dir)
-    name = f"ablation_{result.kind}"
-    write_json(out / f"{name}.json", result.to_json())
-    return {"json": out / f"{name}.json", "png": save_figure(plot_ablation(result), out / f"{name}.png")}
-
-
-def load_ablation(out_dir: str | os.PathLike, kind: str = "zero") -> AblationResult:
-    return AblationResult.from_json(json.loads((Path(out_dir) / f"ablation_{kind}.json").read_text()))
+    return AblationResult(kind, base, ablated, len(tokens), getattr(model_or_run, "name", ""), settings)
