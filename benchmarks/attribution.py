@@ -50,14 +50,16 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from interp.analysis.attribution.methods import attribute, load_examples, parse_methods
+    from interp.analysis.attribution.attribute import attribute
+    from interp.analysis.attribution.inputs import load_dataset_images
+    from interp.analysis.attribution.methods import parse_methods
 
     torch.set_num_threads(args.threads)
     n = 5 if args.quick else args.images
     with tempfile.TemporaryDirectory(prefix="interp-bench-") as tmp:
         run = trained_run(args, Path(tmp))
         data = run.load_data(progress=False)
-        images, labels = load_examples(run, list(range(min(n, len(data.test_y)))), data=data)
+        images, labels = load_dataset_images(run, list(range(min(n, len(data.test_y)))), data=data)
         n = len(images)
         methods = parse_methods(args.methods)
         attribute(run, images[:2], None, methods)  # warm-up: imports, allocator, first autograd graphs

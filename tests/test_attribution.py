@@ -8,16 +8,17 @@ import pytest
 import torch
 from torch import nn
 
-from interp.analysis.attribution.methods import (
-    ALL_METHODS, METHODS, AttributionOptions, attribute, attribution_gallery, load_attribution, load_examples,
-    no_new_hooks, read_image, save_attribution,
-)
-from interp.analysis.attribution.units import (
-    class_unit_summary, load_class_unit_summary, load_unit_attribution, save_class_unit_summary,
-    save_unit_attribution, unit_attribution,
-)
+from interp.analysis.attribution.attribute import attribute
+from interp.analysis.attribution.gallery import attribution_gallery
+from interp.analysis.attribution.inputs import load_dataset_images, read_image
+from interp.analysis.attribution.methods import ALL_METHODS, METHODS, AttributionOptions
+from interp.analysis.attribution.units import class_unit_attribution, class_unit_summary, unit_attribution
 from interp.errors import InterpError
-from interp.hooks import hook_count
+from interp.hooks import hook_count, no_new_hooks
+from interp.results.attribution import (
+    load_attribution, load_class_unit_summary, load_gallery, load_unit_attribution, save_attribution,
+    save_class_unit_summary, save_gallery, save_unit_attribution,
+)
 from interp.zoo import create_model
 
 FAST = dict(steps=8, samples=3)
@@ -96,7 +97,7 @@ def test_wrapper_equals_direct_captum_call(method):
 def test_run_inputs_are_normalised_and_baseline_is_black_in_normalised_space(tiny_run):
     import captum.attr as ca
 
-    x, _ = load_examples(tiny_run, [0, 1])
+    x, _ = load_dataset_images(tiny_run, [0, 1])
     attr = attribute(tiny_run, x, 2, ["ig"], steps=8)
     xn = tiny_run.normalize(x)
     black = tiny_run.normalize(torch.zeros(1, 3, 32, 32)).expand_as(xn)
@@ -276,7 +277,7 @@ def test_read_image(tmp_path):
 
 
 def test_save_and_load_round_trip(tiny_run, tmp_path):
-    x, y = load_examples(tiny_run, [3, 4])
+    x, y = load_dataset_images(tiny_run, [3, 4])
     attr = attribute(tiny_run, x, None, ["ig", "gradcam"], labels=y, sources=["test:3", "test:4"], steps=8)
     paths = save_attribution(attr)
     folder = tiny_run.report_dir() / "attribution"
@@ -298,12 +299,18 @@ def test_gallery_has_every_class(tiny_run):
     data = tiny_run.load_data(progress=False)
     gallery = attribution_gallery(tiny_run, per_class=1, methods="ig,gradcam", data=data, steps=4)
     assert [e.class_name for e in gallery.entries] == tiny_run.classes
-    for e in gallery.entries:
+    assert not (tiny_run.report_dir() / "attribution").exists()  # computing saves nothing
+    paths = save_gallery(gallery)
+    assert paths["folder"] == tiny_run.report_dir() / "attribution" / "gallery"
+    index = json.loads(paths["json"].read_text())
+    for e, saved in zip(gallery.entries, index["entries"]):
         assert int(data.test_y[e.indices[0]]) == tiny_run.classes.index(e.class_name)
-        assert (gallery.directory / e.figure).is_file()
-    index = json.loads((gallery.directory / "gallery.json").read_text())
+        assert (paths["folder"] / saved["figure"]).is_file() and saved["figure"] == f"{e.class_name}.png"
     assert index["kind"] == "attribution-gallery" and len(index["entries"]) == len(tiny_run.classes)
-    assert load_attribution(gallery.directory / "gallery.json").maps["ig"].shape == (10, 3, 32, 32)
+    assert load_attribution(paths["json"]).maps["ig"].shape == (10, 3, 32, 32)
+    back = load_gallery(paths["folder"])
+    assert [(e.class_name, e.indices, e.rows) for e in back.entries] == \
+        [(e.class_name, e.indices, e.rows) for e in gallery.entries]
     assert hook_count(tiny_run.model) == 0
 
 
@@ -313,7 +320,7 @@ def test_gallery_has_every_class(tiny_run):
 def test_unit_attribution_matches_captum_and_is_complete(tiny_run):
     import captum.attr as ca
 
-    x, _ = load_examples(tiny_run, [0, 1, 2])
+    x, _ = load_dataset_images(tiny_run, [0, 1, 2])
     result = unit_attribution(tiny_run, x, 4, layer="conv2", steps=128)
     xn = tiny_run.normalize(x)
     black = tiny_run.normalize(torch.zeros(1, 3, 32, 32)).expand_as(xn)
@@ -331,7 +338,7 @@ def test_unit_attribution_matches_captum_and_is_complete(tiny_run):
 
 @pytest.mark.parametrize("method", ["conductance", "grad-x-act"])
 def test_unit_methods_leave_no_hooks(tiny_run, method):
-    x, _ = load_examples(tiny_run, [0])
+    x, _ = load_dataset_images(tiny_run, [0])
     result = unit_attribution(tiny_run, x, None, layer="fc1", method=method, steps=8)
     assert result.scores.shape == (1, 120)
     assert hook_count(tiny_run.model) == 0
@@ -351,7 +358,7 @@ def test_class_unit_summary(tiny_run):
     k = tiny_run.classes.index("circle")
     idx = sorted(shuffled_classes(data.test_y, seed=0)[k][:3].tolist())
     assert idx != (data.test_y == k).nonzero().flatten()[:3].tolist()
-    x, _ = load_examples(tiny_run, idx, data=data)
+    x, _ = load_dataset_images(tiny_run, idx, data=data)
     direct = unit_attribution(tiny_run, x, "circle", layer="conv2", steps=8).mean()
     torch.testing.assert_close(summary.matrix[0], direct)
     top = summary.top_units("circle", 4)
@@ -460,7 +467,8 @@ def tiny_gpt() -> nn.Module:
 def test_token_attribution_matches_captum_and_is_complete(tmp_path):
     import captum.attr as ca
 
-    from interp.analysis.attribution.tokens import attribute_tokens, load_token_attribution, save_token_attribution
+    from interp.analysis.attribution.tokens import attribute_tokens
+    from interp.results.attribution import load_token_attribution, save_token_attribution
 
     model = tiny_gpt()
     result = attribute_tokens(model, "abc dea", vocab=VOCAB, steps=64, position=4)
@@ -528,17 +536,180 @@ def test_cli_attribute_tokens(cli, tmp_path, tiny_run_dir):
     assert code == 2 and "interp attribute needs an image classifier; for language models" in err
 
 
-@pytest.mark.slow
-def test_demo_stage(tiny_run):
-    from interp.analysis.attribution.methods import demo_stage
-    from interp.pipelines.demo import DemoContext
+# --------------------------------------------------------------------------- results store, --json, report
 
-    ctx = DemoContext(quick=True, progress=False)
-    ctx.run = tiny_run
-    demo_stage(ctx)
-    folder = tiny_run.report_dir() / "attribution"
-    for name in ("test-0.png", "trust.json", "gallery/gallery.json", "class-units-conv1.json",
-                 "class-units-conv2.json", "class-units-fc2.json"):
-        assert (folder / name).is_file(), name
-    assert not (folder / "class-units-fc3.json").exists()
-    assert hook_count(tiny_run.model) == 0
+
+def test_class_unit_attribution_is_a_seeded_choice_of_the_class(tiny_run):
+    from interp.data.samples import shuffled_classes
+
+    data = tiny_run.load_data(progress=False)
+    result = class_unit_attribution(tiny_run, "circle", layer="conv2", per_class=2, steps=4, data=data)
+    k = tiny_run.classes.index("circle")
+    idx = sorted(shuffled_classes(data.test_y, seed=0)[k][:2].tolist())
+    assert result.sources == [f"test:{i}" for i in idx] and result.targets.tolist() == [k, k]
+    x, _ = load_dataset_images(tiny_run, idx, data=data)
+    torch.testing.assert_close(result.scores, unit_attribution(tiny_run, x, k, layer="conv2", steps=4).scores)
+
+
+def _same_tensors(a: dict, b: dict) -> None:
+    assert set(a) == set(b)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+
+
+def test_store_round_trip_and_describe_of_every_attribution_kind(tiny_run, tmp_path):
+    import interp.results as results
+    from interp.analysis.attribution.tokens import attribute_tokens
+
+    x, y = load_dataset_images(tiny_run, [0, 1])
+    attr = attribute(tiny_run, x, None, "ig,saliency", labels=y, sources=["test:0", "test:1"], steps=4)
+    data = tiny_run.load_data(progress=False)
+    gallery = attribution_gallery(tiny_run, per_class=1, methods="saliency", data=data)
+    units = unit_attribution(tiny_run, x, 1, layer="conv2", steps=4, sources=["test:0", "test:1"])
+    summary = class_unit_summary(tiny_run, "conv1", per_class=1, steps=2, data=data, classes=["circle", "line"])
+    tokens = attribute_tokens(tiny_gpt(), "abc dea", vocab=VOCAB, steps=4)
+    tokens.prompt = "abc dea"
+    for result in (attr, gallery, units, summary, tokens):
+        saved = results.save(result, tmp_path / type(result).__name__)
+        back = results.load(saved)
+        assert type(back) is type(result)
+        kind = results.kind_of(result).name
+        assert json.loads(saved.read_text())["kind"] == kind
+        described = results.describe(result)
+        assert described["kind"] == kind
+        json.dumps(described, allow_nan=False)
+    back = results.load(tmp_path / "Attribution" / "batch-2.json")
+    _same_tensors(back.maps, attr.maps)
+    assert back.options == attr.options and back.sources == attr.sources
+    back = results.load(tmp_path / "Gallery" / "gallery.json")
+    _same_tensors(back.attribution.maps, gallery.attribution.maps)
+    assert [e.indices for e in back.entries] == [e.indices for e in gallery.entries] and back.seed == gallery.seed
+    back = results.load(tmp_path / "UnitAttribution" / "units-conv2.json")
+    torch.testing.assert_close(back.scores, units.scores)
+    torch.testing.assert_close(back.output_difference, units.output_difference)
+    back = results.load(tmp_path / "ClassUnitSummary" / "class-units-conv1.json")
+    torch.testing.assert_close(back.matrix, summary.matrix)
+    assert back.counts == summary.counts and back.to_dict() == summary.to_dict()
+    back = results.load(tmp_path / "TokenAttribution" / "tokens-abc-dea.json")
+    torch.testing.assert_close(back.scores, tokens.scores)
+    assert back.to_dict() == tokens.to_dict()
+
+
+def test_a_result_of_other_settings_goes_beside_the_saved_one(tmp_path):
+    model = tutorial_net()
+    x = images(1)
+    first = attribute(model, x, 0, ["ig"], steps=4, sources=["cat.png"])
+    paths = save_attribution(first, tmp_path)
+    assert paths["json"].name == "cat.json"
+    again = save_attribution(attribute(model, x, 0, ["ig"], steps=4, sources=["cat.png"]), tmp_path)
+    assert again["json"] == paths["json"]  # the same settings: a rerun replaces its own files
+    other = save_attribution(attribute(model, x, 0, ["ig"], steps=8, sources=["cat.png"]), tmp_path)
+    assert other["json"] != paths["json"] and other["json"].name.startswith("cat-")
+    assert load_attribution(paths["json"]).options.steps == 4  # the first result is intact
+    assert load_attribution(other["json"]).options.steps == 8
+
+
+def test_cli_json_of_every_attribute_command(cli, tiny_run_dir, tmp_path):
+    common = ("--run", str(tiny_run_dir), "--no-progress", "--json")
+    code, out, err = cli("attribute", *common, "--index", "5", "--methods", "ig", "--steps", "4",
+                         "--out", str(tmp_path / "a"))
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["kind"] == "attribution" and d["methods"] == ["ig"] and d["sources"] == ["test:5"]
+    assert d["images"][0]["ig_completeness"]["relative_error"] >= 0 and d["saved"].endswith("test-5.json")
+    assert set(d["files"]) == {"json", "npz", "png"}
+
+    for extra, kind, keys in [
+        (("--class", "circle", "--per-class", "2"), "unit-attribution", {"top", "mean", "sum_of_units"}),
+        (("--index", "3"), "unit-attribution", {"top", "top_positive", "output_difference"}),
+        (("--per-class", "1"), "class-unit-summary", {"by_class", "by_unit", "matrix", "counts"}),
+    ]:
+        code, out, err = cli("attribute-units", *common, "--layer", "conv2", "--steps", "2", "--top", "3", *extra,
+                             "--out", str(tmp_path / "u"))
+        assert code == 0, err
+        d = json.loads(out)
+        assert d["kind"] == kind and keys <= set(d) and d["layer"] == "conv2"
+        assert (tmp_path / "u" / d["saved"].rsplit("/", 1)[-1]).is_file()
+    assert len(d["by_class"]) == len(json.loads(out)["classes"])
+
+    code, out, err = cli("attribute-gallery", *common, "--per-class", "1", "--methods", "saliency",
+                         "--out", str(tmp_path / "g"))
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["kind"] == "attribution-gallery" and len(d["entries"]) == 10 and d["folder"] == str(tmp_path / "g")
+
+    run = make_gpt_run(tmp_path)
+    code, out, err = cli("attribute-tokens", "--run", run, "--prompt", "abca", "--steps", "4", "--json",
+                         "--out", str(tmp_path / "t"))
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["kind"] == "token-attribution" and d["labels"] == list("abca") and len(d["scores"]) == 4
+    assert {"relative_error", "output_difference", "top5", "saved"} <= set(d)
+
+
+def test_cli_help_shows_a_json_example(cli):
+    for command in ("attribute", "attribute-units", "attribute-trust", "attribute-gallery", "attribute-tokens"):
+        code, out, _ = cli(command, "--help")
+        assert code == 0 and "--json" in out.split("examples:")[1], command
+
+
+def _saved_attribution_results(run, folder) -> None:
+    """Small versions of what interp.pipelines.attribution.ensure saves for a report limited to conv1."""
+    from interp.analysis.attribution.trust import trust_report
+    from interp.results.attribution import save_trust
+
+    data = run.load_data(progress=False)
+    save_gallery(attribution_gallery(run, per_class=1, methods="saliency", data=data), folder / "gallery")
+    save_trust(trust_report(run, sample=2, methods="saliency", data=data, curve_steps=4), folder)
+    save_class_unit_summary(class_unit_summary(run, "conv1", per_class=1, steps=2, data=data), folder)
+
+
+def _forbid_computing(monkeypatch) -> None:
+    """Every attribution computation the pipeline or the report could call now raises."""
+    import interp.analysis.attribution.gallery as gallery
+    import interp.analysis.attribution.trust as trust
+    import interp.analysis.attribution.units as units
+    import interp.pipelines.attribution as pipeline
+
+    def boom(*args, **kwargs):
+        raise AssertionError("computed an attribution result that was already saved")
+
+    for module in (gallery, pipeline):
+        monkeypatch.setattr(module, "attribution_gallery", boom)
+    for module in (trust, pipeline):
+        monkeypatch.setattr(module, "trust_report", boom)
+    for module in (units, pipeline):
+        monkeypatch.setattr(module, "class_unit_summary", boom)
+    monkeypatch.setattr(units, "unit_attribution", boom)
+
+
+def test_report_pages_render_from_saved_results_without_computing(tiny_run, tmp_path, monkeypatch):
+    from interp.pipelines.attribution import ensure
+    from interp.report import ReportContext
+    from interp.report.attribution_pages import contribute
+    from interp.report.render import render_pages
+
+    root = tmp_path / "report"
+    _saved_attribution_results(tiny_run, root / "attribution")
+    before = {p: p.read_bytes() for p in (root / "attribution").rglob("*") if p.is_file()}
+    _forbid_computing(monkeypatch)
+    ctx = ReportContext(run=tiny_run, root=root, layers=["conv1"], progress=False, log=None)
+    ensure(ctx)  # everything is saved: nothing is computed, nothing rewritten
+    assert {p: p.read_bytes() for p in (root / "attribution").rglob("*") if p.is_file()} == before
+    contribute(ctx)
+    render_pages(ctx)
+    page = (root / "attribution.html").read_text()
+    assert 'id="attribution"' in page and 'id="trust"' in page and "attribution/gallery/circle.png" in page
+    assert 'id="class-units"' in (root / "conv1" / "index.html").read_text()
+    assert 'id="classes"' in (root / "conv1" / "0.html").read_text()
+    assert "conv2/index.html" not in ctx.pages  # outside the report's layers
+
+
+def test_report_pages_leave_out_missing_results(tiny_run, tmp_path, monkeypatch):
+    from interp.report import ReportContext
+    from interp.report.attribution_pages import contribute
+
+    _forbid_computing(monkeypatch)
+    ctx = ReportContext(run=tiny_run, root=tmp_path / "empty", progress=False, log=None)
+    contribute(ctx)
+    assert ctx.pages == {} and ctx.nav == []

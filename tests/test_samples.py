@@ -16,7 +16,7 @@ from torch import nn
 
 from interp.claims import check_claims
 from interp.claims.registry import CheckOptions
-from interp.claims.vision import claim_data
+from interp.claims.evidence import claim_data
 from interp.data.images import ImageData
 from interp.data.samples import (Sample, per_class_sample, random_sample, sample_images, shuffled_classes,
                                  stratified_sample)
@@ -235,19 +235,19 @@ def test_dataset_examples_record_class_counts():
 
 
 def test_gallery_is_a_seeded_choice_within_each_class():
-    from interp.analysis.attribution.methods import attribution_gallery
+    from interp.analysis.attribution.gallery import attribution_gallery
 
     torch.manual_seed(0)
     data = sorted_data(20)
     run = as_run(create_model("tutorial"))
-    a = attribution_gallery(run, per_class=2, methods="saliency", data=data, save=False)
+    a = attribution_gallery(run, per_class=2, methods="saliency", data=data)
     first = [[20 * k, 20 * k + 1] for k in range(10)]
     assert [e.class_name for e in a.entries] == NAMES
     assert [e.indices for e in a.entries] != first
     assert all(len(e.indices) == 2 and all(20 * k <= i < 20 * k + 20 for i in e.indices)
                for k, e in enumerate(a.entries))
     assert a.seed == 0 and a.to_dict()["seed"] == 0 and a.class_counts == {name: 2 for name in NAMES}
-    b = attribution_gallery(run, per_class=2, methods="saliency", data=data, save=False)
+    b = attribution_gallery(run, per_class=2, methods="saliency", data=data)
     c = attribution_gallery(run, per_class=2, methods="saliency", data=data, save=False, seed=5)
     assert [e.indices for e in b.entries] == [e.indices for e in a.entries]
     assert [e.indices for e in c.entries] != [e.indices for e in a.entries] and c.seed == 5

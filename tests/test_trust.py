@@ -10,12 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from interp.analysis.attribution.methods import attribute
+from interp.analysis.attribution.attribute import attribute
 from interp.analysis.attribution.trust import (
-    deletion_insertion, load_trust, pixel_ranks, randomized_copy, sanity_check, save_trust, spearman, trust_report,
+    deletion_insertion, pixel_ranks, randomized_copy, sanity_check, spearman, trust_report,
 )
 from interp.errors import InterpError
 from interp.hooks import hook_count
+from interp.results.attribution import load_trust, save_trust
 
 
 class QuadrantSum(nn.Module):
@@ -155,6 +156,26 @@ def test_trust_report_save_load_and_hooks(tiny_run):
         assert b["insertion_auc"] == pytest.approx(r["insertion_auc"])
     with pytest.raises(InterpError, match="not found"):
         load_trust(paths["json"].parent / "elsewhere" / "trust.json")
+    # The store reads it back whole, and describe() is plain JSON.
+    import interp.results as results
+
+    assert meta["kind"] == "attribution-trust" and results.kind_of(report).name == "attribution-trust"
+    again = results.load(paths["json"])
+    for m in report.curves.methods:
+        np.testing.assert_array_equal(again.curves.deletion[m], report.curves.deletion[m])
+        np.testing.assert_array_equal(again.sanity.correlations.get(m, np.zeros(0)),
+                                      report.sanity.correlations.get(m, np.zeros(0)))
+    torch.testing.assert_close(again.completeness.attribution_sum, report.completeness.attribution_sum)
+    assert again.options == report.options and again.sources == report.sources
+    described = results.describe(report)
+    assert described["kind"] == "attribution-trust" and described["table"][0]["method"] == "ig"
+    json.dumps(described, allow_nan=False)
+    # Checks of other settings go beside trust.json, which stays as it was.
+    other = save_trust(replace(report, options={**report.options, "steps": 99}))
+    assert other["json"] != paths["json"] and other["json"].name.startswith("trust-")
+    assert other["curves_png"].name == other["json"].stem + "-deletion-insertion.png"
+    assert json.loads(paths["json"].read_text()) == meta
+    assert load_trust(other["json"]).options["steps"] == 99
 
 
 def test_cli_attribute_trust(cli, tiny_run_dir, tmp_path):
@@ -166,3 +187,13 @@ def test_cli_attribute_trust(cli, tiny_run_dir, tmp_path):
     assert code == 2 and "unknown method 'lime'" in err
     code, _, err = cli("attribute-trust", "--run", str(tiny_run_dir), "--sample", "0")
     assert code == 2 and "argument --sample: must be from 1 to 10,000, got 0" in err
+
+
+def test_cli_attribute_trust_json(cli, tiny_run_dir, tmp_path):
+    code, out, err = cli("attribute-trust", "--run", str(tiny_run_dir), "--sample", "2", "--methods", "saliency",
+                         "--curve-steps", "4", "--no-progress", "--json", "--out", str(tmp_path))
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["kind"] == "attribution-trust" and [r["method"] for r in d["table"]] == ["saliency", "random"]
+    assert {"curves", "sanity", "headline", "sources", "saved"} <= set(d) and len(d["sources"]) == 2
+    assert d["saved"] == str(tmp_path / "trust.json")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..terminal import table
-from .common import SEED, add_device, add_no_progress, add_run, escaped_text, float_in, int_in, load_run_announced
+from .common import (
+    SEED, add_device, add_json, add_no_progress, add_run, escaped_text, float_in, int_in, load_run_announced, print_json,
+)
 
 METHOD_HELP = "saliency, ig, smoothgrad, gradcam, occlusion, guided-backprop, deeplift, or all (default all)"
 
@@ -24,6 +25,7 @@ def register(sub, common) -> None:
                "  interp attribute --index 12 --target circle --methods ig,gradcam,occlusion\n"
                "  interp attribute --run tutorial --image cat.png --target cat\n"
                "  interp attribute --index 3,4,5 --steps 100 --baseline mean\n"
+               "  interp attribute --index 0 --methods ig --json     # the summary as JSON, with the saved path\n"
                "\nbaselines (ig, deeplift, occlusion) live in the model's normalised input space:\n"
                "  black = a black image, mean = the dataset mean colour, blur = the image blurred")
     add_run(p)
@@ -38,6 +40,7 @@ def register(sub, common) -> None:
     p.add_argument("--name", help="file name stem (default from the image: test-12, cat, ...)")
     add_no_progress(p)
     add_device(p)
+    add_json(p)
     p.set_defaults(func=cmd_attribute)
 
     p = sub.add_parser(
@@ -51,7 +54,8 @@ def register(sub, common) -> None:
                "  interp attribute-units --layer conv2                  # every class: which conv2 units make it\n"
                "  interp attribute-units --layer conv2 --class circle --top 5\n"
                "  interp attribute-units --layer conv2 --index 7 --method conductance\n"
-               "  interp attribute-units --layer fc1 --image cat.png --target cat")
+               "  interp attribute-units --layer fc1 --image cat.png --target cat\n"
+               "  interp attribute-units --layer conv2 --class circle --json")
     add_run(p)
     p.add_argument("--layer", required=True, help="layer whose units are ranked (e.g. conv2, fc1)")
     source = p.add_mutually_exclusive_group()
@@ -70,6 +74,7 @@ def register(sub, common) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
     add_no_progress(p)
     add_device(p)
+    add_json(p)
     p.set_defaults(func=cmd_attribute_units)
 
     p = sub.add_parser(
@@ -81,7 +86,8 @@ def register(sub, common) -> None:
                     "maps of the trained model and of a weight-randomised copy (low is good).",
         epilog="examples:\n"
                "  interp attribute-trust                      # 16 test images, every method\n"
-               "  interp attribute-trust --sample 64 --methods ig,gradcam,guided-backprop")
+               "  interp attribute-trust --sample 64 --methods ig,gradcam,guided-backprop\n"
+               "  interp attribute-trust --sample 8 --json        # the table and curves as JSON")
     add_run(p)
     p.add_argument("--sample", type=int_in(1, 10_000), default=16, help="test images in the sample (default 16)")
     p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
@@ -90,16 +96,19 @@ def register(sub, common) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
     add_no_progress(p)
     add_device(p)
+    add_json(p)
     p.set_defaults(func=cmd_attribute_trust)
 
     p = sub.add_parser(
         "attribute-gallery", parents=[common], help="maps of a few test images per class, for the report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Attribute the first test images of every class (target: the prediction) with every\n"
-                    "method; saves one figure per class and the data under reports/RUN/attribution/gallery/.",
+        description="Attribute a seeded random choice of test images of every class (target: the\n"
+                    "prediction) with every method; saves one figure per class and the data under\n"
+                    "reports/RUN/attribution/gallery/.",
         epilog="examples:\n"
                "  interp attribute-gallery\n"
-               "  interp attribute-gallery --per-class 4 --methods ig,gradcam")
+               "  interp attribute-gallery --per-class 4 --methods ig,gradcam\n"
+               "  interp attribute-gallery --per-class 1 --methods saliency --json")
     add_run(p)
     p.add_argument("--per-class", type=int_in(1, 1000), default=2, help="test images per class (default 2)")
     p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
@@ -107,6 +116,7 @@ def register(sub, common) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution/gallery)")
     add_no_progress(p)
     add_device(p)
+    add_json(p)
     p.set_defaults(func=cmd_attribute_gallery)
 
     p = sub.add_parser(
@@ -118,7 +128,8 @@ def register(sub, common) -> None:
         epilog="examples:\n"
                "  interp attribute-tokens --run gpt --prompt 'ROMEO:\\nWhat say'\n"
                "  interp attribute-tokens --run gpt --prompt 'To be or not to b' --target e\n"
-               "  interp attribute-tokens --run attn-only --prompt '<bos> 5 9 13 5 9' --position -1")
+               "  interp attribute-tokens --run attn-only --prompt '<bos> 5 9 13 5 9' --position -1\n"
+               "  interp attribute-tokens --run gpt --prompt 'To be or not to b' --json")
     add_run(p)
     p.add_argument("--prompt", type=escaped_text,
                    help="the prompt; \\n and \\t stand for a newline and a tab (token-task runs: "
@@ -132,6 +143,7 @@ def register(sub, common) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default reports/RUN/attribution)")
     p.add_argument("--name", help="file name stem (default from the prompt)")
     add_device(p)
+    add_json(p)
     p.set_defaults(func=cmd_attribute_tokens)
 
 
@@ -168,7 +180,7 @@ def _parse_indices(text: str) -> list[int]:
 
 def _load_inputs(run, args, progress: bool):
     """(images, labels or None, sources) from --image or --index."""
-    from ..analysis.attribution.methods import load_examples, read_image
+    from ..analysis.attribution.inputs import load_dataset_images, read_image
 
     if args.image:
         return read_image(args.image, run.input_shape), None, [str(args.image)]
@@ -177,7 +189,7 @@ def _load_inputs(run, args, progress: bool):
         from ..errors import unknown
 
         raise unknown("split", args.split, ["test", "train"])
-    images, labels = load_examples(run, indices, args.split, progress=progress)
+    images, labels = load_dataset_images(run, indices, args.split, progress=progress)
     return images, labels, [f"{args.split}:{i}" for i in indices]
 
 
@@ -191,9 +203,11 @@ def _check_image_run(run, command: str) -> None:
 
 
 def cmd_attribute(args) -> int:
-    from ..analysis.attribution.methods import attribute, parse_methods, resolve_class, save_attribution
+    from ..analysis.attribution.attribute import attribute, resolve_class
+    from ..analysis.attribution.methods import parse_methods
+    from ..results.attribution import save_attribution
 
-    progress = not args.no_progress
+    progress = not args.no_progress and not args.json
     parse_methods(args.methods)  # a typo fails before the run and data load
     run = load_run_announced(args)
     _check_image_run(run, "attribute")
@@ -202,7 +216,11 @@ def cmd_attribute(args) -> int:
     images, labels, sources = _load_inputs(run, args, progress)
     attr = attribute(run, images, args.target, args.methods, labels=labels, sources=sources, progress=progress,
                      **_options(args))
-    for i, row in enumerate(attr.summary()):
+    paths = save_attribution(attr, args.out, args.name)
+    if args.json:
+        print_json(attr, saved=paths["json"], files={k: str(p) for k, p in paths.items()})
+        return 0
+    for row in attr.summary():
         label = f" (label {row['label']})" if "label" in row else ""
         print(f"{row['source']}{label}: explaining {row['target']} (p={row['target_prob']:.3f})")
         print("  top 5: " + ", ".join(f"{t['class']} {t['prob']:.3f}" for t in row["top5"]))
@@ -212,19 +230,17 @@ def cmd_attribute(args) -> int:
                   f"{c['output_difference']:.4f} (error {100 * c['relative_error']:.2f}%)")
     per_image = {m: s / len(attr) for m, s in attr.seconds.items()}
     print("seconds per image: " + ", ".join(f"{m} {s:.3f}" for m, s in per_image.items()))
-    paths = save_attribution(attr, args.out, args.name)
     print(f"Saved: {paths['png']}  (+ {paths['npz'].name}, {paths['json'].name})")
     return 0
 
 
 def cmd_attribute_units(args) -> int:
-    from ..analysis.attribution.methods import load_examples, resolve_class
-    from ..analysis.attribution.units import (
-        UNIT_METHODS, class_unit_summary, save_class_unit_summary, save_unit_attribution, unit_attribution,
-    )
+    from ..analysis.attribution.attribute import resolve_class
+    from ..analysis.attribution.units import UNIT_METHODS, class_unit_attribution, class_unit_summary, unit_attribution
     from ..errors import InterpError, unknown
+    from ..results.attribution import save_class_unit_summary, save_unit_attribution
 
-    progress = not args.no_progress
+    progress = not args.no_progress and not args.json
     if args.method not in UNIT_METHODS:
         raise unknown("unit attribution method", args.method, UNIT_METHODS)
     if args.top < 1 or args.per_class < 1:
@@ -234,28 +250,13 @@ def cmd_attribute_units(args) -> int:
     layer = run.layer(args.layer).name
     if args.target is not None:
         resolve_class(args.target, run.classes)
-    if args.image or args.index:
-        images, _, sources = _load_inputs(run, args, progress)
-        result = unit_attribution(run, images, args.target, layer=layer, method=args.method, steps=args.steps,
-                                  baseline=args.baseline, sources=sources, progress=progress)
-        name = sources[0].replace(":", "-").rsplit("/", 1)[-1] if len(sources) == 1 else f"batch-{len(sources)}"
-    elif args.class_:
-        k = resolve_class(args.class_, run.classes)
-        data = run.load_data(progress=progress, split="test")
-        from ..data.samples import shuffled_classes
-
-        # A seeded random choice of the class's images, not its first ones (sorted for stable file order).
-        order = shuffled_classes(data.test_y, seed=0).get(k)
-        idx = sorted(order[:args.per_class].tolist()) if order is not None else []
-        if not idx:
-            raise InterpError(f"the test split has no images of class {run.classes[k]}")
-        images, _ = load_examples(run, idx, "test", data=data)
-        result = unit_attribution(run, images, k, layer=layer, method=args.method, steps=args.steps,
-                                  baseline=args.baseline, sources=[f"test:{i}" for i in idx], progress=progress)
-        name = f"class-{run.classes[k]}"
-    else:
+    if not (args.image or args.index or args.class_):
         summary = class_unit_summary(run, layer, per_class=args.per_class, method=args.method, steps=args.steps,
                                      baseline=args.baseline, correct_only=args.correct_only, progress=progress)
+        paths = save_class_unit_summary(summary, args.out)
+        if args.json:
+            print_json(summary, saved=paths["json"])
+            return 0
         rows = []
         for c in summary.classes:
             top = summary.top_units(c, min(args.top, 5))
@@ -263,8 +264,20 @@ def cmd_attribute_units(args) -> int:
                          "units": ", ".join(f"{u['index']} ({u['attribution']:+.2f})" for u in top)})
         print(f"Top {layer} units per class ({args.method}, mean over test images of the class):")
         print(table(rows, [("class", "class"), ("n", "images"), ("units", f"{layer} units (attribution)")]))
-        paths = save_class_unit_summary(summary, args.out)
         print(f"Saved: {paths['png']}  (+ {paths['json'].name}: top units per class, top classes per unit)")
+        return 0
+    if args.class_:
+        result = class_unit_attribution(run, args.class_, layer=layer, per_class=args.per_class, method=args.method,
+                                        steps=args.steps, baseline=args.baseline, progress=progress)
+        name = f"class-{run.classes[int(result.targets[0])]}"
+    else:
+        images, _, sources = _load_inputs(run, args, progress)
+        result = unit_attribution(run, images, args.target, layer=layer, method=args.method, steps=args.steps,
+                                  baseline=args.baseline, sources=sources, progress=progress)
+        name = sources[0].replace(":", "-").rsplit("/", 1)[-1] if len(sources) == 1 else f"batch-{len(sources)}"
+    paths = save_unit_attribution(result, args.out, name)
+    if args.json:
+        print_json(result, saved=paths["json"], top=result.ranking(args.top))
         return 0
     targets = sorted({run.classes[t] for t in result.targets.tolist()})
     print(f"{layer} units for {', '.join(targets)} ({args.method}, {len(result.scores)} image(s)):")
@@ -273,21 +286,25 @@ def cmd_attribute_units(args) -> int:
     if result.output_difference is not None:
         print(f"sum over all units {float(result.scores.sum(1).mean()):.4f} vs f(x)-f(baseline) "
               f"{float(result.output_difference.mean()):.4f} (mean over images)")
-    paths = save_unit_attribution(result, args.out, name)
     print(f"Saved: {paths['png']}  (+ {paths['json'].name})")
     return 0
 
 
 def cmd_attribute_trust(args) -> int:
     from ..analysis.attribution.methods import parse_methods
-    from ..analysis.attribution.trust import save_trust, trust_report
+    from ..analysis.attribution.trust import trust_report
+    from ..results.attribution import save_trust
 
-    progress = not args.no_progress
+    progress = not args.no_progress and not args.json
     parse_methods(args.methods)
     run = load_run_announced(args)
     _check_image_run(run, "attribute-trust")
     report = trust_report(run, args.sample, args.methods, seed=args.seed, curve_steps=args.curve_steps,
                           progress=progress, **{k: v for k, v in _options(args).items() if k != "seed"})
+    paths = save_trust(report, args.out)
+    if args.json:
+        print_json(report, saved=paths["json"])
+        return 0
     fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
     print(f"{len(report.sources)} test images. Deletion AUC: lower is better; insertion AUC: higher is better; "
           f"randomisation rho: lower is better.")
@@ -298,32 +315,36 @@ def cmd_attribute_trust(args) -> int:
         err = report.completeness.relative_error
         print(f"IG completeness error: median {100 * float(err.median()):.2f}%, max {100 * float(err.max()):.2f}% "
               f"({args.steps} steps)")
-    paths = save_trust(report, args.out)
     print(f"Saved: {paths['curves_png']}, {paths['sanity_png'].name}  (+ {paths['json'].name})")
     return 0
 
 
 def cmd_attribute_gallery(args) -> int:
-    from ..analysis.attribution.methods import attribution_gallery, parse_methods
+    from ..analysis.attribution.gallery import attribution_gallery
+    from ..analysis.attribution.methods import parse_methods
+    from ..results.attribution import save_gallery
 
-    progress = not args.no_progress
+    progress = not args.no_progress and not args.json
     parse_methods(args.methods)
     run = load_run_announced(args)
     _check_image_run(run, "attribute-gallery")
-    gallery = attribution_gallery(run, args.per_class, args.methods, directory=args.out, progress=progress,
-                                  **_options(args))
+    gallery = attribution_gallery(run, args.per_class, args.methods, progress=progress, **_options(args))
+    paths = save_gallery(gallery, args.out)
+    if args.json:
+        print_json(gallery, saved=paths["json"], folder=paths["folder"])
+        return 0
     for e in gallery.entries:
         print(f"  {e.class_name:<14} test {', '.join(map(str, e.indices))}: predicted "
               f"{', '.join(f'{p} ({q:.2f})' for p, q in zip(e.predictions, e.probs))}")
-    print(f"Saved: {gallery.directory}/ ({len(gallery.entries)} figures + gallery.json, gallery.npz)",
-          file=sys.stdout)
+    print(f"Saved: {paths['folder']}/ ({len(gallery.entries)} figures + {paths['json'].name}, {paths['npz'].name})")
     return 0
 
 
 def cmd_attribute_tokens(args) -> int:
-    from ..analysis.language.heads import prompt_tokens
-    from ..analysis.attribution.tokens import attribute_tokens, save_token_attribution
+    from ..analysis.language.tokens import prompt_tokens
+    from ..analysis.attribution.tokens import attribute_tokens
     from ..errors import InterpError
+    from ..results.attribution import save_token_attribution
 
     run = load_run_announced(args)
     if run.config.task != "language-model":
@@ -334,6 +355,10 @@ def cmd_attribute_tokens(args) -> int:
     result = attribute_tokens(run, tokens, args.target, position=args.position, steps=args.steps,
                               baseline_token=args.baseline_token)
     result.prompt = prompt or ""
+    paths = save_token_attribution(result, args.out, args.name)
+    if args.json:
+        print_json(result, saved=paths["json"])
+        return 0
     print(f"Next token after position {result.position}: {result.target_label!r}  (top 5: "
           + ", ".join(f"{t!r} {p:.3f}" for t, p in result.top) + ")")
     width = max(len(label) for label in result.labels)
@@ -342,7 +367,5 @@ def cmd_attribute_tokens(args) -> int:
         print(f"  {i:>3} {label:<{width}} {score:+.4f} {bar}")
     print(f"sum of scores {float(result.scores.sum()):.4f} vs logit change {result.output_difference:.4f} "
           f"(completeness error {100 * result.relative_error:.2f}%; baseline token {result.baseline_token!r})")
-    paths = save_token_attribution(result, args.out, args.name)
     print(f"Saved: {paths['png']}  (+ {paths['html'].name}, {paths['json'].name})")
     return 0
-

@@ -1,20 +1,17 @@
 """Attribution in the report: a gallery and trust checks on their own page, and on each
-unit page the classes the unit contributes to (Captum, see :mod:`interp.analysis.attribution.methods`).
+unit page the classes the unit contributes to (Captum, see :mod:`interp.analysis.attribution`).
 
-Results are computed only when missing from the report folder (``attribution/``), so a
-report re-render reuses them, and ``interp attribute-gallery`` output is picked up.
+Rendering only: the results are read from the report folder's ``attribution/`` through
+:mod:`interp.results.attribution`; :func:`interp.pipelines.attribution.ensure` computes
+the missing ones before the report renders. A result that is not there is left out.
 """
 
 from __future__ import annotations
 
-import json
-
+from ..results.attribution import (
+    class_unit_summary_paths, gallery_figure_name, load_class_unit_summary, load_gallery, load_trust, trust_paths,
+)
 from .registry import ReportContext, Section
-
-GALLERY_PER_CLASS = 1
-TRUST_SAMPLE = 8
-UNIT_SUMMARY_PER_CLASS = 4
-STEPS = 32
 
 
 def contribute(ctx: ReportContext) -> None:
@@ -22,47 +19,28 @@ def contribute(ctx: ReportContext) -> None:
     if run.config.task != "image-classification" or not run.layers:
         return
     folder = ctx.root / "attribution"
-    page = ctx.page("attribution.html", "Attribution", breadcrumbs=[(run.name, "index.html")],
-                    subtitle="What the model used for its decisions, and how far each map can be trusted.")
-    ctx.nav.append(("Attribution", "attribution.html"))
     gallery_json = folder / "gallery" / "gallery.json"
-    if not gallery_json.exists():
-        from ..analysis.attribution.methods import attribution_gallery
-
-        if ctx.log:
-            ctx.log("attribution gallery ...")
-        attribution_gallery(run, per_class=GALLERY_PER_CLASS, directory=folder / "gallery", steps=STEPS,
-                            seed=ctx.seed, progress=ctx.progress)
-    gallery = json.loads(gallery_json.read_text())
-    page.add(Section("attribution", "Attribution gallery", "attribution_gallery.html", {
-        "methods": [gallery["method_titles"][m] for m in gallery["methods"]],
-        "entries": [{**e, "figure": f"attribution/gallery/{e['figure']}"} for e in gallery["entries"]],
-    }, order=40))
-
-    trust_json = folder / "trust.json"
-    if not trust_json.exists():
-        from ..analysis.attribution.trust import save_trust, trust_report
-
-        if ctx.log:
-            ctx.log("attribution trust checks ...")
-        save_trust(trust_report(run, sample=TRUST_SAMPLE, seed=ctx.seed, steps=STEPS, progress=ctx.progress),
-                   folder)
-    trust = json.loads(trust_json.read_text())
-    page.add(Section("trust", "How far to trust the maps", "attribution_trust.html", {
-        "trust": trust, "files": {k: f"attribution/{v}" for k, v in trust.get("files", {}).items()},
-    }, order=45))
-
-    from ..analysis.attribution.units import class_unit_summary, save_class_unit_summary
+    trust = trust_paths(folder)
+    if gallery_json.exists() or trust["json"].exists():
+        page = ctx.page("attribution.html", "Attribution", breadcrumbs=[(run.name, "index.html")],
+                        subtitle="What the model used for its decisions, and how far each map can be trusted.")
+        ctx.nav.append(("Attribution", "attribution.html"))
+        if gallery_json.exists():
+            page.add(gallery_section(load_gallery(gallery_json).to_dict()))
+        if trust["json"].exists():
+            page.add(Section("trust", "How far to trust the maps", "attribution_trust.html", {
+                "trust": load_trust(trust["json"]).to_dict(),
+                "files": {k: f"attribution/{p.name}" for k, p in trust.items() if k.endswith("_png")},
+            }, order=45))
 
     output_layer = run.layers[-1].name
     for info in run.layers:
         if info.name == output_layer or (ctx.layers and info.name not in ctx.layers):
             continue
-        summary_json = folder / f"class-units-{info.name}.json"
-        if not summary_json.exists():
-            save_class_unit_summary(class_unit_summary(run, info.name, per_class=UNIT_SUMMARY_PER_CLASS,
-                                                       steps=STEPS, seed=ctx.seed, progress=ctx.progress), folder)
-        summary = json.loads(summary_json.read_text())
+        paths = class_unit_summary_paths(folder, info.name)
+        if not paths["json"].exists():
+            continue
+        summary = load_class_unit_summary(paths["json"]).to_dict()
         for unit in range(info.units):
             classes = summary["by_unit"].get(f"{info.name}:{unit}", [])[:5]
             if classes:
@@ -72,5 +50,14 @@ def contribute(ctx: ReportContext) -> None:
         layer_page = ctx.page(f"{info.name}/index.html")
         layer_page.add(Section("class-units", "Which units make each class", "class_units.html", {
             "by_class": summary["by_class"], "layer": info.name, "method": summary["captum"],
-            "figure": f"attribution/class-units-{info.name}.png",
+            "figure": f"attribution/{paths['png'].name}",
         }, order=80))
+
+
+def gallery_section(gallery: dict) -> Section:
+    """The gallery's section: per class, its figure (``attribution/gallery/CLASS.png``) and the predictions."""
+    return Section("attribution", "Attribution gallery", "attribution_gallery.html", {
+        "methods": [gallery["method_titles"].get(m, m) for m in gallery["methods"]],
+        "entries": [{**e, "figure": f"attribution/gallery/{gallery_figure_name(e['class_name'])}"}
+                    for e in gallery["entries"]],
+    }, order=40)

@@ -1,20 +1,14 @@
-"""Input attribution: which pixels did the model use for one decision?
+"""The attribution methods: Captum's input-attribution classes under short names, and their settings.
 
-One verb for every method, as in Captum: :func:`attribute` takes a run (or a bare
-model), a batch of images and a target class, and returns an :class:`Attribution` whose
-maps are shaped like the inputs, one per method::
+:data:`METHODS` maps a short name to a :class:`Method` (the Captum class behind it and
+how its maps are shown); :func:`run_method` runs one on a chunk of images.
+:func:`interp.analysis.attribution.attribute.attribute` is the verb that uses them::
 
-    >>> run = interp.load_run("tutorial")
-    >>> images, labels = load_examples(run, [0, 1, 2])          # test images 0-2, uint8
     >>> attr = attribute(run, images, target=None, methods=["ig", "gradcam"], steps=32)
-    >>> attr.maps["ig"].shape                                    # like the inputs
-    torch.Size([3, 3, 32, 32])
-    >>> attr.completeness.max_relative_error < 0.05              # IG's sum vs f(x) - f(baseline)
-    True
-    >>> save_attribution(attr)                                   # reports/tutorial/attribution/...
+    >>> METHODS["ig"].captum, METHODS["ig"].reduce
+    ('IntegratedGradients', 'sum')
 
-The methods are Captum's, registered in :data:`METHODS` under short names. The name grid
-is the same one level down: ``ig`` is IntegratedGradients here and
+The name grid is the same one level down: ``ig`` is IntegratedGradients here and
 LayerIntegratedGradients in :mod:`interp.analysis.attribution.units`.
 
 =============== ========================================== ============ ========
@@ -35,25 +29,20 @@ The run's model takes normalised inputs, so baselines live in normalised space:
 dataset's mean colour (0 after normalisation), ``blur`` a Gaussian-blurred copy of the
 input. For a bare model (no normalisation known) ``black`` and ``mean`` are both zeros.
 The last column says how a map's channels fold into one value per pixel
-(:meth:`Attribution.pixel_map`): ``sum`` keeps IG's and DeepLift's completeness,
-``max`` is Simonyan et al.'s convention for gradient magnitudes, ``mean`` is for maps
-that are the same in every channel (Grad-CAM and occlusion, broadcast to the input).
+(:meth:`~interp.analysis.attribution.attribute.Attribution.pixel_map`): ``sum`` keeps IG's
+and DeepLift's completeness, ``max`` is Simonyan et al.'s convention for gradient
+magnitudes, ``mean`` is for maps that are the same in every channel (Grad-CAM and
+occlusion, broadcast to the input).
 
-Every Captum call runs inside :func:`no_new_hooks`, so the model is left with the hooks
-it had (normally none), also when a method raises.
+Every Captum call runs inside :func:`~interp.hooks.no_new_hooks`, so the model is left
+with the hooks it had (normally none), also when a method raises.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
-import json
-import re
-import sys
-import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -63,9 +52,7 @@ from torch import nn
 
 from ...errors import InterpError, unknown
 from ...hooks import eval_mode, get_module, no_new_hooks
-from ...io import npz_bytes, write_bytes, write_json
-from ...subject import Subject, as_subject as subject_of
-from ...plots import save_figure
+from ...subject import Subject
 
 # --------------------------------------------------------------------------- options
 
@@ -121,21 +108,6 @@ def make_options(options: AttributionOptions | None = None, **overrides: Any) ->
         if key not in valid:
             raise unknown("attribution option", key, valid)
     return replace(options, **overrides).check()
-
-
-# --------------------------------------------------------------------------- the subject
-
-
-def as_subject(run_or_model: Any) -> Subject:
-    """The :class:`~interp.subject.Subject` of a run or model, refusing runs that are not image classifiers."""
-    config = getattr(run_or_model, "config", None)
-    if config is not None and hasattr(run_or_model, "model") and config.task != "image-classification":
-        raise InterpError(f"run {run_or_model.name} is a {config.task} run; image attribution needs an "
-                          f"image classifier (for language models: "
-                          f"interp.analysis.attribution.tokens.attribute_tokens)")
-    if not isinstance(run_or_model, (Subject, nn.Module)) and config is None:
-        raise TypeError(f"expected a Run or an nn.Module, got {type(run_or_model).__name__}")
-    return subject_of(run_or_model)
 
 
 # --------------------------------------------------------------------------- warnings
@@ -348,198 +320,6 @@ def parse_methods(methods: str | Sequence[str] | None, subject: Subject | None =
     return list(dict.fromkeys(methods))
 
 
-# --------------------------------------------------------------------------- targets
-
-
-def resolve_class(value: int | str, classes: Sequence[str]) -> int:
-    """A class index from an index or a class name; an error listing the classes otherwise.
-
-    >>> resolve_class("circle", ["line", "circle"])
-    1
-    """
-    listing = ", ".join(f"{i}={c}" for i, c in enumerate(classes)) if classes else ""
-    if isinstance(value, str) and not value.lstrip("-").isdigit():
-        if value in classes:
-            return list(classes).index(value)
-        raise unknown("class name", value, classes)
-    index = int(value)
-    n = len(classes)
-    if n and not 0 <= index < n:
-        raise InterpError(f"class index {index} is out of range; classes: {listing}")
-    if index < 0:
-        raise InterpError(f"class index {index} is out of range (must be >= 0)")
-    return index
-
-
-def resolve_targets(target: Any, n: int, classes: Sequence[str], logits: torch.Tensor) -> torch.Tensor:
-    """Per-image target classes: ``None`` (the prediction), one class for all, or one per image."""
-    if target is None:
-        return logits.argmax(1).cpu()
-    if isinstance(target, (torch.Tensor, np.ndarray)) and target.ndim == 0:
-        target = int(target)
-    if isinstance(target, (int, str, np.integer)):
-        out = torch.full((n,), resolve_class(target, classes), dtype=torch.long)
-    else:
-        values = target.tolist() if isinstance(target, (torch.Tensor, np.ndarray)) else list(target)
-        if len(values) != n:
-            raise InterpError(f"got {len(values)} targets for {n} images; give one target or one per image")
-        out = torch.tensor([resolve_class(v, classes) for v in values], dtype=torch.long)
-    k = logits.shape[1]
-    if (out >= k).any():
-        raise InterpError(f"target {int(out.max())} is out of range for a model with {k} outputs")
-    return out
-
-
-# --------------------------------------------------------------------------- the result
-
-
-@dataclass
-class Attribution:
-    """Maps for a batch of images, one per method, each shaped like the inputs.
-
-    ``maps[method][i]`` explains ``targets[i]`` for image ``i``; ``pixel_map(method)``
-    folds the channels into one value per pixel for plotting and ranking.
-    """
-
-    inputs: torch.Tensor
-    """(N, C, H, W) the model's (normalised) inputs."""
-    images: torch.Tensor
-    """(N, C, H, W) the same images in [0, 1], for display."""
-    targets: torch.Tensor
-    """(N,) the class each map explains."""
-    probs: torch.Tensor
-    """(N, K) softmax of the model's output."""
-    maps: dict[str, torch.Tensor]
-    baselines: torch.Tensor
-    """(N, C, H, W) the reference inputs of ig, deeplift and occlusion."""
-    classes: list[str] = field(default_factory=list)
-    labels: torch.Tensor | None = None
-    """(N,) the true classes, where known (dataset images)."""
-    sources: list[str] = field(default_factory=list)
-    """Where each image came from: ``test:17``, a file path, ..."""
-    options: AttributionOptions = field(default_factory=AttributionOptions)
-    completeness: Any = None
-    """:class:`~interp.analysis.attribution.trust.Completeness` of the IG maps (when ``ig`` ran)."""
-    seconds: dict[str, float] = field(default_factory=dict)
-    """Wall time per method for the whole batch."""
-    run: str | None = None
-    gradcam_layer: str | None = None
-
-    @property
-    def methods(self) -> list[str]:
-        return list(self.maps)
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def class_name(self, index: int) -> str:
-        return self.classes[index] if 0 <= index < len(self.classes) else str(index)
-
-    def pixel_map(self, method: str) -> torch.Tensor:
-        """(N, H, W): the method's map with channels folded as its registry entry says."""
-        if method not in self.maps:
-            raise unknown("method", method, self.methods)
-        m = self.maps[method]
-        how = METHODS[method].reduce if method in METHODS else "sum"
-        if how == "max":
-            return m.abs().amax(1)
-        if how == "mean":
-            return m.mean(1)
-        return m.sum(1)
-
-    def top(self, k: int = 5) -> list[list[tuple[str, float]]]:
-        """Per image, the ``k`` most probable classes with their probabilities."""
-        k = min(k, self.probs.shape[1])
-        values, indices = self.probs.topk(k, dim=1)
-        return [[(self.class_name(int(i)), float(v)) for v, i in zip(vs, idx)] for vs, idx in zip(values, indices)]
-
-    def summary(self) -> list[dict]:
-        """One plain dict per image: source, label, target, top-5, IG completeness."""
-        rows = []
-        top = self.top(5)
-        for i in range(len(self)):
-            row = {
-                "source": self.sources[i] if i < len(self.sources) else f"#{i}",
-                "target": self.class_name(int(self.targets[i])),
-                "target_index": int(self.targets[i]),
-                "target_prob": float(self.probs[i, self.targets[i]]),
-                "top5": [{"class": c, "prob": p} for c, p in top[i]],
-            }
-            if self.labels is not None:
-                row["label"] = self.class_name(int(self.labels[i]))
-            if self.completeness is not None:
-                row["ig_completeness"] = self.completeness.row(i)
-            rows.append(row)
-        return rows
-
-
-# --------------------------------------------------------------------------- the verb
-
-
-def attribute(run_or_model: Any, inputs: torch.Tensor, target: Any = None,
-              methods: str | Sequence[str] | None = None, *, labels: torch.Tensor | None = None,
-              sources: Sequence[str] | None = None, normalized: bool = False, progress: bool = False,
-              options: AttributionOptions | None = None, **overrides: Any) -> Attribution:
-    """Attribute the model's output for ``target`` to the input pixels with each method.
-
-    ``run_or_model``: a run (images are uint8 or [0, 1] and get the run's normalisation)
-    or an ``nn.Module`` (inputs are used as given). ``inputs``: (N, C, H, W) or (C, H, W).
-    ``target``: ``None`` for each image's predicted class, a class index or name for
-    all, or one per image. ``methods``: names from :data:`METHODS` (default: all that
-    apply). ``normalized=True``: the inputs are already model inputs (an earlier
-    result's ``inputs``). Keyword options: see :class:`AttributionOptions` (``steps=32``,
-    ``baseline="mean"``, ``window=8`` ...).
-
-    >>> attr = attribute(run, images, target="circle", methods="ig,occlusion", steps=32)
-    >>> attr.pixel_map("ig").shape
-    torch.Size([4, 32, 32])
-    """
-    from tqdm.auto import tqdm
-
-    subject = as_subject(run_or_model)
-    opts = make_options(options, **overrides)
-    names = parse_methods(methods, subject)
-    x = _check_inputs(subject, inputs, normalized)
-    model = subject.model
-    with eval_mode(model), torch.no_grad():
-        logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
-    probs = logits.float().softmax(1).cpu()
-    targets = resolve_targets(target, len(x), subject.classes, logits)
-    baselines = make_baseline(subject, x, opts.baseline)
-    layer = gradcam_layer(subject, opts) if "gradcam" in names else None
-    if layer is not None:
-        get_module(model, layer)  # an unknown --layer fails before any work
-
-    maps: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    seconds = dict.fromkeys(names, 0.0)
-    chunks = range(0, len(x), opts.batch_size)
-    bar = tqdm(total=len(chunks) * len(names), desc="attribution", disable=not progress or None, leave=False)
-    try:
-        for start in chunks:
-            stop = start + opts.batch_size
-            call = MethodCall(subject, x[start:stop], targets[start:stop].to(x.device), baselines[start:stop],
-                              opts, start)
-            for name in names:
-                t0 = time.perf_counter()
-                maps[name].append(run_method(name, call).detach().cpu())
-                seconds[name] += time.perf_counter() - t0
-                bar.update(1)
-    finally:
-        bar.close()
-    result = Attribution(
-        inputs=x.detach().cpu(), images=subject.to_display(x).detach().cpu(), targets=targets, probs=probs,
-        maps={n: torch.cat(v) for n, v in maps.items()}, baselines=baselines.detach().cpu(),
-        classes=list(subject.classes), labels=None if labels is None else torch.as_tensor(labels).cpu(),
-        sources=list(sources) if sources is not None else [f"#{i}" for i in range(len(x))],
-        options=opts, seconds=seconds, run=subject.run_name, gradcam_layer=layer,
-    )
-    if "ig" in names:
-        from .trust import ig_completeness
-
-        result.completeness = ig_completeness(model, x, result.baselines.to(x.device), targets, result.maps["ig"])
-    return result
-
-
 def run_method(name: str, call: MethodCall) -> torch.Tensor:
     """One registered method on one chunk, in eval mode, leaving no hooks behind."""
     method = METHODS[name]
@@ -550,277 +330,3 @@ def run_method(name: str, call: MethodCall) -> torch.Tensor:
     return maps
 
 
-def _check_inputs(subject: Subject, inputs: torch.Tensor, normalized: bool = False) -> torch.Tensor:
-    if not isinstance(inputs, torch.Tensor):
-        raise TypeError(f"inputs must be a tensor, got {type(inputs).__name__}")
-    if inputs.dim() == 3:
-        inputs = inputs.unsqueeze(0)
-    if inputs.dim() != 4 or len(inputs) == 0:
-        raise InterpError(f"expected a batch of images (N, C, H, W), got shape {tuple(inputs.shape)}")
-    if subject.input_shape and tuple(inputs.shape[1:]) != tuple(subject.input_shape):
-        c, h, w = subject.input_shape
-        raise InterpError(f"images are {tuple(inputs.shape[1:])}, but the model expects {c}x{h}x{w} (C x H x W)")
-    if normalized:
-        return inputs.to(subject.device).float()
-    return subject.to_model_input(inputs)
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def load_examples(run: Any, indices: Sequence[int], split: str = "test", *, data: Any = None,
-                  progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images and labels of dataset examples ``indices`` from ``split`` (test or train).
-
-    ``data`` may be an already loaded :class:`~interp.data.ImageData` (saves reloading).
-    """
-    if split not in ("test", "train"):
-        raise unknown("split", split, ["test", "train"])
-    data = data if data is not None else run.load_data(progress=progress, split="test" if split == "test" else "both")
-    x, y = (data.test_x, data.test_y) if split == "test" else (data.train_x, data.train_y)
-    for i in indices:
-        if not 0 <= int(i) < len(x):
-            raise InterpError(f"index {i} is out of range: the {split} split has {len(x)} images (0-{len(x) - 1})")
-    idx = torch.as_tensor([int(i) for i in indices], dtype=torch.long)
-    return x[idx], y[idx]
-
-
-def read_image(path: str | Path, input_shape: Sequence[int], *,
-               notice: Callable[[str], None] | None = None) -> torch.Tensor:
-    """An image file as a uint8 (1, C, H, W) tensor in the model's input shape.
-
-    A missing or unreadable file is an :class:`InterpError` naming it; an image of
-    another size is resized (bilinear) with a notice, since resizing changes what the
-    model sees.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    notice = notice or (lambda text: print(text, file=sys.stderr))
-    path = Path(path).expanduser()
-    c, h, w = input_shape
-    if not path.is_file():
-        raise InterpError(f"image file {path} not found" + (" (it is a folder)" if path.is_dir() else ""))
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if c == 1 else "RGB")
-            img.load()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise InterpError(f"cannot read image file {path}: {e}") from None
-    if img.size != (w, h):
-        notice(f"note: {path} is {img.size[0]}x{img.size[1]} px; the model expects {w}x{h} px, "
-               f"so it was resized to {w}x{h}")
-        img = img.resize((w, h), Image.BILINEAR)
-    array = np.asarray(img, dtype=np.uint8)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).contiguous()
-
-
-# --------------------------------------------------------------------------- save / load / plot
-
-
-def attribution_dir(run_name: str | None, root: Path | None = None) -> Path:
-    """``reports/RUN/attribution``: where this area's results go."""
-    from ...runs import reports_dir
-
-    if not run_name:
-        raise InterpError("a result from a bare model has no run name; pass directory= to save it")
-    return (Path(root) if root is not None else reports_dir()) / run_name / "attribution"
-
-
-def default_name(attr: Attribution) -> str:
-    """A file stem from the sources: ``test-17``, ``cat``, or ``batch-8``."""
-    if len(attr.sources) == 1:
-        stem = Path(attr.sources[0]).stem if ("/" in attr.sources[0] or "." in attr.sources[0]) else attr.sources[0]
-        return safe_name(stem)
-    return f"batch-{len(attr)}"
-
-
-def safe_name(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "attribution"
-
-
-def save_attribution(attr: Attribution, directory: str | Path | None = None, name: str | None = None, *,
-                     figure: bool = True) -> dict[str, Path]:
-    """Write ``NAME.json`` (summary), ``NAME.npz`` (every tensor) and ``NAME.png`` (the figure).
-
-    Default folder: ``reports/RUN/attribution/``. Returns the paths by kind.
-    """
-    directory = Path(directory) if directory is not None else attribution_dir(attr.run)
-    name = safe_name(name or default_name(attr))
-    paths = {"json": directory / f"{name}.json", "npz": directory / f"{name}.npz"}
-    arrays = {
-        "inputs": attr.inputs.numpy().astype(np.float32), "images": attr.images.numpy().astype(np.float32),
-        "targets": attr.targets.numpy(), "probs": attr.probs.numpy(), "baselines": attr.baselines.numpy(),
-        **{f"map:{m}": v.numpy().astype(np.float32) for m, v in attr.maps.items()},
-    }
-    if attr.labels is not None:
-        arrays["labels"] = attr.labels.numpy()
-    write_bytes(paths["npz"], npz_bytes(arrays))
-    if figure:
-        from .plots import plot_attribution
-
-        paths["png"] = directory / f"{name}.png"
-        save_figure(plot_attribution(attr), paths["png"])
-    meta = {
-        "kind": "attribution", "run": attr.run, "classes": attr.classes, "methods": attr.methods,
-        "method_titles": {m: METHODS[m].title for m in attr.methods if m in METHODS},
-        "captum": {m: METHODS[m].captum for m in attr.methods if m in METHODS},
-        "sources": attr.sources, "options": asdict(attr.options), "seconds": attr.seconds,
-        "gradcam_layer": attr.gradcam_layer, "images": attr.summary(),
-        "completeness": attr.completeness.to_dict() if attr.completeness is not None else None,
-        "files": {k: p.name for k, p in paths.items() if k != "json"},
-    }
-    write_json(paths["json"], meta)
-    return paths
-
-
-def load_attribution(path: str | Path) -> Attribution:
-    """Read what :func:`save_attribution` wrote (give the .json, the .npz or the common stem)."""
-    from .trust import Completeness
-
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".json", ".npz", ".png") else path
-    meta_file, npz_file = stem.with_suffix(".json"), stem.with_suffix(".npz")
-    for f in (meta_file, npz_file):
-        if not f.is_file():
-            raise InterpError(f"{f} not found; save an attribution first (interp attribute ...)")
-    try:
-        meta = json.loads(meta_file.read_text())
-        with np.load(npz_file, allow_pickle=False) as z:
-            arrays = {k: torch.from_numpy(z[k]) for k in z.files}
-    except (json.JSONDecodeError, OSError, ValueError) as e:
-        raise InterpError(f"{stem}.json/.npz is corrupt: {e}") from None
-    maps = {m: arrays[f"map:{m}"] for m in meta["methods"]}
-    comp = meta.get("completeness")
-    return Attribution(
-        inputs=arrays["inputs"], images=arrays["images"], targets=arrays["targets"], probs=arrays["probs"],
-        maps=maps, baselines=arrays["baselines"], classes=meta["classes"], labels=arrays.get("labels"),
-        sources=meta["sources"], options=make_options(**meta["options"]), seconds=meta["seconds"],
-        completeness=Completeness.from_dict(comp) if comp else None, run=meta["run"],
-        gradcam_layer=meta.get("gradcam_layer"),
-    )
-
-
-# --------------------------------------------------------------------------- gallery
-
-
-@dataclass
-class GalleryEntry:
-    """One class's row of the gallery: which test images, and where its figure is."""
-
-    class_name: str
-    indices: list[int]
-    predictions: list[str]
-    probs: list[float]
-    figure: str
-    """File name of the PNG, relative to the gallery folder."""
-
-
-@dataclass
-class Gallery:
-    """A few test images per class with every method's map (for the model page)."""
-
-    run: str
-    methods: list[str]
-    entries: list[GalleryEntry]
-    attribution: Attribution
-    directory: Path | None = None
-    seed: int = 0
-    """Seed of the choice of images within each class."""
-    class_counts: dict[str, int] = field(default_factory=dict)
-
-    def to_dict(self) -> dict:
-        return {"kind": "attribution-gallery", "run": self.run, "methods": self.methods,
-                "method_titles": {m: METHODS[m].title for m in self.methods},
-                "entries": [asdict(e) for e in self.entries], "data": "gallery.npz",
-                "seed": self.seed, "class_counts": dict(self.class_counts)}
-
-
-def attribution_gallery(run: Any, per_class: int = 2, methods: str | Sequence[str] | None = None, *,
-                        data: Any = None, directory: str | Path | None = None, save: bool = True,
-                        seed: int = 0, progress: bool = False, **options: Any) -> Gallery:
-    """Attribute ``per_class`` test images of every class (target: the prediction), a seeded random
-    choice within each class (:func:`~interp.data.samples.per_class_sample`), not its first images.
-    ``seed`` also seeds SmoothGrad's noise (as ``attribute(seed=...)``).
-
-    Saves ``gallery/gallery.json`` (index), ``gallery/gallery.npz`` (every map) and one
-    PNG per class under ``reports/RUN/attribution/``; the report links the PNGs.
-    """
-    if per_class < 1:
-        raise InterpError(f"per_class must be at least 1, got {per_class}")
-    subject = as_subject(run)
-    data = data if data is not None else run.load_data(progress=progress, split="test")
-    from ...data.samples import per_class_sample
-
-    known = (data.test_y >= 0) & (data.test_y < len(subject.classes))  # the classes the model has
-    drawn = per_class_sample(data.test_y[known], per_class, seed=seed, classes=subject.classes)
-    picked = known.nonzero().flatten()[drawn.indices]
-    chosen = sorted(picked.tolist(), key=lambda i: (int(data.test_y[i]), i))  # grouped by class
-    images, labels = load_examples(run, chosen, "test", data=data)
-    attr = attribute(run, images, None, methods, labels=labels, sources=[f"test:{i}" for i in chosen],
-                     progress=progress, seed=seed, **options)
-    from .plots import plot_attribution
-
-    entries = []
-    folder = Path(directory) if directory is not None else attribution_dir(subject.run_name) / "gallery"
-    for k, name in enumerate(subject.classes):
-        rows = [i for i in range(len(attr)) if int(attr.labels[i]) == k]
-        if not rows:
-            continue
-        figure = f"{safe_name(name)}.png"
-        entries.append(GalleryEntry(name, [chosen[i] for i in rows],
-                                    [attr.class_name(int(attr.targets[i])) for i in rows],
-                                    [float(attr.probs[i, attr.targets[i]]) for i in rows], figure))
-        if save:
-            save_figure(plot_attribution(subset(attr, rows)), folder / figure)
-    gallery = Gallery(subject.run_name or "model", attr.methods, entries, attr, folder if save else None, seed,
-                      drawn.class_counts)
-    if save:
-        save_attribution(attr, folder, "gallery", figure=False)
-        index = gallery.to_dict()
-        meta = json.loads((folder / "gallery.json").read_text())
-        write_json(folder / "gallery.json", {**meta, **index})
-    return gallery
-
-
-def subset(attr: Attribution, rows: Sequence[int]) -> Attribution:
-    """The same result restricted to images ``rows``."""
-    idx = torch.as_tensor(list(rows), dtype=torch.long)
-    comp = attr.completeness.subset(idx) if attr.completeness is not None else None
-    return replace(attr, inputs=attr.inputs[idx], images=attr.images[idx], targets=attr.targets[idx],
-                   probs=attr.probs[idx], maps={m: v[idx] for m, v in attr.maps.items()},
-                   baselines=attr.baselines[idx], labels=None if attr.labels is None else attr.labels[idx],
-                   sources=[attr.sources[i] for i in rows], completeness=comp)
-
-
-# --------------------------------------------------------------------------- demo
-
-
-def demo_stage(ctx: Any) -> None:
-    """Demo: one attribution figure, the gallery, the trust checks and the class-to-unit summaries."""
-    from .trust import save_trust, trust_report
-    from .units import class_unit_summary, save_class_unit_summary
-
-    run = ctx.run
-    data = run.load_data(progress=False, split="test")
-    quick = getattr(ctx, "quick", False)
-    steps = 16 if quick else 32
-    images, labels = load_examples(run, [0], data=data)
-    attr = attribute(run, images, labels=labels, sources=["test:0"], steps=steps)
-    paths = save_attribution(attr)
-    print(f"   test:0 is {attr.class_name(int(labels[0]))}; predicted {attr.top(1)[0][0][0]} "
-          f"({attr.top(1)[0][0][1]:.0%}); IG completeness error {attr.completeness.max_relative_error:.2%}")
-    gallery = attribution_gallery(run, per_class=1 if quick else 2, data=data, steps=steps)
-    trust = trust_report(run, sample=4 if quick else 16, data=data, steps=steps)
-    trust_paths = save_trust(trust)
-    print("   " + trust.headline())
-    for layer in [info.name for info in run.layers][:-1]:  # every layer but the output (for the unit pages)
-        summary = class_unit_summary(run, layer, per_class=5 if quick else 20, data=data, steps=steps)
-        save_class_unit_summary(summary)
-        if layer == "conv2":
-            print("   units that make each class, conv2: " + "; ".join(
-                f"{c} {summary.top_units(c, 1)[0]['unit']}" for c in summary.classes[:4]) + " ...")
-    ctx.outputs["attribution figure"] = paths["png"]
-    ctx.outputs["attribution gallery"] = gallery.directory
-    ctx.outputs["attribution trust"] = trust_paths["curves_png"]

@@ -11,24 +11,20 @@ Tokens after ``position`` get exactly zero: the model is causal.
 >>> result = attribute_tokens(run, "ROMEO:\\nWhat say")     # explain the next character
 >>> result.target_label, [(t, round(s, 2)) for t, s in zip(result.labels, result.scores.tolist())][-3:]
 >>> result.relative_error                                 # completeness, as for images
->>> save_token_attribution(result)                        # reports/RUN/attribution/tokens-*.{json,png}
+>>> interp.results.attribution.save_token_attribution(result)   # reports/RUN/attribution/tokens-*.{json,png}
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
 from ...errors import InterpError, unknown
-from ...io import write_json
-from ...plots import save_figure
 from ...hooks import eval_mode, no_new_hooks
-from .methods import attribution_dir, quiet_captum, safe_name
+from .methods import quiet_captum
 
 
 @dataclass
@@ -60,7 +56,7 @@ class TokenAttribution:
         return abs(float(self.scores.sum()) - self.output_difference) / max(abs(self.output_difference), 1e-6)
 
     def to_dict(self) -> dict:
-        return {"kind": "token-attribution", "run": self.run, "prompt": self.prompt, "tokens": self.tokens.tolist(),
+        return {"run": self.run, "prompt": self.prompt, "tokens": self.tokens.tolist(),
                 "labels": self.labels, "scores": self.scores.tolist(), "target": self.target,
                 "target_label": self.target_label, "position": self.position,
                 "top5": [{"token": t, "prob": p} for t, p in self.top], "output_difference": self.output_difference,
@@ -162,31 +158,3 @@ def attribute_tokens(run_or_model: Any, prompt: str | torch.Tensor, target: int 
         ids[0].cpu(), vocab.labels(ids[0].cpu()), scores, t, vocab.labels([t])[0], pos,
         [(vocab.labels([int(i)])[0], float(v)) for v, i in zip(values, indices)],
         float(logits[t] - base_logits[t]), vocab.labels([base_id])[0], steps, run_name, text)
-
-
-# --------------------------------------------------------------------------- save / load
-
-
-def save_token_attribution(result: TokenAttribution, directory: str | Path | None = None,
-                           name: str | None = None) -> dict[str, Path]:
-    """``tokens-NAME.json`` (tokens, scores, completeness), ``.png`` (coloured tokens) and ``.html`` (a snippet)."""
-    from ...io import write_text
-    from .plots import plot_tokens, token_html
-
-    directory = Path(directory) if directory is not None else attribution_dir(result.run)
-    stem = "tokens-" + safe_name(name or result.prompt[:24] or "prompt")
-    paths = {"json": directory / f"{stem}.json", "png": directory / f"{stem}.png", "html": directory / f"{stem}.html"}
-    save_figure(plot_tokens(result), paths["png"])
-    write_text(paths["html"], token_html(result) + "\n")
-    write_json(paths["json"], {**result.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
-    return paths
-
-
-def load_token_attribution(path: str | Path) -> TokenAttribution:
-    path = Path(path).with_suffix(".json")
-    if not path.is_file():
-        raise InterpError(f"{path} not found; compute it first (interp attribute-tokens)")
-    try:
-        return TokenAttribution.from_dict(json.loads(path.read_text()))
-    except (json.JSONDecodeError, KeyError) as e:
-        raise InterpError(f"{path} is corrupt: {e}") from None

@@ -3,7 +3,8 @@
 1. **Completeness** (Integrated Gradients): the attributions should sum to the change
    in the target's output between the baseline and the input,
    ``sum(IG) = f(x) - f(baseline)``. :func:`ig_completeness` reports both sides and the
-   relative error; :func:`~interp.analysis.attribution.methods.attribute` attaches it to every
+   relative error (:mod:`~interp.analysis.attribution.completeness`);
+   :func:`~interp.analysis.attribution.attribute.attribute` attaches it to every
    IG result. A large error means too few ``steps``.
 2. **Deletion and insertion** (Petsiuk et al., RISE, 2018): remove the pixels a map
    ranks highest first (deletion: replaced by a black image) and watch the target's
@@ -19,15 +20,13 @@
 
 >>> report = trust_report(run, sample=16, steps=32)
 >>> report.curves.auc("deletion")["ig"], report.sanity.mean()["ig"]
->>> save_trust(report)          # reports/RUN/attribution/trust.{json,npz} + two PNGs
+>>> interp.results.attribution.save_trust(report)   # reports/RUN/attribution/trust.{json,npz} + two PNGs
 """
 
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,75 +35,11 @@ from torch import nn
 
 from ...data.samples import Sample, random_sample, stratified_sample
 from ...errors import InterpError, unknown
-from ...io import write_bytes, write_json
-from ...plots import save_figure
 from ...hooks import eval_mode
-from ...io import npz_bytes
-from .methods import METHODS, Attribution, as_subject, attribute, attribution_dir, load_examples, make_baseline, parse_methods
-
-# --------------------------------------------------------------------------- completeness
-
-
-@dataclass
-class Completeness:
-    """Both sides of IG's completeness axiom, per image."""
-
-    attribution_sum: torch.Tensor
-    """(N,) the sum of each IG map."""
-    output_difference: torch.Tensor
-    """(N,) f(x)[target] - f(baseline)[target], on the model's output (logits)."""
-
-    @property
-    def delta(self) -> torch.Tensor:
-        return self.attribution_sum - self.output_difference
-
-    @property
-    def relative_error(self) -> torch.Tensor:
-        """|sum - difference| / |difference| (the difference floored at 1e-6)."""
-        return self.delta.abs() / self.output_difference.abs().clamp_min(1e-6)
-
-    @property
-    def max_relative_error(self) -> float:
-        return float(self.relative_error.max())
-
-    def ok(self, tolerance: float = 0.01) -> bool:
-        return self.max_relative_error <= tolerance
-
-    def row(self, i: int) -> dict:
-        return {"attribution_sum": float(self.attribution_sum[i]),
-                "output_difference": float(self.output_difference[i]),
-                "relative_error": float(self.relative_error[i])}
-
-    def subset(self, idx: torch.Tensor) -> "Completeness":
-        return Completeness(self.attribution_sum[idx], self.output_difference[idx])
-
-    def to_dict(self) -> dict:
-        return {"attribution_sum": self.attribution_sum.tolist(),
-                "output_difference": self.output_difference.tolist(),
-                "relative_error": self.relative_error.tolist(),
-                "max_relative_error": self.max_relative_error}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Completeness":
-        return cls(torch.tensor(d["attribution_sum"], dtype=torch.float64),
-                   torch.tensor(d["output_difference"], dtype=torch.float64))
-
-
-def ig_completeness(model: nn.Module, inputs: torch.Tensor, baselines: torch.Tensor, targets: torch.Tensor,
-                    attributions: torch.Tensor) -> Completeness:
-    """Compare the sum of IG ``attributions`` with ``f(inputs) - f(baselines)`` for ``targets``.
-
-    >>> c = ig_completeness(model, x, torch.zeros_like(x), targets, ig_maps)
-    >>> c.relative_error  # one value per image
-    """
-    device = inputs.device
-    idx = torch.arange(len(inputs), device=device)
-    t = targets.to(device)
-    with eval_mode(model), torch.no_grad():
-        difference = model(inputs)[idx, t] - model(baselines.to(device))[idx, t]
-    total = attributions.to(device).flatten(1).sum(1)
-    return Completeness(total.double().cpu(), difference.double().cpu())
-
+from .attribute import Attribution, as_subject, attribute
+from .completeness import Completeness
+from .inputs import load_dataset_images
+from .methods import METHODS, make_baseline, parse_methods
 
 # --------------------------------------------------------------------------- deletion / insertion
 
@@ -128,14 +63,15 @@ class PerturbationCurves:
 
     def auc_per_image(self, kind: str) -> dict[str, np.ndarray]:
         """method -> (N,) area under the curve, in [0, 1] (trapezoid rule)."""
-        curves = self._kind(kind)
+        curves = self.by_kind(kind)
         return {m: np.trapezoid(c, self.fractions, axis=1) for m, c in curves.items()}
 
     def auc(self, kind: str) -> dict[str, float]:
         """method -> mean AUC over the images. Deletion: lower is better; insertion: higher."""
         return {m: float(v.mean()) for m, v in self.auc_per_image(kind).items()}
 
-    def _kind(self, kind: str) -> dict[str, np.ndarray]:
+    def by_kind(self, kind: str) -> dict[str, np.ndarray]:
+        """method -> (N, S+1) curves of ``kind``: deletion or insertion."""
         if kind not in ("deletion", "insertion"):
             raise unknown("curve", kind, ["deletion", "insertion"])
         return self.deletion if kind == "deletion" else self.insertion
@@ -348,7 +284,7 @@ class TrustReport:
         return "; ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"kind": "attribution-trust", "run": self.run, "sources": self.sources, "methods": self.methods,
+        return {"run": self.run, "sources": self.sources, "methods": self.methods,
                 "options": self.options, "table": self.table(),
                 "completeness": self.completeness.to_dict() if self.completeness is not None else None,
                 "curves": self.curves.to_dict(), "sanity": self.sanity.to_dict()}
@@ -378,13 +314,13 @@ def trust_report(run: Any, sample: int = 16, methods: Any = None, *, data: Any =
                  curve_steps: int = 32, progress: bool = False, **options: Any) -> TrustReport:
     """Run the three checks on ``sample`` random test images (targets: the model's predictions).
 
-    ``options`` go to :func:`~interp.analysis.attribution.methods.attribute` (``steps``, ``baseline`` ...).
+    ``options`` go to :func:`~interp.analysis.attribution.attribute.attribute` (``steps``, ``baseline`` ...).
     """
     subject = as_subject(run)
     data = data if data is not None else run.load_data(progress=progress, split="test")
     drawn = draw_sample(len(data.test_y), sample, seed, data.test_y, getattr(data, "classes", None))
     indices = drawn.indices.tolist()
-    images, labels = load_examples(run, indices, "test", data=data)
+    images, labels = load_dataset_images(run, indices, "test", data=data)
     names = parse_methods(methods, subject)
     attr = attribute(run, images, None, names, labels=labels, sources=[f"test:{i}" for i in indices],
                      progress=progress, **options)
@@ -395,61 +331,3 @@ def trust_report(run: Any, sample: int = 16, methods: Any = None, *, data: Any =
                         "class_counts": drawn.class_counts, "sampling": drawn.describe(), **asdict(attr.options)})
 
 
-# --------------------------------------------------------------------------- save / load / plot
-
-
-def save_trust(report: TrustReport, directory: str | Path | None = None) -> dict[str, Path]:
-    """Write ``trust.json``, ``trust.npz`` (curves, correlations, maps) and two PNGs."""
-    directory = Path(directory) if directory is not None else attribution_dir(report.run)
-    paths = {"json": directory / "trust.json", "npz": directory / "trust.npz",
-             "curves_png": directory / "trust-deletion-insertion.png",
-             "sanity_png": directory / "trust-randomization.png"}
-    arrays = {"fractions": report.curves.fractions}
-    for m in report.curves.methods:
-        arrays[f"deletion:{m}"] = report.curves.deletion[m]
-        arrays[f"insertion:{m}"] = report.curves.insertion[m]
-    for m in report.sanity.methods:
-        arrays[f"spearman:{m}"] = report.sanity.correlations[m]
-        if m in report.sanity.trained_maps:
-            arrays[f"trained_map:{m}"] = report.sanity.trained_maps[m].astype(np.float32)
-            arrays[f"random_map:{m}"] = report.sanity.random_maps[m].astype(np.float32)
-    if report.completeness is not None:
-        arrays["ig_sum"] = report.completeness.attribution_sum.numpy()
-        arrays["ig_difference"] = report.completeness.output_difference.numpy()
-    write_bytes(paths["npz"], npz_bytes(arrays))
-    from .plots import plot_curves, plot_sanity
-
-    save_figure(plot_curves(report.curves), paths["curves_png"])
-    save_figure(plot_sanity(report.sanity), paths["sanity_png"])
-    write_json(paths["json"], {**report.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
-    return paths
-
-
-def load_trust(path: str | Path) -> TrustReport:
-    """Read what :func:`save_trust` wrote (the folder or its ``trust.json``)."""
-    path = Path(path)
-    folder = path if path.is_dir() else path.parent
-    meta_file, npz_file = folder / "trust.json", folder / "trust.npz"
-    for f in (meta_file, npz_file):
-        if not f.is_file():
-            raise InterpError(f"{f} not found; run the trust checks first (interp attribute-trust)")
-    try:
-        meta = json.loads(meta_file.read_text())
-        with np.load(npz_file, allow_pickle=False) as z:
-            a = {k: z[k] for k in z.files}
-    except (json.JSONDecodeError, OSError, ValueError) as e:
-        raise InterpError(f"{folder}/trust.json/.npz is corrupt: {e}") from None
-    cmeta = meta["curves"]
-    curve_methods = [k.split(":", 1)[1] for k in a if k.startswith("deletion:")]
-    curves = PerturbationCurves(a["fractions"], {m: a[f"deletion:{m}"] for m in curve_methods},
-                                {m: a[f"insertion:{m}"] for m in curve_methods},
-                                cmeta["deletion_baseline"], cmeta["insertion_baseline"])
-    smeta = meta["sanity"]
-    sanity_methods = list(smeta["spearman"])
-    sanity = SanityCheck({m: a[f"spearman:{m}"] for m in sanity_methods},
-                         {m: a[f"trained_map:{m}"] for m in sanity_methods if f"trained_map:{m}" in a},
-                         {m: a[f"random_map:{m}"] for m in sanity_methods if f"random_map:{m}" in a},
-                         smeta["absolute"], smeta["seed"])
-    completeness = (Completeness(torch.from_numpy(a["ig_sum"]), torch.from_numpy(a["ig_difference"]))
-                    if "ig_sum" in a else None)
-    return TrustReport(meta["run"], meta["sources"], meta["methods"], completeness, curves, sanity, meta["options"])

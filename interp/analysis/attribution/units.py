@@ -9,6 +9,7 @@ attribution +2 moved the target's logit up by about 2.
 
 >>> result = unit_attribution(run, images, target="circle", layer="conv2")
 >>> result.ranking(top=3)            # [{'unit': 'conv2:5', 'index': 5, 'attribution': 1.9}, ...]
+>>> over_class = class_unit_attribution(run, "circle", layer="conv2", per_class=50)   # its test images
 >>> summary = class_unit_summary(run, "conv2", per_class=50)
 >>> summary.top_units("circle", 5)   # which conv2 units make a circle
 >>> summary.top_classes(5)           # for conv2:5's unit page: the classes it contributes to most
@@ -16,22 +17,17 @@ attribution +2 moved the target's logit up by about 2.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from ...errors import InterpError, unknown
-from ...hooks import get_module
-from ...io import write_bytes, write_json
-from ...plots import save_figure
-from ...hooks import eval_mode, no_new_hooks
-from ...io import npz_bytes
-from .methods import (_check_inputs, as_subject, attribution_dir, load_examples, make_baseline, make_options,
-                      quiet_captum, resolve_class, resolve_targets)
+from ...hooks import eval_mode, get_module, no_new_hooks
+from .attribute import as_subject, check_inputs, resolve_class, resolve_targets
+from .inputs import load_dataset_images
+from .methods import make_baseline, make_options, quiet_captum
 
 UNIT_METHODS: dict[str, str] = {
     "ig": "LayerIntegratedGradients",
@@ -90,7 +86,7 @@ class UnitAttribution:
         return rank_units(self.mean(), self.layer, top, sign)
 
     def to_dict(self, top: int = 10) -> dict:
-        return {"kind": "unit-attribution", "run": self.run, "layer": self.layer, "method": self.method,
+        return {"run": self.run, "layer": self.layer, "method": self.method,
                 "captum": UNIT_METHODS[self.method], "classes": self.classes, "sources": self.sources,
                 "targets": [self.classes[t] if t < len(self.classes) else t for t in self.targets.tolist()],
                 "options": self.options, "mean": self.mean().tolist(),
@@ -124,7 +120,7 @@ def unit_attribution(run_or_model: Any, inputs: torch.Tensor, target: Any = None
         raise unknown("unit attribution method", method, UNIT_METHODS)
     layer = check_layer(subject, layer)
     model = subject.model
-    x = _check_inputs(subject, inputs, normalized)
+    x = check_inputs(subject, inputs, normalized)
     with eval_mode(model), torch.no_grad():
         logits = torch.cat([model(x[i:i + 256]) for i in range(0, len(x), 256)])
     targets = resolve_targets(target, len(x), subject.classes, logits)
@@ -149,6 +145,30 @@ def unit_attribution(run_or_model: Any, inputs: torch.Tensor, target: Any = None
     return UnitAttribution(layer, method, torch.cat(scores), targets, difference, list(subject.classes),
                            list(sources) if sources is not None else [f"#{i}" for i in range(len(x))],
                            subject.run_name, {"steps": opts.steps, "baseline": opts.baseline})
+
+
+def class_unit_attribution(run: Any, class_: int | str, *, layer: str, per_class: int = 50, method: str = "ig",
+                           steps: int = 32, baseline: str = "black", data: Any = None, seed: int = 0,
+                           progress: bool = False) -> UnitAttribution:
+    """:func:`unit_attribution` of a class over (up to) ``per_class`` of its test images (target: the class).
+
+    The images are a seeded random choice within the class (``seed``), not its first ones,
+    sorted so that the result does not depend on the draw order.
+    """
+    from ...data.samples import shuffled_classes
+
+    subject = as_subject(run)
+    k = resolve_class(class_, subject.classes)
+    if per_class < 1:
+        raise InterpError(f"per_class must be at least 1, got {per_class}")
+    data = data if data is not None else run.load_data(progress=progress, split="test")
+    order = shuffled_classes(data.test_y, seed=seed).get(k)
+    idx = sorted(order[:per_class].tolist()) if order is not None else []
+    if not idx:
+        raise InterpError(f"the test split has no images of class {subject.classes[k]}")
+    images, _ = load_dataset_images(run, idx, "test", data=data)
+    return unit_attribution(run, images, k, layer=layer, method=method, steps=steps, baseline=baseline,
+                            sources=[f"test:{i}" for i in idx], progress=progress)
 
 
 # --------------------------------------------------------------------------- per class over the test set
@@ -187,7 +207,7 @@ class ClassUnitSummary:
         units = self.matrix.shape[1]
         present = [k for k, n in enumerate(self.counts) if n]
         return {
-            "kind": "class-unit-summary", "run": self.run, "layer": self.layer, "method": self.method,
+            "run": self.run, "layer": self.layer, "method": self.method,
             "captum": UNIT_METHODS[self.method], "classes": self.classes, "counts": self.counts,
             "options": self.options,
             "matrix": [[v if np.isfinite(v) else None for v in row] for row in self.matrix.tolist()],
@@ -225,7 +245,7 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
     for k in tqdm(chosen, desc=f"{layer} per class", disable=not progress or None):
         idx = order[k].tolist() if k in order else []  # the class's images in seeded random order
         if correct_only and idx:
-            x_all, _ = load_examples(run, idx, "test", data=data)
+            x_all, _ = load_dataset_images(run, idx, "test", data=data)
             with eval_mode(subject.model), torch.no_grad():
                 pred = subject.model(subject.to_model_input(x_all)).argmax(1).cpu()
             idx = [i for i, p in zip(idx, pred.tolist()) if p == k]
@@ -234,7 +254,7 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
             rows.append(None)
             counts.append(0)
             continue
-        images, _ = load_examples(run, idx, "test", data=data)
+        images, _ = load_dataset_images(run, idx, "test", data=data)
         result = unit_attribution(run, images, k, layer=layer, method=method, steps=steps, baseline=baseline,
                                   batch_size=batch_size)
         units = result.units
@@ -247,67 +267,3 @@ def class_unit_summary(run: Any, layer: str, *, classes: Sequence[int | str] | N
     return ClassUnitSummary(layer, method, [subject.classes[k] for k in chosen], matrix, counts, subject.run_name,
                             {"per_class": per_class, "steps": steps, "baseline": baseline,
                              "correct_only": correct_only, "seed": seed})
-
-
-# --------------------------------------------------------------------------- save / load / plot
-
-
-def save_unit_attribution(result: UnitAttribution, directory: str | Path | None = None,
-                          name: str | None = None) -> dict[str, Path]:
-    """``units-LAYER[-NAME].json`` + ``.npz`` + ``.png`` (bar chart of the units) under reports/RUN/attribution/."""
-    directory = Path(directory) if directory is not None else attribution_dir(result.run)
-    stem = f"units-{result.layer}" + (f"-{name}" if name else "")
-    paths = {"json": directory / f"{stem}.json", "npz": directory / f"{stem}.npz", "png": directory / f"{stem}.png"}
-    arrays = {"scores": result.scores.numpy(), "targets": result.targets.numpy()}
-    if result.output_difference is not None:
-        arrays["output_difference"] = result.output_difference.numpy()
-    write_bytes(paths["npz"], npz_bytes(arrays))
-    from .plots import plot_unit_attribution
-
-    save_figure(plot_unit_attribution(result), paths["png"])
-    write_json(paths["json"], {**result.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
-    return paths
-
-
-def load_unit_attribution(path: str | Path) -> UnitAttribution:
-    meta, arrays = _read(path)
-    return UnitAttribution(meta["layer"], meta["method"], torch.from_numpy(arrays["scores"]),
-                           torch.from_numpy(arrays["targets"]),
-                           torch.from_numpy(arrays["output_difference"]) if "output_difference" in arrays else None,
-                           meta["classes"], meta["sources"], meta["run"], meta["options"])
-
-
-def save_class_unit_summary(summary: ClassUnitSummary, directory: str | Path | None = None) -> dict[str, Path]:
-    """``class-units-LAYER.json`` (top units per class, top classes per unit) + ``.npz`` + heat-map ``.png``."""
-    directory = Path(directory) if directory is not None else attribution_dir(summary.run)
-    stem = f"class-units-{summary.layer}"
-    paths = {"json": directory / f"{stem}.json", "npz": directory / f"{stem}.npz", "png": directory / f"{stem}.png"}
-    write_bytes(paths["npz"], npz_bytes({"matrix": summary.matrix.numpy(), "counts": np.array(summary.counts)}))
-    from .plots import plot_class_unit_summary
-
-    save_figure(plot_class_unit_summary(summary), paths["png"])
-    write_json(paths["json"], {**summary.to_dict(), "files": {k: p.name for k, p in paths.items() if k != "json"}})
-    return paths
-
-
-def load_class_unit_summary(path: str | Path) -> ClassUnitSummary:
-    """Read :func:`save_class_unit_summary` output (the .json, .npz or their stem)."""
-    meta, arrays = _read(path)
-    return ClassUnitSummary(meta["layer"], meta["method"], meta["classes"], torch.from_numpy(arrays["matrix"]),
-                            [int(c) for c in arrays["counts"]], meta["run"], meta["options"])
-
-
-def _read(path: str | Path) -> tuple[dict, dict]:
-    path = Path(path)
-    stem = path.with_suffix("") if path.suffix in (".json", ".npz", ".png") else path
-    files = stem.with_suffix(".json"), stem.with_suffix(".npz")
-    for f in files:
-        if not f.is_file():
-            raise InterpError(f"{f} not found; compute it first (interp attribute-units)")
-    try:
-        meta = json.loads(files[0].read_text())
-        with np.load(files[1], allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (json.JSONDecodeError, OSError, ValueError) as e:
-        raise InterpError(f"{stem}.json/.npz is corrupt: {e}") from None
-    return meta, arrays

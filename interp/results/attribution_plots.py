@@ -1,6 +1,7 @@
 """Pictures of attribution results: maps, deletion/insertion curves, randomisation, units, tokens.
 
-Rendering only: every function takes a result object from :mod:`~interp.analysis.attribution.methods`,
+Rendering only, called at save time by :mod:`interp.results.attribution`: every function
+takes a result object from :mod:`~interp.analysis.attribution.attribute`,
 :mod:`~interp.analysis.attribution.trust`, :mod:`~interp.analysis.attribution.units` or
 :mod:`~interp.analysis.attribution.tokens` and returns a matplotlib ``Figure`` (built
 without pyplot, so no backend is chosen and no global figure list grows).
@@ -15,13 +16,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .methods import METHODS
+from ..analysis.attribution.methods import METHODS
 
 if TYPE_CHECKING:
-    from .methods import Attribution
-    from .trust import PerturbationCurves, SanityCheck
-    from .tokens import TokenAttribution
-    from .units import ClassUnitSummary, UnitAttribution
+    from ..analysis.attribution.attribute import Attribution
+    from ..analysis.attribution.tokens import TokenAttribution
+    from ..analysis.attribution.trust import PerturbationCurves, SanityCheck
+    from ..analysis.attribution.units import ClassUnitSummary, UnitAttribution
 
 
 def subplots(nrows: int = 1, ncols: int = 1, **kwargs):
@@ -94,7 +95,7 @@ def plot_curves(curves: PerturbationCurves):
     fig, axes = subplots(1, 2, figsize=(11, 4))
     for ax, kind in zip(axes, ("deletion", "insertion")):
         auc = curves.auc(kind)
-        for m, c in curves._kind(kind).items():
+        for m, c in curves.by_kind(kind).items():
             style = dict(color="gray", linestyle="--") if m == "random" else {}
             ax.plot(curves.fractions, c.mean(0), label=f"{_title(m)} (AUC {auc[m]:.3f})", **style)
         base = curves.deletion_baseline if kind == "deletion" else curves.insertion_baseline
