@@ -248,6 +248,6 @@ def test_gallery_is_a_seeded_choice_within_each_class():
                for k, e in enumerate(a.entries))
     assert a.seed == 0 and a.to_dict()["seed"] == 0 and a.class_counts == {name: 2 for name in NAMES}
     b = attribution_gallery(run, per_class=2, methods="saliency", data=data)
-    c = attribution_gallery(run, per_class=2, methods="saliency", data=data, save=False, seed=5)
+    c = attribution_gallery(run, per_class=2, methods="saliency", data=data, seed=5)
     assert [e.indices for e in b.entries] == [e.indices for e in a.entries]
     assert [e.indices for e in c.entries] != [e.indices for e in a.entries] and c.seed == 5
