@@ -32,7 +32,7 @@ def lucent_transforms(size: int, normalize):
     """Lucent's own transform functions with the sizes interp uses for ``size`` px."""
     from lucent.optvis import transform
 
-    from interp.analysis.vision.featvis import Transforms
+    from interp.analysis.vision.transforms import Transforms
 
     t = Transforms.for_size(size)
     d = 2 * t.jitter + 1  # Lucent's jitter(d) shifts by 0..d-1 px: the same number of shifts as ours

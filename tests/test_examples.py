@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from interp.analysis.vision.examples import dataset_examples, load_examples, receptive_field, save_examples
+from interp.analysis.vision.examples import dataset_examples, receptive_field
+from interp.results.vision import load_examples, save_examples
 from interp.errors import InterpError
 from interp.hooks import capture, hook_count
 from interp.zoo import create_model
@@ -112,11 +114,11 @@ def test_crops_are_the_receptive_fields_of_the_original_images(tiny_run, images)
 
 
 def test_clipped_fields_keep_their_place(tiny_run):
-    from interp.analysis.vision.examples import _crops
+    from interp.analysis.vision.examples import crop_boxes
 
     images = torch.arange(2 * 3 * 8 * 8, dtype=torch.int64).remainder(250).to(torch.uint8).view(2, 3, 8, 8)
     boxes = torch.tensor([[[0, 2, 3, 7]]])  # a 5x5 field clipped by 2 rows at the top
-    crop = _crops(images, torch.tensor([[1]]), boxes, (5, 5))[0, 0]
+    crop = crop_boxes(images, torch.tensor([[1]]), boxes, (5, 5))[0, 0]
     assert (crop[:, :2] == 128).all()
     assert torch.equal(crop[:, 2:], images[1, :, 0:3, 3:8])
 
@@ -180,3 +182,31 @@ def test_missing_or_corrupt_examples_folder_is_a_clear_error(tmp_path):
     (tmp_path / "examples.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(InterpError, match="dataset examples .* are corrupt .*compute them again"):
         load_examples(tmp_path)
+
+
+def test_examples_store_round_trip_and_description(tiny_run, images, tmp_path):
+    import interp.results as results
+
+    ex = dataset_examples(tiny_run, "conv2", [2, 7], k=3, data=images)
+    folder = results.save(ex, tmp_path / "examples" / "conv2")
+    loaded = results.load(folder)
+    for name in ("top_indices", "top_values", "bottom_indices", "bottom_values", "top_crops", "bottom_crops",
+                 "top_positions", "bottom_boxes"):
+        assert torch.equal(getattr(loaded, name), getattr(ex, name)), name
+    assert (loaded.layer, loaded.units, loaded.dataset, loaded.settings) == (ex.layer, ex.units, ex.dataset,
+                                                                               ex.settings)
+    described = results.describe(ex)
+    json.dumps(described, allow_nan=False)
+    assert described["kind"] == "examples" and described["top"]["indices"] == ex.top_indices.tolist()
+    assert described["receptive_field"]["size"] == [14, 14] and "top_crops" not in described
+
+
+def test_cli_examples_json(tiny_run_dir, cli):
+    code, out, err = cli("examples", "--run", str(tiny_run_dir), "--layer", "fc1", "--units", "0-4", "-k", "2",
+                         "--no-progress", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert {"kind", "layer", "units", "dataset", "n_images", "k", "top", "bottom", "settings", "path"} <= set(result)
+    assert result["kind"] == "examples" and result["units"] == [0, 1, 2, 3, 4] and result["k"] == 2
+    assert len(result["top"]["values"]) == 5 and result["top"]["positions"] is None  # fc units: whole images
+    assert (Path(result["path"]) / "index.json").is_file()

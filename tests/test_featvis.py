@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,8 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from interp.analysis.vision.featvis import (Transforms, affine_thetas, diversity_penalty, load_featvis, render,
-                                     save_featvis, unit_file, visualize)
+from interp.analysis.vision.featvis import diversity_penalty, visualize
+from interp.analysis.vision.render import render
+from interp.analysis.vision.transforms import Transforms, affine_thetas
+from interp.results.vision import load_featvis, save_featvis, unit_file
 from interp.errors import InterpError
 from interp.hooks import capture, hook_count
 
@@ -362,31 +365,17 @@ def test_memory_budget_splits_wide_layers_into_chunks(tiny_run):
     assert fv.info["images_per_chunk"] < 16
 
 
-def test_demo_stage(tiny_run, tmp_path):
-    from interp.analysis.vision.featvis import demo_stage
-    from interp.pipelines.demo import DemoContext
-
-    ctx = DemoContext(quick=True, progress=False, run=tiny_run)
-    demo_stage(ctx)
-    root = tmp_path / "reports" / "tiny"
-    assert (root / "featvis" / "conv2" / "grid.png").exists()
-    assert (root / "featvis" / "conv1" / "unit_0005_neg.png").exists()
-    assert (root / "examples" / "conv2" / "unit_0015_top.png").exists()
-    assert (root / "weights" / "conv1" / "filters.png").exists()
-    assert ctx.outputs["feature visualisation"].exists()
-
-
 def test_image_param_equals_lucents_fft_image_with_colour_decorrelation():
     """Our channel-first spectrum, mixed before the inverse FFT, gives Lucent's images."""
     from lucent.optvis.param.color import color_correlation_normalized
     from lucent.optvis.param.spatial import fft_image
 
-    from interp.analysis.vision.featvis import _lucent_device, image_param
+    from interp.analysis.vision.param import image_param, lucent_device
 
     for size in (32, 33):
         params, image_f = image_param([3, 7], size, torch.device("cpu"))
         (spectrum,) = params
-        with _lucent_device(torch.device("cpu")):
+        with lucent_device(torch.device("cpu")):
             (theirs,), raw_f = fft_image((2, 3, size, size), sd=0.01)
         with torch.no_grad():
             theirs.copy_(spectrum.transpose(0, 1))  # Lucent's layout: (N, 3, H, W // 2 + 1, 2)
@@ -396,9 +385,43 @@ def test_image_param_equals_lucents_fft_image_with_colour_decorrelation():
 
 
 def test_affine_grid_equals_torchs():
-    from interp.analysis.vision.featvis import Transforms, affine_grid, affine_thetas
+    from interp.analysis.vision.transforms import affine_grid
 
     draws = Transforms.for_size(32).draws(64, torch.Generator().manual_seed(0))
     theta = affine_thetas(draws, 32)
     expected = F.affine_grid(theta, [64, 3, 32, 32], align_corners=False)
     assert torch.allclose(affine_grid(theta, 32), expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------- results store
+
+
+def test_featvis_store_round_trip_and_description(tiny_run, tmp_path):
+    import interp.results as results
+
+    fv = visualize(tiny_run, "conv2", [1, 4], steps=3, negative=True)
+    folder = results.save(fv, tmp_path / "featvis" / "conv2")
+    assert json.loads((folder / "index.json").read_text())["kind"] == "featvis"
+    loaded = results.load(folder)
+    assert type(loaded).__name__ == "FeatureVis" and loaded.units == [1, 4]
+    assert (loaded.images - fv.images).abs().max() <= 0.5 / 255 + 1e-6
+    torch.testing.assert_close(loaded.values, fv.values, atol=1e-5, rtol=0)
+    torch.testing.assert_close(loaded.negative_history, fv.negative_history)
+    assert [q.to_dict() for q in loaded.quality] == [q.to_dict() for q in fv.quality]
+    described = results.describe(fv)
+    text = json.dumps(described, allow_nan=False)
+    assert described["kind"] == "featvis" and described["units"] == [1, 4]
+    assert len(described["values"]) == 2 and len(described["negative_values"]) == 2
+    assert "images" not in described and len(text) < 20_000  # no pixels in the description
+
+
+def test_cli_visualize_json(tiny_run_dir, cli, tmp_path):
+    code, out, err = cli("visualize", "--run", str(tiny_run_dir), "--layer", "conv2", "--units", "0-2", "--steps",
+                         "3", "--natural", "50", "--no-progress", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert {"kind", "layer", "units", "settings", "values", "initial_values", "quality", "failed_units",
+            "natural_source", "path"} <= set(result)
+    assert result["kind"] == "featvis" and result["units"] == [0, 1, 2] and result["settings"]["steps"] == 3
+    assert result["natural_source"]["n_images"] == 50 and result["quality"][0]["natural"] is not None
+    assert (Path(result["path"]) / "index.json").is_file()

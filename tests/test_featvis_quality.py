@@ -9,9 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from interp.analysis.vision.featvis import (FLAT_STD, INIT_EPS, NaturalMax, UnitQuality, accentuate, failure_reasons,
-                                     image_std, layer_values, load_featvis, natural_max, save_featvis, specificity,
-                                     visualize)
+from interp.analysis.vision.featvis import visualize
+from interp.analysis.vision.natural import accentuate, natural_max
+from interp.analysis.vision.param import INIT_EPS
+from interp.analysis.vision.quality import (FLAT_STD, NaturalMax, UnitQuality, failure_reasons, image_std, layer_values,
+                                            specificity)
+from interp.results.vision import load_featvis, save_featvis
 from interp.hooks import hook_count
 
 STEPS = 32
@@ -21,11 +24,14 @@ STEPS = 32
 def report_run(tiny_run_dir, tmp_path, monkeypatch):
     """A copy of the tiny run, and reports of only the model page and the layer/unit pages
     (the attribution and claims pages, slow and unaffected here, are left out)."""
+    import interp.pipelines.report as report_pipeline
     import interp.report as report_pkg
+    from interp.pipelines import vision as vision_pipeline
     from interp.report import model_page, vision
     from interp.runs import load_run
 
     monkeypatch.setattr(report_pkg, "load_contributors", lambda: [model_page.contribute, vision.contribute])
+    monkeypatch.setattr(report_pipeline, "ensure_functions", lambda: [vision_pipeline.ensure])
     dst = tmp_path / "models" / "tiny"
     shutil.copytree(tiny_run_dir, dst)
     return load_run(dst)
@@ -285,3 +291,72 @@ def test_report_flags_failed_units(report_run):
     assert 3 in quality["failed_units"]
     assert 'failed</span>' in index.read_text()
     assert hook_count(run.model) == 0
+
+
+# ------------------------------------------------------------------ results store
+
+
+def test_accentuation_natural_and_quality_store_round_trips(tiny_run, tmp_path):
+    import interp.results as results
+    from interp.analysis.vision.quality import LayerQuality
+
+    data = tiny_run.load_data(progress=False, split="test")
+    natural = natural_max(tiny_run, "conv2", [1, 6], data=data, sample=80)
+    acc = accentuate(tiny_run, "conv2", natural.units, data.test_x[natural.indices], steps=3)
+    folder = results.save(acc, tmp_path / "accentuation", natural=natural)
+    loaded = results.load(folder)
+    assert loaded.units == [1, 6] and loaded.settings == json.loads(json.dumps(acc.settings))
+    assert (loaded.images - acc.images).abs().max() <= 0.5 / 255 + 1e-6
+    torch.testing.assert_close(loaded.values, acc.values, atol=1e-5, rtol=0)
+    torch.testing.assert_close(loaded.history, acc.history)
+
+    file = results.save(natural, tmp_path / "natural.json")
+    assert results.load(file).to_dict() == natural.to_dict()
+
+    fv = visualize(tiny_run, "conv2", [1, 6], steps=3)
+    record = LayerQuality("conv2", "featvis/conv2", fv.quality, fv.settings)
+    again = results.load(results.save(record, tmp_path / "conv2.quality.json"))
+    assert [q.to_dict() for q in again.quality] == [q.to_dict() for q in fv.quality]
+    assert (again.layer, again.folder) == ("conv2", "featvis/conv2")
+    for result in (acc, natural, record):
+        described = results.describe(result)
+        json.dumps(described, allow_nan=False)
+        assert described["layer"] == "conv2"
+
+
+def test_report_pages_render_from_saved_results_without_computing(report_run, monkeypatch):
+    """Once the pipeline has saved the results, the pages come from them alone."""
+    from interp.pipelines import vision as pipeline
+    from interp.pipelines.report import build_report
+    from interp.report import ReportContext, render_report, vision
+
+    root = build_report(report_run, steps=4, layers=["conv1"], progress=False, log=None).parent
+    before = (root / "conv1" / "2.html").read_text()
+
+    def computing(*args, **kwargs):
+        raise AssertionError("the report computed something")
+
+    import interp.analysis.vision.examples as examples
+    import interp.analysis.vision.featvis as featvis
+    import interp.analysis.vision.natural as natural
+    import interp.analysis.vision.quality as quality
+    import interp.analysis.vision.weights as weights
+
+    for module, name in [(featvis, "visualize"), (natural, "natural_max"), (natural, "accentuate"),
+                         (quality, "assess"), (examples, "dataset_examples"), (weights, "layer_weights"),
+                         (weights, "output_weights")] + [(pipeline, n) for n in (
+                             "visualize", "natural_max", "accentuate", "assess", "dataset_examples", "layer_weights",
+                             "output_weights")]:
+        monkeypatch.setattr(module, name, computing)
+    for page in root.rglob("*.html"):
+        page.unlink()
+    ctx = ReportContext(run=report_run, root=root, layers=["conv1"], steps=4, progress=False, log=None)
+    render_report(ctx)
+    assert (root / "conv1" / "2.html").read_text() == before
+    assert "conv1/index.html" in ctx.pages and 'id="layers"' in (root / "index.html").read_text()
+
+    # a report folder without the results shows no layer pages (and computes nothing)
+    empty = ReportContext(run=report_run, root=root.parent / "empty", layers=["conv1"], steps=4, progress=False,
+                          log=None)
+    vision.contribute(empty)
+    assert empty.pages == {}

@@ -8,7 +8,8 @@ import json
 import pytest
 import torch
 
-from interp.analysis.vision.weights import filter_images, heatmap_row, layer_weights, load_weights, save_weights
+from interp.analysis.vision.weights import filter_images, layer_weights
+from interp.results.vision import heatmap_row, load_weight_views, save_weight_views
 
 
 def test_first_layer_filters_are_rgb_scaled_symmetrically(tiny_run):
@@ -68,16 +69,16 @@ def test_heatmap_colours_red_excitatory_blue_inhibitory():
 
 def test_save_and_load(tiny_run, tmp_path):
     views = layer_weights(tiny_run, "conv2", [1, 2], top=3)
-    folder = save_weights(views, tmp_path / "weights" / "conv2")
+    folder = save_weight_views(views, tmp_path / "weights" / "conv2")
     assert sorted(p.name for p in folder.iterdir()) == ["index.json", "unit_0001.png", "unit_0002.png",
                                                        "weights.safetensors"]
     index = json.loads((folder / "index.json").read_text())
     assert index["units"]["2"]["inputs"] == views.unit(2).inputs and index["input_layer"] == "conv1"
-    loaded = load_weights(folder)
+    loaded = load_weight_views(folder)
     assert torch.equal(loaded.unit(2).kernels, views.unit(2).kernels) and loaded.units == [1, 2]
-    first = save_weights(layer_weights(tiny_run, "conv1"), tmp_path / "weights" / "conv1")
+    first = save_weight_views(layer_weights(tiny_run, "conv1"), tmp_path / "weights" / "conv1")
     assert (first / "filters.png").exists() and (first / "unit_0005.png").exists()
-    assert torch.equal(load_weights(first).filters, layer_weights(tiny_run, "conv1").filters)
+    assert torch.equal(load_weight_views(first).filters, layer_weights(tiny_run, "conv1").filters)
 
 
 def test_cli_weights_and_errors(tiny_run_dir, cli, tmp_path):
@@ -105,3 +106,52 @@ def test_inceptionv1_first_layer(monkeypatch):
     assert views.module == "conv2d0_pre_relu_conv" and views.filters.shape == (4, 3, 7, 7)
     deeper = layer_weights(run, "conv2d2", [0], top=3)
     assert deeper.input_layer == "conv2d1" and deeper.unit(0).kernels.shape == (3, 3, 3)
+
+
+def test_weights_store_round_trip_and_description(tiny_run, tmp_path):
+    import interp.results as results
+
+    for layer in ("conv1", "fc1"):
+        views = layer_weights(tiny_run, layer, "0-3", top=3)
+        loaded = results.load(results.save(views, tmp_path / "weights" / layer))
+        assert (loaded.layer, loaded.module, loaded.kind, loaded.input_layer, loaded.units) == \
+            (views.layer, views.module, views.kind, views.input_layer, views.units)
+        for a, b in zip(loaded.unit_weights, views.unit_weights):
+            assert a.inputs == b.inputs and torch.equal(a.kernels, b.kernels) and torch.equal(a.norms, b.norms)
+        assert (loaded.filters is None) == (views.filters is None)
+        described = results.describe(views)
+        json.dumps(described, allow_nan=False)
+        assert described["kind"] == "weights" and described["unit_weights"][0]["inputs"] == views.unit_weights[0].inputs
+
+
+def test_output_weights_are_the_strongest_connections(tiny_run, tmp_path):
+    import interp.results as results
+    from interp.analysis.vision.weights import output_weights
+
+    out = output_weights(tiny_run, "conv2", "fc1", top=4)
+    w = tiny_run.model.fc1.weight.detach().view(120, 16, 25)  # fc1 reads conv2's units in channel-major blocks
+    norms = w.norm(dim=2).T  # (16 conv2 units, 120 fc1 units)
+    for unit in (0, 9):
+        expected = torch.sort(norms[unit], descending=True, stable=True).indices[:4]
+        assert out.targets[unit].tolist() == expected.tolist()
+        first = out.outputs(unit)[0]
+        assert first["layer"] == "fc1" and first["unit"] == int(expected[0])
+        assert first["sign"] == ("pos" if w[expected[0], unit].sum() >= 0 else "neg")
+    assert output_weights(tiny_run, "conv1", "conv2").targets.shape == (6, 8)
+    loaded = results.load(results.save(out, tmp_path / "conv2-outputs.json"))
+    assert torch.equal(loaded.targets, out.targets) and torch.equal(loaded.signs, out.signs)
+    torch.testing.assert_close(loaded.norms, out.norms)
+    json.dumps(results.describe(out), allow_nan=False)
+
+
+def test_cli_weights_json(tiny_run_dir, cli):
+    from pathlib import Path
+
+    code, out, err = cli("weights", "--run", str(tiny_run_dir), "--layer", "conv2", "--units", "0-1", "--top", "2",
+                         "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert {"kind", "layer", "module", "layer_kind", "input_layer", "units", "unit_weights", "path"} <= set(result)
+    assert result["kind"] == "weights" and result["input_layer"] == "conv1" and result["units"] == [0, 1]
+    assert len(result["unit_weights"][0]["inputs"]) == 2
+    assert (Path(result["path"]) / "index.json").is_file()

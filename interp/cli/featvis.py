@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from ..terminal import table
-from .common import add_device, add_no_progress, add_run, add_seed, float_in, int_in, load_run_announced
+from .common import (add_device, add_json, add_no_progress, add_run, add_seed, float_in, int_in, load_run_announced,
+                     print_json)
 
 DEFAULT_STEPS = 512
 """= interp.analysis.vision.featvis.DEFAULT_STEPS (not imported: registering commands must not load torch; a test checks)."""
@@ -22,6 +23,7 @@ examples:
   interp visualize --layer fc1 --steps 1024 --seed 1
   interp visualize --layer conv2 --objective neuron  # the centre position only
   interp visualize --run inceptionv1 --weights inception5h.pth --layer mixed4a --units 0-15
+  interp visualize --layer conv2 --units 0-3 --json  # values, quality and the folder as JSON
 
 Writes reports/RUN/featvis/LAYER/: unit_0005.png (+ _div1, _neg), grid.png, index.json.
 All units are optimised together in one batch (memory-bounded chunks for wide layers);
@@ -39,6 +41,7 @@ examples:
   interp examples --layer conv2                # top and bottom 9 test images of every conv2 unit
   interp examples --layer fc1 --units 0-9 -k 16
   interp examples --run inceptionv1 --weights inception5h.pth --layer mixed3b --dataset ~/imagenet-val
+  interp examples --layer conv2 -k 4 --json    # indices, activations and boxes as JSON
 
 Writes reports/RUN/examples/LAYER/: unit_0005_top.png, unit_0005_bottom.png (receptive-field
 crops for conv units), index.json, examples.safetensors.
@@ -49,6 +52,7 @@ examples:
   interp weights --layer conv1                 # first layer: filters as RGB images
   interp weights --layer conv2 --top 6         # each unit's strongest conv1 inputs, as heatmaps
   interp weights --layer fc1 --units 0-9       # fc weights folded back onto conv2's 5x5 grid
+  interp weights --layer conv2 --json          # each unit's strongest inputs as JSON
 
 Writes reports/RUN/weights/LAYER/: unit_0005.png, filters.png (first layer), index.json.
 Red is excitatory, blue inhibitory.
@@ -70,6 +74,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default: reports/RUN/<kind>/LAYER)")
     _add_inception(p)
     add_device(p)
+    add_json(p)
 
 
 def register(sub, common) -> None:
@@ -127,7 +132,8 @@ def featvis_folder(run, layer: str, settings: dict, units: list[int] | None) -> 
     """Where ``interp visualize`` saves: ``featvis/LAYER`` for the whole layer with the default settings
     (what the report reuses), ``featvis/LAYER-<settings>[-units-<ranges>]`` for anything else, so a
     rendering with other settings or of some units never replaces another one."""
-    from ..analysis.vision.featvis import DEFAULT_STEPS, settings_key, unit_ranges
+    from ..analysis.vision.featvis import DEFAULT_STEPS, unit_ranges
+    from ..results.vision import settings_key
 
     default = {"objective": "channel", "steps": DEFAULT_STEPS, "diversity": 1, "seed": 0, "negative": False}
     key = settings_key(settings)
@@ -160,7 +166,10 @@ def _cheap_data(run, n: int):
 
 
 def cmd_visualize(args) -> int:
-    from ..analysis.vision.featvis import natural_max, save_featvis, specific_share, visualize
+    from ..analysis.vision.featvis import visualize
+    from ..analysis.vision.natural import natural_max
+    from ..analysis.vision.quality import specific_share
+    from ..results.vision import save_featvis
 
     run = _load(args)
     result = visualize(run, args.layer, args.units, objective=args.objective, steps=args.steps, size=args.size,
@@ -178,6 +187,9 @@ def cmd_visualize(args) -> int:
     out = Path(args.out) if args.out else featvis_folder(run, args.layer, result.settings,
                                                          None if args.units is None else list(result.units))
     path = save_featvis(result, out)
+    if args.json:
+        print_json(result, path=path)
+        return 0
     quality = result.quality or []
     has_natural = any(q.natural is not None for q in quality)
     rows = []
@@ -232,12 +244,16 @@ def cmd_visualize(args) -> int:
 
 
 def cmd_examples(args) -> int:
-    from ..analysis.vision.examples import dataset_examples, save_examples
+    from ..analysis.vision.examples import dataset_examples
+    from ..results.vision import save_examples
 
     run = _load(args)
     ex = dataset_examples(run, args.layer, args.units, k=args.k, data=args.dataset, batch_size=args.batch_size,
                           progress=not args.no_progress)
     path = save_examples(ex, _out(args, run, "examples"))
+    if args.json:
+        print_json(ex, path=path)
+        return 0
     rows = [{"unit": f"{args.layer}:{u}", "top": float(ex.top_values[i, 0]), "top_image": int(ex.top_indices[i, 0]),
              "bottom": float(ex.bottom_values[i, 0]), "bottom_image": int(ex.bottom_indices[i, 0])}
             for i, u in enumerate(ex.units)]
@@ -251,11 +267,15 @@ def cmd_examples(args) -> int:
 
 
 def cmd_weights(args) -> int:
-    from ..analysis.vision.weights import layer_weights, save_weights
+    from ..analysis.vision.weights import layer_weights
+    from ..results.vision import save_weight_views
 
     run = _load(args)
     views = layer_weights(run, args.layer, args.units, top=args.top)
-    path = save_weights(views, _out(args, run, "weights"))
+    path = save_weight_views(views, _out(args, run, "weights"))
+    if args.json:
+        print_json(views, path=path)
+        return 0
     if views.filters is not None:
         print(f"{args.layer} is the first conv layer: {len(views.units)} filters drawn as RGB images "
               f"(grey = 0, full colour = |w| {views.filter_scale:.3f})")

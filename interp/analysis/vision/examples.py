@@ -9,29 +9,26 @@ image; for an fc unit the whole image is the example.
 >>> ex = dataset_examples(run, "conv2", k=9)
 >>> ex.top_indices[5]            # test-split indices of unit 5's strongest images
 >>> ex.top_crops.shape           # (units, k, 3, 14, 14): conv2's receptive field is 14 px
->>> save_examples(ex, run.report_dir() / "examples" / "conv2")
+>>> interp.results.save(ex, run.report_dir() / "examples" / "conv2")
 
-Files: ``unit_0005_top.png`` and ``unit_0005_bottom.png`` (strips of crops, strongest
-first), ``index.json`` (indices, activations, positions, boxes), ``examples.safetensors``.
+Files (:func:`interp.results.vision.save_examples`): ``unit_0005_top.png`` and
+``unit_0005_bottom.png`` (strips of crops, strongest first), ``index.json`` (indices,
+activations, positions, boxes), ``examples.safetensors``.
 """
 
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
-from ...errors import InterpError
-from ...hooks import get_module
 from ...data.samples import class_counts
-from ...io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
-from ...hooks import Recorder, frozen
-from ...io import encode_png
+from ...errors import InterpError
+from ...hooks import Recorder, frozen, get_module
 from ...subject import as_subject
-from .featvis import image_grid, split_images
+from .natural import split_images
 
 GREY = 128  # fill of crop areas outside the image
 
@@ -236,7 +233,7 @@ def dataset_examples(run: Any, layer: str, units: str | Sequence[int] | None = N
         if spatial:
             pos = torch.stack([positions // width, positions % width], -1)  # (U, k, 2) as (y, x)
             boxes = torch.tensor([[rf.box(y, x) for y, x in row.tolist()] for row in pos], dtype=torch.long)
-            crops = _crops(images, indices, boxes, rf.size)
+            crops = crop_boxes(images, indices, boxes, rf.size)
         else:
             pos = boxes = None
             crops = images[indices.flatten()].view(*indices.shape, *images.shape[1:])
@@ -264,7 +261,8 @@ def _merge(running, new, k: int, *, descending: bool):
     return values.gather(0, order), indices.gather(0, order), positions.gather(0, order)
 
 
-def _crops(images: torch.Tensor, indices: torch.Tensor, boxes: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def crop_boxes(images: torch.Tensor, indices: torch.Tensor, boxes: torch.Tensor,
+               size: tuple[int, int]) -> torch.Tensor:
     """Cut each box out of its uint8 image onto a grey canvas of the full receptive-field size.
 
     A box clipped by the image border keeps its place in the canvas (the missing side
@@ -294,55 +292,3 @@ def _offset(first: int, last: int, length: int, missing: int) -> int:
     if at_start and at_end:
         return missing // 2
     return missing if at_start else 0
-
-
-# ------------------------------------------------------------------------------ files
-
-
-def example_file(unit: int, which: str) -> str:
-    """Stable strip names: ``unit_0005_top.png``, ``unit_0005_bottom.png``."""
-    return f"unit_{unit:04d}_{which}.png"
-
-
-def save_examples(examples: DatasetExamples, directory: str | Path) -> Path:
-    """Write one PNG strip per unit and direction, ``index.json`` and ``examples.safetensors``
-    into ``directory`` (replaced atomically)."""
-    directory = Path(directory)
-    ex = examples
-    with atomic_dir(directory) as tmp:
-        units = {}
-        for i, u in enumerate(ex.units):
-            entry = {}
-            for which in ("top", "bottom"):
-                crops = getattr(ex, f"{which}_crops")[i]
-                strip = image_grid([c.float() / 255 for c in crops], columns=len(crops), min_tile=48, gap=1)
-                write_bytes(tmp / example_file(u, which), encode_png(strip))
-                positions, boxes = getattr(ex, f"{which}_positions"), getattr(ex, f"{which}_boxes")
-                entry[which] = {
-                    "file": example_file(u, which),
-                    "indices": getattr(ex, f"{which}_indices")[i].tolist(),
-                    "values": [round(float(v), 6) for v in getattr(ex, f"{which}_values")[i]],
-                    "positions": positions[i].tolist() if positions is not None else None,
-                    "boxes": boxes[i].tolist() if boxes is not None else None,
-                }
-            units[str(u)] = entry
-        tensors = {f"{which}_{name}": getattr(ex, f"{which}_{name}")
-                   for which in ("top", "bottom") for name in ("indices", "values", "crops", "positions", "boxes")
-                   if getattr(ex, f"{which}_{name}") is not None}
-        save_tensors(tmp / "examples.safetensors", tensors)
-        write_json(tmp / "index.json", {
-            "kind": "examples", "layer": ex.layer, "units_list": ex.units, "dataset": ex.dataset,
-            "n_images": ex.n_images, "k": ex.k, "receptive_field": ex.receptive_field, "settings": ex.settings,
-            "data": "examples.safetensors", "units": units})
-    return directory
-
-
-def load_examples(directory: str | Path) -> DatasetExamples:
-    """Read a folder written by :func:`save_examples`."""
-    index, t = read_saved_folder(directory, "dataset examples", "compute them with: interp examples --layer LAYER",
-                                 "compute them again")
-    return DatasetExamples(index["layer"], index["units_list"], index["dataset"], index["n_images"],
-                           t["top_indices"], t["top_values"], t["bottom_indices"], t["bottom_values"],
-                           t["top_crops"], t["bottom_crops"], t.get("top_positions"), t.get("bottom_positions"),
-                           t.get("top_boxes"), t.get("bottom_boxes"), index.get("receptive_field"),
-                           index.get("settings", {}))

@@ -11,28 +11,27 @@
 >>> views = layer_weights(run, "conv2", top=6)
 >>> views.unit_weights[5].inputs        # conv1 units feeding conv2:5, strongest first
 [3, 0, 5, 1, 4, 2]
->>> save_weights(views, run.report_dir() / "weights" / "conv2")
+- A unit's strongest output units (:func:`output_weights`): the units of the next layer
+  it feeds most strongly.
 
-Files: ``unit_0005.png`` (the filter, or the heatmap row), ``filters.png`` (first layer:
-all filters), ``index.json``, ``weights.safetensors``.
+>>> interp.results.save(views, run.report_dir() / "weights" / "conv2")
+
+Files (:func:`interp.results.vision.save_weight_views`): ``unit_0005.png`` (the filter, or the
+heatmap row), ``filters.png`` (first layer: all filters), ``index.json``,
+``weights.safetensors``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from ...errors import InterpError
-from ...hooks import forward_hooks, get_module
-from ...io import atomic_dir, read_saved_folder, save_tensors, write_bytes, write_json
-from ...hooks import frozen
-from ...io import encode_png
+from ...hooks import Recorder, forward_hooks, frozen, get_module
 from ...subject import as_subject
-from .featvis import image_grid
 
 
 @dataclass
@@ -216,65 +215,61 @@ def _is_first_conv(model: nn.Module, trace, module_name: str) -> bool:
     return False
 
 
-# ------------------------------------------------------------------------------ drawing
+# ------------------------------------------------------------------------------ outputs
 
 
-def heatmap_row(kernels: torch.Tensor, *, vmax: float | None = None, min_tile: int = 48, gap: int = 4) -> torch.Tensor:
-    """``(n, kh, kw)`` weights -> ``(H, W, 3)`` uint8 row of heatmaps: red > 0, blue < 0, white 0.
+@dataclass
+class OutputWeights:
+    """Each unit's strongest output units: ``targets[i, j]`` (a unit of ``next_layer``) is
+    the j-th strongest unit that ``units[i]`` feeds, by the L2 norm ``norms[i, j]`` of the
+    connecting weights; ``signs[i, j]`` is the sign of their sum (+1 or -1)."""
 
-    One symmetric colour scale for the row (``vmax``: the largest ``|w|``), so kernels
-    compare by strength.
+    layer: str
+    next_layer: str
+    units: list[int]
+    targets: torch.Tensor  # (U, top) long
+    norms: torch.Tensor  # (U, top)
+    signs: torch.Tensor  # (U, top) +1 / -1
+
+    def outputs(self, unit: int) -> list[dict]:
+        """``[{"layer", "unit", "norm", "sign": "pos" | "neg"}, ...]`` of one unit, strongest first."""
+        i = self.units.index(unit)
+        return [{"layer": self.next_layer, "unit": int(t), "norm": float(n), "sign": "pos" if s >= 0 else "neg"}
+                for t, n, s in zip(self.targets[i].tolist(), self.norms[i].tolist(), self.signs[i].tolist())]
+
+
+def output_weights(run: Any, layer: str, next_layer: str, *, top: int = 8) -> OutputWeights | None:
+    """For each unit of ``layer``, the units of ``next_layer`` it feeds most strongly (L2 norm
+    of the connecting weights, signed by their sum); ``None`` when the next layer's weights
+    do not read ``layer``'s units one block per unit (conv -> conv, fc -> fc, conv -> fc).
+
+    >>> out = output_weights(run, "conv2", "fc1", top=8)
+    >>> out.targets.shape, out.outputs(5)[0]["layer"]      # (conv2's 16 units, 8 strongest)
+    (torch.Size([16, 8]), 'fc1')
     """
-    from matplotlib import colormaps
-
-    vmax = float(kernels.abs().max()) if vmax is None else vmax
-    scaled = (0.5 + 0.5 * kernels / max(vmax, 1e-12)).clamp(0, 1)
-    rgb = torch.from_numpy(colormaps["RdBu_r"](scaled.numpy())[..., :3]).float()  # (n, kh, kw, 3)
-    return image_grid([t.permute(2, 0, 1) for t in rgb], columns=len(kernels), min_tile=min_tile, gap=gap,
-                      background=96)  # dark gaps: white is a zero weight
-
-
-def weight_file(unit: int) -> str:
-    return f"unit_{unit:04d}.png"
-
-
-def save_weights(views: WeightViews, directory: str | Path) -> Path:
-    """Write ``unit_NNNN.png`` per unit (+ ``filters.png``), ``index.json`` and
-    ``weights.safetensors`` into ``directory`` (replaced atomically)."""
-    directory = Path(directory)
-    with atomic_dir(directory) as tmp:
-        units, tensors = {}, {}
-        for i, w in enumerate(views.unit_weights):
-            if views.filters is not None:
-                picture = image_grid([views.filters[i]], min_tile=96, gap=0)
-            else:
-                picture = heatmap_row(w.kernels)
-            write_bytes(tmp / weight_file(w.unit), encode_png(picture))
-            units[str(w.unit)] = {"file": weight_file(w.unit), "inputs": w.inputs,
-                                  "norms": [round(float(v), 6) for v in w.norms],
-                                  "vmax": round(float(w.kernels.abs().max()), 6), "total_inputs": w.total_inputs}
-            tensors[f"unit_{w.unit:04d}_kernels"] = w.kernels
-            tensors[f"unit_{w.unit:04d}_norms"] = w.norms
-        index = {"kind": "weights", "layer": views.layer, "module": views.module, "layer_kind": views.kind,
-                 "input_layer": views.input_layer, "units_list": views.units, "settings": views.settings,
-                 "data": "weights.safetensors", "units": units}
-        if views.filters is not None:
-            tensors["filters"] = views.filters
-            write_bytes(tmp / "filters.png", encode_png(image_grid(list(views.filters), min_tile=48)))
-            index["filters"] = "filters.png"
-            index["filter_scale"] = views.filter_scale
-        save_tensors(tmp / "weights.safetensors", tensors)
-        write_json(tmp / "index.json", index)
-    return directory
+    subject = as_subject(run)
+    n = _units_of(subject, layer)
+    _, module = weight_module(subject.model, next_layer)
+    w = module.weight.detach().float().cpu()
+    if w.dim() == 4 and w.shape[1] == n:  # conv -> conv: (out, in, kh, kw)
+        per_unit = w.transpose(0, 1).flatten(2)  # (in, out, k*k)
+    elif w.dim() == 2 and w.shape[1] == n:  # fc -> fc
+        per_unit = w.T.unsqueeze(-1)  # (in, out, 1)
+    elif w.dim() == 2 and w.shape[1] % n == 0:  # conv -> flatten -> fc: channel-major blocks
+        per_unit = w.view(w.shape[0], n, -1).transpose(0, 1)  # (in, out, h*w)
+    else:
+        return None
+    norms = per_unit.norm(dim=2)  # (in, out)
+    signs = torch.where(per_unit.sum(dim=2) >= 0, 1, -1)
+    order = torch.sort(norms, dim=1, descending=True, stable=True).indices[:, :top]
+    return OutputWeights(layer, next_layer, list(range(n)), order, norms.gather(1, order), signs.gather(1, order))
 
 
-def load_weights(directory: str | Path) -> WeightViews:
-    """Read a folder written by :func:`save_weights`."""
-    index, t = read_saved_folder(directory, "weight views", "draw them with: interp weights --layer LAYER",
-                                 "draw them again")
-    views = [UnitWeights(index["layer"], u, index["input_layer"], index["units"][str(u)]["inputs"],
-                         t[f"unit_{u:04d}_norms"], t[f"unit_{u:04d}_kernels"], index["units"][str(u)]["total_inputs"])
-             for u in index["units_list"]]
-    return WeightViews(index["layer"], index["module"], index["layer_kind"], index["input_layer"],
-                       index["units_list"], views, t.get("filters"), index.get("filter_scale"),
-                       index.get("settings", {}))
+def _units_of(subject, layer: str) -> int:
+    """The number of units of ``layer`` (its output channels), from one forward pass."""
+    get_module(subject.model, layer)
+    if subject.input_size is None:
+        raise InterpError("output weights of a bare module need its input size; pass a run")
+    x = torch.zeros(1, 3, subject.input_size, subject.input_size, device=subject.device)
+    with torch.no_grad(), frozen(subject.model), Recorder(subject.model, [layer]) as rec:
+        return int(rec.run(subject.normalize(x))[layer].shape[1])
