@@ -94,9 +94,16 @@ def resolve_run_path(name_or_path: str | os.PathLike | None, root: Path | None =
                               f"({', '.join(p.name for p in runs[-5:])}); pass --run NAME, resume one with "
                               f"`interp train --resume NAME`, or train one with: interp train tutorial")
         return usable[-1]
+    if len(str(name_or_path)) > 1024 or "\0" in str(name_or_path):
+        raise InterpError(f"--run: {str(name_or_path)[:40]!r}... is not a run name or path (too long, or a NUL "
+                          f"byte); give a name under {root}/ or a folder path")
     candidate = Path(name_or_path).expanduser()
     for path in (candidate, root / str(name_or_path)):
-        if path.is_dir():
+        try:
+            is_dir = path.is_dir()
+        except OSError as e:  # a component longer than the file system allows (ENAMETOOLONG)
+            raise InterpError(f"--run {str(name_or_path)[:40]!r}...: not a usable path ({e.strerror})") from None
+        if is_dir:
             if not (path / "config.json").exists():
                 raise InterpError(f"run folder {path} has no config.json; it is not a run (or it is damaged)")
             return path

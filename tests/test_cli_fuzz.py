@@ -50,6 +50,10 @@ def _options(sub: argparse.ArgumentParser) -> list[argparse.Action]:
     return [a for a in sub._actions if a.option_strings and a.dest not in ("help", "debug")]
 
 
+def _short(argv: list[str]) -> str:
+    return repr([a if len(a) < 60 else a[:20] + f"...({len(a)} chars)" for a in argv])
+
+
 def _case(seed: int, commands) -> list[str]:
     rng = random.Random(seed)
     path, sub = commands[seed % len(commands)]
@@ -105,20 +109,20 @@ def test_cli_fuzz(fuzz_home, cli):
             try:
                 code, out, err = cli(*argv)
             except _Timeout:
-                failures.append(f"seed {seed}: {argv!r} ran over {CALL_SECONDS} s")
+                failures.append(f"seed {seed}: {_short(argv)} ran over {CALL_SECONDS} s")
                 continue
             except Exception as e:  # noqa: BLE001  an uncaught exception is a traceback for the user
-                failures.append(f"seed {seed}: {argv!r} raised {type(e).__name__}: {e}")
+                failures.append(f"seed {seed}: {_short(argv)} raised {type(e).__name__}: {e}")
                 continue
             finally:
                 signal.alarm(0)
             if code not in (0, 2) or "Traceback" in err:
-                failures.append(f"seed {seed}: {argv!r} -> exit {code}: {err.strip()[-300:]}")
+                failures.append(f"seed {seed}: {_short(argv)} -> exit {code}: {err.strip()[-300:]}")
             if code == 2 and len(err.strip().splitlines()) != 1:
-                failures.append(f"seed {seed}: {argv!r} -> an error of {len(err.strip().splitlines())} lines")
+                failures.append(f"seed {seed}: {_short(argv)} -> an error of {len(err.strip().splitlines())} lines")
             left = [p for p in fuzz_home.rglob("*.tmp")]
             if left:
-                failures.append(f"seed {seed}: {argv!r} left {left[:3]}")
+                failures.append(f"seed {seed}: {_short(argv)} left {left[:3]}")
                 for p in left:
                     shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink()
     finally:
