@@ -65,3 +65,38 @@ def format_summary(run) -> str:
     if s.get("stopped_early"):
         lines.append(f"  stopped early: {s['stopped_early']}")
     return "\n".join(lines)
+
+
+def _headline_text(h: dict) -> str | None:
+    """``0.49 [0.48, 0.50] vs 0.04`` for a claim's headline (None when a check has none)."""
+    if not h or h.get("value") is None:
+        return None
+    text = f"{h['value']:.3g}"
+    if h.get("ci_low") is not None:
+        text += f" [{h['ci_low']:.3g}, {h['ci_high']:.3g}]"
+    if h.get("null_quantile") is not None:
+        text += f" vs {h['null_quantile']:.3g}"
+    return text
+
+
+def claims_table(results: list, *, width: int = 100) -> str:
+    """Claim results (:class:`~interp.claims.registry.ClaimResult`) as a plain-text table (claim,
+    verdict, headline, units found), then each verdict's reason and notes in full.
+
+    >>> print(claims_table(check_claims(run, ["weight-banding"])))
+    """
+    import textwrap
+
+    rows = []
+    for r in results:
+        found = ", ".join(r.found[:6]) + (f" (+{len(r.found) - 6})" if len(r.found) > 6 else "")
+        rows.append({"claim": r.claim, "verdict": r.status, "found": found or None, "layer": r.layer or None,
+                     "headline": _headline_text(r.headline)})
+    lines = [table(rows, [("claim", "claim"), ("verdict", "verdict"), ("headline", "value [95% CI] vs null"),
+                          ("layer", "layer"), ("found", "found")]), ""]
+    for r in results:
+        lines.append(textwrap.fill(f"{r.claim}: {r.verdict.reason}", width=width, subsequent_indent="    "))
+        for note in r.notes:
+            lines.append(textwrap.fill(f"note: {note}", width=width, initial_indent="    ",
+                                       subsequent_indent="    "))
+    return "\n".join(lines)

@@ -172,8 +172,7 @@ def test_split_loss_against_a_loop():
 
 
 def test_ablation_leaves_no_hooks_and_matches_zeroed_weights():
-    from interp.analysis.language.heads import bridge_hook_count
-    from interp.zoo.gpt import to_bridge
+    from interp.analysis.language.bridge import bridge_hook_count, to_bridge
 
     model = induction_model()
     bridge = to_bridge(model)

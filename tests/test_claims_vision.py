@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp.claims import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims, claims_dir, get_claim,
-                           list_claims, load_claims, save_claims)
-from interp.claims.registry import settings_hash
 from interp.analysis.vision import tuning
-from interp.claims import vision as V
+from interp.analysis.vision.gabor import fit_gabors, gabor_families, gabor_kernels, null_filters
+from interp.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims, get_claim, list_claims
+from interp.claims.first_layer import largest_gap
+from interp.results.claims import claims_dir, load_claims, save_claims
+from interp.results.store import settings_hash
 from interp.hooks import hook_count
 from interp.runs import Run
 from interp.training.loop import make_config
@@ -50,7 +51,7 @@ def random_run(seed, model_name="tutorial"):
 def gabor(orientation, freq=0.22, phase=0.0, sigma=1.2, k=5):
     """A k x k Gabor whose bars run along ``orientation`` (degrees, counter-clockwise, y up)."""
     p = torch.tensor([[math.radians(orientation + 90), freq, math.radians(phase), sigma, 0.0, 0.0]])
-    return V.gabor_kernels(p, k)[0]
+    return gabor_kernels(p, k)[0]
 
 
 def set_conv1(model, kernels, bias=0.0):
@@ -200,7 +201,7 @@ def test_fit_gabors_recovers_planted_parameters():
     orientations = [0, 30, 60, 90, 120, 150]
     kernels = torch.stack([gabor(o, freq=0.25, sigma=1.3) for o in orientations])
     weights = kernels[:, None].expand(-1, 3, -1, -1) * torch.tensor([1.0, 0.8, 1.2]).view(1, 3, 1, 1)
-    fits = V.fit_gabors(weights)
+    fits = fit_gabors(weights)
     assert bool((fits.r2 > 0.99).all())
     err = torch.remainder(fits.orientation - torch.tensor(orientations, dtype=torch.float32) + 90, 180) - 90
     assert err.abs().max() < 3.0
@@ -210,19 +211,19 @@ def test_fit_gabors_recovers_planted_parameters():
 
 
 def test_fit_gabors_explains_little_of_random_filters():
-    fits = V.fit_gabors(V.null_filters((3, 5, 5), 64, seed=5))
+    fits = fit_gabors(null_filters((3, 5, 5), 64, seed=5))
     assert float(fits.r2.max()) < 0.5
 
 
 def test_gabor_families_colour_contrast_and_blobs():
     edge = gabor(0, freq=0.1, phase=90, sigma=1.5)
     opponent = edge[None] * torch.tensor([1.0, -1.0, 0.0]).view(3, 1, 1)  # red against green
-    blob = V.gabor_kernels(torch.tensor([[0.0, 0.0, 0.0, 1.2, 0.0, 0.0]]), 5)[0].expand(3, -1, -1)
+    blob = gabor_kernels(torch.tensor([[0.0, 0.0, 0.0, 1.2, 0.0, 0.0]]), 5)[0].expand(3, -1, -1)
     stripes = gabor(0, freq=0.25, sigma=1.3)
-    fits = V.fit_gabors(torch.stack([opponent, blob, edge.expand(3, -1, -1), stripes.expand(3, -1, -1)]))
+    fits = fit_gabors(torch.stack([opponent, blob, edge.expand(3, -1, -1), stripes.expand(3, -1, -1)]))
     # A luminance edge with under half a cycle across its envelope (0.1 x 2 x 1.5 = 0.3) is a ramp in a 5x5
     # kernel, not band-pass: not a Gabor. Colour contrast needs no band-pass.
-    assert V.gabor_families(fits, 0.5) == ["colour contrast", "other", "other", "gabor"]
+    assert gabor_families(fits, 0.5) == ["colour contrast", "other", "other", "gabor"]
 
 
 # --------------------------------------------------------------------------- first layer and tiling
@@ -263,7 +264,7 @@ def test_largest_gap_against_brute_force():
     for _ in range(20):
         a = torch.rand(5, generator=g) * 180
         brute = max(min((float(y) - float(x)) % 180 or 180 for y in a if y is not x) for x in a)
-        assert V.largest_gap(a) == pytest.approx(brute, abs=1e-4)
+        assert largest_gap(a) == pytest.approx(brute, abs=1e-4)
 
 
 # --------------------------------------------------------------------------- complex cells
@@ -307,11 +308,11 @@ def test_curve_detectors_random_not_supported(seed):
 def test_receptive_field_matches_brute_force():
     """The centre unit of conv2 depends on exactly the pixels found by perturbing each one."""
     model = create_model("tutorial").eval()
-    rf = V.receptive_field(model, "conv2", (3, 32, 32))
+    rf = tuning.receptive_field(model, "conv2", (3, 32, 32))
     assert rf.size == (14, 14) and rf.position == (5, 5)
     positive = tuning._positive_copy(model)
     base = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    probe = V.Probe(positive, lambda x: x, (3, 32, 32))
+    probe = tuning.Probe(positive, lambda x: x, (3, 32, 32))
     bumped = base.repeat(32 * 32, 1, 1, 1)
     idx = torch.arange(32 * 32)
     bumped[idx, :, idx // 32, idx % 32] += 1.0
@@ -346,10 +347,10 @@ def test_hazard_ratio_reference_distributions():
     exp = -torch.rand(1, 200_000, generator=g).log()
     gauss = torch.randn(1, 200_000, generator=g)
     pareto = torch.rand(1, 200_000, generator=g).pow(-1 / 3)  # power law, tail index 3
-    assert float(V.hazard_ratio(exp)) == pytest.approx(1.0, abs=0.1)
-    assert float(V.hazard_ratio(gauss)) > 1.8
-    assert float(V.hazard_ratio(pareto)) < 0.6
-    assert torch.isnan(V.hazard_ratio(torch.rand(1, 100))).all()  # too few values
+    assert float(tuning.hazard_ratio(exp)) == pytest.approx(1.0, abs=0.1)
+    assert float(tuning.hazard_ratio(gauss)) > 1.8
+    assert float(tuning.hazard_ratio(pareto)) < 0.6
+    assert torch.isnan(tuning.hazard_ratio(torch.rand(1, 100))).all()  # too few values
 
 
 def test_exponential_tail_planted_supported():
@@ -376,9 +377,9 @@ def banded(model, layer):
 
 
 def test_banding_score_reference():
-    rows, cols = V.banding_score(torch.randn(8, 8, 5, 1).expand(8, 8, 5, 5))
+    rows, cols = tuning.banding_score(torch.randn(8, 8, 5, 1).expand(8, 8, 5, 5))
     assert rows == pytest.approx(1.0) and cols == pytest.approx(0.0, abs=1e-6)
-    rows, cols = V.banding_score(V.null_filters((64, 3, 3), 256, seed=0))
+    rows, cols = tuning.banding_score(null_filters((64, 3, 3), 256, seed=0))
     assert rows == pytest.approx(0.25, abs=0.03) and cols == pytest.approx(0.25, abs=0.03)
 
 
@@ -480,13 +481,13 @@ def test_no_hooks_left_after_an_error():
     def broken(x):
         raise RuntimeError("boom")
 
-    probe = V.Probe(run.model, broken, (3, 32, 32))
-    probe._rf["conv2"] = V.ReceptiveField((5, 5), (1.0, 1.0), (14, 14))
+    probe = tuning.Probe(run.model, broken, (3, 32, 32))
+    probe._rf["conv2"] = tuning.ReceptiveField((5, 5), (1.0, 1.0), (14, 14))
     with pytest.raises(RuntimeError, match="boom"):
         probe.responses("conv2", torch.rand(2, 3, 32, 32))
     assert hook_count(run.model) == 0
     with pytest.raises(Exception):
-        V.receptive_field(run.model, "fc1", (3, 32, 32))  # no spatial output
+        tuning.receptive_field(run.model, "fc1", (3, 32, 32))  # no spatial output
     assert hook_count(run.model) == 0
 
 
@@ -504,7 +505,9 @@ def test_cli_list(cli):
     code, out, _ = cli("claims", "list")
     assert code == 0 and "curve-detectors" in out and "induction-k-composition" in out
     code, out, _ = cli("claims", "list", "--json")
-    assert code == 0 and any(c["id"] == "weight-banding" for c in json.loads(out))
+    listed = json.loads(out)
+    assert code == 0 and any(c["id"] == "weight-banding" for c in listed)
+    assert set(listed[0]) == {"id", "kind", "statement", "source", "url", "applies_to", "thresholds"}
 
 
 def test_cli_unknown_claim_is_exit_2(cli):
@@ -531,7 +534,13 @@ def test_cli_check_writes_results_and_json(cli, tiny_run_dir, monkeypatch):
     assert [r.claim for r in saved] == ["weight-banding", "no-induction-one-layer"]
     code, out, _ = cli("claims", "check", "--run", "tiny", "--claim", "weight-banding", "--json", "--no-save")
     # A flatten head: "no bands" is what random weights give too, so it cannot confirm the claim.
-    assert code == 0 and json.loads(out)["results"][0]["verdict"]["status"] in (INCONCLUSIVE, NOT_SUPPORTED)
+    described = json.loads(out)
+    assert code == 0 and described["results"][0]["verdict"]["status"] in (INCONCLUSIVE, NOT_SUPPORTED)
+    assert described["kind"] == "claims" and described["run"] == "tiny" and described["saved"] is None
+    assert {"claim", "verdict", "numbers", "headline", "settings"} <= set(described["results"][0])
+    code, out, _ = cli("claims", "check", "--run", "tiny", "--claim", "weight-banding", "--json", "--null-models", "2")
+    described = json.loads(out)
+    assert code == 0 and described["saved"].endswith("claims.json") and "data" not in described["results"][0]
 
 
 def test_cli_bad_options_are_exit_2(cli):

@@ -28,13 +28,15 @@ from __future__ import annotations
 
 import torch
 
+from ..analysis.vision.gabor import first_layer_families
+from ..analysis.vision.tuning import Probe, curve_tuning, high_low_tuning
 from ..hooks import get_module
-from .registry import NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim, run_kind
-from ..zoo import reinitialized
 from ..stats import bootstrap_ci, headline
-from .vision import (CURVES, CURVES_URL, EARLY_VISION, EARLY_VISION_URL, Probe, curve_candidates,
-                     curve_result, curve_tuning, first_layer_families, high_low_candidates, high_low_result,
-                     high_low_tuning, plot_curves, plot_filters, plot_scatter, _families_result)
+from ..zoo import reinitialized
+from .curves import curve_candidates, curve_result, high_low_candidates, high_low_result
+from .evidence import CURVES, CURVES_URL, EARLY_VISION, EARLY_VISION_URL
+from .first_layer import families_result
+from .registry import NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim, run_kind
 
 CONV2D0_PUBLISHED = {"gabor": 0.44, "colour contrast": 0.42, "other": 0.14}
 MIXED3B_CURVES = {379: 243.0, 406: 268.0, 385: 290.0, 343: 358.0, 342: 22.0, 388: 66.0, 324: 92.0, 340: 110.0,
@@ -94,9 +96,22 @@ def check_conv2d0(run, options: CheckOptions) -> ClaimResult:
     layer = run.model.layer_weights["conv2d0"] if hasattr(run.model, "layer_weights") else "conv2d0_pre_relu_conv"
     weight = get_module(run.model, layer).weight
     fam = first_layer_families(weight, layer, seed=options.seed)
-    result = _families_result(claim, fam, run, published=CONV2D0_PUBLISHED)
+    result = families_result(claim, fam, run, published=CONV2D0_PUBLISHED)
     result.notes += _weights_note(run)
     return result
+
+
+CONV2D0_FAMILIES = register_claim(Claim(
+    id="inceptionv1-conv2d0-families",
+    statement="InceptionV1's conv2d0 is 44% Gabor filters, 42% colour-contrast filters and 14% other units.",
+    source=f"{EARLY_VISION}, section conv2d0",
+    url=EARLY_VISION_URL + "#conv2d0",
+    applies_to="Lucent's InceptionV1: conv2d0",
+    kind="inceptionv1",
+    thresholds={"tolerance": 0.15, "r2_floor": 0.5, "r2_null_quantile": 0.99, "published": CONV2D0_PUBLISHED},
+    check=check_conv2d0, applies=_applies_inception,
+))
+
 
 
 # -------------------------------------------------------------------------- mixed3b curves
@@ -175,6 +190,23 @@ def check_mixed3b(run, options: CheckOptions) -> ClaimResult:
                         + ("" if ok_angles else "; the orientations do not match"), **evidence)
 
 
+MIXED3B_CURVE_UNITS = register_claim(Claim(
+    id="inceptionv1-mixed3b-curves",
+    statement="InceptionV1's mixed3b units 379, 406, 385, 343, 342, 388, 340, 330, 349 and 324 are curve detectors "
+              "whose radial tuning peaks at 243, 268, 290, 358, 22, 66, 110, 145, 181 and 92 degrees.",
+    source=f"{CURVES}, sections 'Radial Tuning Curve' and 'The Curve Families of InceptionV1' (3b)",
+    url=CURVES_URL,
+    applies_to="Lucent's InceptionV1: mixed3b, the published units",
+    kind="inceptionv1",
+    thresholds={"osi_floor": 0.4, "curvature_floor": 0.1, "polarity_ratio": 0.5, "polarity_shift": 45.0,
+                "fraction": 0.8, "median_angle_error": 30.0, "angle_p_value": 0.05,
+                "null": "score above the 99th percentile of re-initialised mixed3b units that pass the other "
+                        "criteria (one copy)"},
+    check=check_mixed3b, applies=_applies_inception,
+))
+
+
+
 # -------------------------------------------------------------------------- mixed3a high-low
 
 
@@ -200,35 +232,6 @@ def check_mixed3a(run, options: CheckOptions) -> ClaimResult:
     return claim.result(NOT_SUPPORTED, text + f" (fewer than {thr['fraction']:.0%})", **evidence)
 
 
-# -------------------------------------------------------------------------- registration
-
-
-CONV2D0_FAMILIES = register_claim(Claim(
-    id="inceptionv1-conv2d0-families",
-    statement="InceptionV1's conv2d0 is 44% Gabor filters, 42% colour-contrast filters and 14% other units.",
-    source=f"{EARLY_VISION}, section conv2d0",
-    url=EARLY_VISION_URL + "#conv2d0",
-    applies_to="Lucent's InceptionV1: conv2d0",
-    kind="inceptionv1",
-    thresholds={"tolerance": 0.15, "r2_floor": 0.5, "r2_null_quantile": 0.99, "published": CONV2D0_PUBLISHED},
-    check=check_conv2d0, applies=_applies_inception, plot=plot_filters,
-))
-
-MIXED3B_CURVE_UNITS = register_claim(Claim(
-    id="inceptionv1-mixed3b-curves",
-    statement="InceptionV1's mixed3b units 379, 406, 385, 343, 342, 388, 340, 330, 349 and 324 are curve detectors "
-              "whose radial tuning peaks at 243, 268, 290, 358, 22, 66, 110, 145, 181 and 92 degrees.",
-    source=f"{CURVES}, sections 'Radial Tuning Curve' and 'The Curve Families of InceptionV1' (3b)",
-    url=CURVES_URL,
-    applies_to="Lucent's InceptionV1: mixed3b, the published units",
-    kind="inceptionv1",
-    thresholds={"osi_floor": 0.4, "curvature_floor": 0.1, "polarity_ratio": 0.5, "polarity_shift": 45.0,
-                "fraction": 0.8, "median_angle_error": 30.0, "angle_p_value": 0.05,
-                "null": "score above the 99th percentile of re-initialised mixed3b units that pass the other "
-                        "criteria (one copy)"},
-    check=check_mixed3b, applies=_applies_inception, plot=plot_curves,
-))
-
 MIXED3A_HIGH_LOW_UNITS = register_claim(Claim(
     id="inceptionv1-mixed3a-high-low",
     statement="InceptionV1's mixed3a units 110, 180, 153, 106, 112, 186, 132, 136, 117, 113, 108, 70, 86, 88 and 160 "
@@ -240,5 +243,5 @@ MIXED3A_HIGH_LOW_UNITS = register_claim(Claim(
     thresholds={"index_floor": 0.2, "direction_floor": 0.2, "fraction": 2 / 3,
                 "null": "score above the 99th percentile of re-initialised mixed3a units that pass the floors "
                         "(one copy)"},
-    check=check_mixed3a, applies=_applies_inception, plot=plot_scatter,
+    check=check_mixed3a, applies=_applies_inception,
 ))

@@ -5,10 +5,11 @@ section), the models and layers it applies to, its thresholds and a check functi
 :func:`check_claims` runs the checks on a run and returns :class:`ClaimResult` objects:
 a :class:`Verdict` (``supported``, ``not supported`` or ``inconclusive``, with the
 reason) and the evidence (numbers, a per-unit table, the units found, data for figures).
+Saving them (claims.json and the figures) is :mod:`interp.results.claims`'s job.
 
 >>> results = check_claims(load_run("tutorial"), ["gabor-first-layer", "curve-detectors"])
 >>> results[0].verdict.status, results[0].verdict.reason
->>> save_claims(results, "reports/tutorial/claims")   # claims.json + PNG figures
+>>> interp.results.save(ClaimSet(results), "reports/tutorial/claims")   # claims.json + PNG figures
 
 Thresholds compare with a null wherever one exists: the same architecture re-initialised
 with its own initialisation (:func:`reinitialized`, several seeds), so a verdict says "more
@@ -19,22 +20,14 @@ than chance would give", not only "above an absolute cut-off". A check that cann
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import json
-import os
-import shutil
 import time
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, Callable
 
 import torch
 
 from ..errors import InterpError, unknown
-from ..io import atomic_dir, write_json
-from ..plots import save_figure
-from ..results.store import settings_hash
 
 SUPPORTED = "supported"
 NOT_SUPPORTED = "not supported"
@@ -43,9 +36,6 @@ STATUSES = (SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE)
 
 KINDS = ("vision", "inceptionv1", "transformer", "classifier")
 """What a claim needs: any conv net; Lucent's InceptionV1; an attention-only transformer; any classifier."""
-
-RESULTS_FILE = "claims.json"
-
 
 @dataclass(frozen=True)
 class Verdict:
@@ -66,7 +56,7 @@ class ClaimResult:
     ``numbers``: named scalars (fractions, scores, counts); ``table``: one row per unit
     (or head) examined; ``found``: the units that satisfy the claim (``"conv2:3"``);
     ``thresholds``: the cut-offs used, null-derived ones included; ``data``: lists for
-    figures; ``figures``: PNG file names, filled in by :func:`save_claims`; ``headline``:
+    figures; ``figures``: PNG file names, filled in by :func:`interp.results.claims.save_claims`; ``headline``:
     the verdict's number with its CI and null quantile.
     """
 
@@ -86,7 +76,7 @@ class ClaimResult:
     figures: dict[str, str] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     """The options it was checked with (seed, null models, images, layer): results of other
-    settings are kept beside it (:func:`save_claims`)."""
+    settings are kept beside it (:func:`interp.results.claims.save_claims`)."""
     headline: dict[str, Any] = field(default_factory=dict)
     """The number the verdict turns on, with its 95% bootstrap CI and the null quantile it is
     compared to (:func:`interp.stats.headline`); empty where a check has none."""
@@ -107,6 +97,27 @@ class ClaimResult:
         d["verdict"] = Verdict(**d["verdict"])
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
+
+
+@dataclass
+class ClaimSet:
+    """The claim results of one run, as saved together in ``claims.json`` (the results store's kind ``claims``).
+
+    ``results``: the latest result of each claim, in the order they were first checked;
+    ``earlier``: results of earlier checks with other settings, kept beside them.
+
+    >>> path = interp.results.save(ClaimSet(check_claims(run)), "reports/tutorial/claims")   # .../claims.json
+    >>> [r.claim for r in interp.results.load(path).results]
+    """
+
+    results: list[ClaimResult]
+    earlier: list[ClaimResult] = field(default_factory=list)
+    run: str = ""
+    """The run's name (default: the first result's)."""
+
+    def __post_init__(self):
+        if not self.run:
+            self.run = next((r.run for r in self.results + self.earlier if r.run), "")
 
 
 def _plain(value: Any) -> Any:
@@ -155,8 +166,8 @@ class Claim:
     """A published claim and its check.
 
     ``check(run, options) -> ClaimResult``; ``applies(run) -> None`` when the claim applies
-    to the run, else the reason it does not; ``plot(result) -> {name: figure}`` draws the
-    evidence (optional).
+    to the run, else the reason it does not. Its figures are drawn when it is saved
+    (:data:`interp.results.claims_figures.FIGURES`).
     """
 
     id: str
@@ -168,7 +179,6 @@ class Claim:
     thresholds: dict
     check: Callable[[Any, CheckOptions], ClaimResult]
     applies: Callable[[Any], str | None]
-    plot: Callable[[ClaimResult], dict] | None = None
     on_request: bool = False
     """Checked only when named (it needs an input from the user, such as a cue token)."""
 
@@ -179,7 +189,8 @@ class Claim:
 
 
 _CLAIMS: dict[str, Claim] = {}
-_MODULES = ("vision", "inception", "transformers", "clever_hans")
+_MODULES = ("first_layer", "curves", "layer_statistics", "inception", "transformers", "clever_hans", "cue_token")
+"""The modules whose claims register when imported, in the order :func:`list_claims` lists them."""
 
 
 def register_claim(claim: Claim) -> Claim:
@@ -290,12 +301,6 @@ def check_claims(run: Any, ids: list[str] | None = None, *, options: CheckOption
     return results
 
 
-# --------------------------------------------------------------------------- nulls
-
-
-# --------------------------------------------------------------------------- saving
-
-
 def model_run(model: torch.nn.Module, *, name: str = "model", input_shape: tuple[int, ...] = (3, 32, 32),
               mean: tuple[float, ...] = (0.5, 0.5, 0.5), std: tuple[float, ...] = (0.25, 0.25, 0.25),
               classes: tuple[str, ...] = ()) -> Any:
@@ -312,104 +317,3 @@ def model_run(model: torch.nn.Module, *, name: str = "model", input_shape: tuple
                       classes=tuple(classes))
     config = RunConfig(model="custom", family="custom", task="image-classification", model_config={}, data=data)
     return Run(models_dir() / check_run_name(name), config, model.eval())
-
-
-def claims_dir(run: Any) -> Path:
-    """Where a run's claim results go: ``reports/RUN/claims``."""
-    return run.report_dir() / "claims"
-
-
-def save_claims(results: list[ClaimResult], out_dir: str | os.PathLike) -> Path:
-    """Add ``results`` to ``out_dir/claims.json`` with their figures (PNG); returns the JSON path.
-
-    Nothing earlier is destroyed: a claim not checked this time keeps its verdict; a claim
-    checked again with the same settings is replaced; one checked with other settings
-    (seed, null models, images, layer) moves to ``earlier``, its figures kept. The folder is
-    written aside and swapped in whole (:func:`interp.io.atomic_dir`).
-
-    >>> save_claims(check_claims(run, ["curve-detectors"], seed=1), claims_dir(run))
-    """
-    out = Path(out_dir)
-    current, earlier = _read_claims(out) if (out / RESULTS_FILE).is_file() else ([], [])
-    checked = {r.claim for r in results}
-    kept = [r for r in current if r.claim not in checked]
-    moved = [r for r in current if r.claim in checked
-             and not any(n.claim == r.claim and n.settings == r.settings for n in results)]
-    earlier = [r for r in earlier if not any(n.claim == r.claim and n.settings == r.settings for n in results)]
-    with atomic_dir(out) as tmp:
-        for old in kept + moved + earlier:  # figures of what is kept travel with it
-            for file in old.figures.values():
-                if (out / file).is_file():
-                    shutil.copy2(out / file, tmp / file)
-        for result in results:
-            result.figures = {}
-            claim = _CLAIMS.get(result.claim)
-            if claim is None or claim.plot is None or (result.status == INCONCLUSIVE and not result.data):
-                continue
-            for name, fig in (claim.plot(result) or {}).items():
-                file = f"{result.claim}-{settings_hash(result.settings)}-{name}.png"
-                save_figure(fig, tmp / file)
-                result.figures[name] = file
-        # The page keeps its order: a re-checked claim takes its old place, a new one goes last.
-        fresh = {r.claim: r for r in results}
-        merged = [fresh.pop(r.claim) if r.claim in fresh else r for r in current if r.claim in fresh or r in kept]
-        merged += list(fresh.values())
-        write_json(tmp / RESULTS_FILE, {"version": 2, "results": [r.to_dict() for r in merged],
-                                        "earlier": [r.to_dict() for r in moved + earlier]})
-    return out / RESULTS_FILE
-
-
-def _read_claims(out: Path) -> tuple[list[ClaimResult], list[ClaimResult]]:
-    path = out / RESULTS_FILE
-    try:
-        data = json.loads(path.read_text())
-        return ([ClaimResult.from_dict(d) for d in data["results"]],
-                [ClaimResult.from_dict(d) for d in data.get("earlier", [])])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
-        raise InterpError(f"{path} is corrupt ({e}); check the claims again") from None
-
-
-def load_claims(out_dir: str | os.PathLike, *, earlier: bool = False) -> list[ClaimResult]:
-    """The latest result of each claim saved by :func:`save_claims` (a clear error when there are none);
-    ``earlier=True``: the results of earlier checks with other settings instead."""
-    path = Path(out_dir) / RESULTS_FILE
-    if not path.is_file():
-        raise InterpError(f"no claim results at {path}; check claims first: interp claims check")
-    current, older = _read_claims(Path(out_dir))
-    return older if earlier else current
-
-
-# --------------------------------------------------------------------------- text
-
-
-def _headline_text(h: dict) -> str | None:
-    """``0.49 [0.48, 0.50] vs 0.04`` for a headline (None when a check has none)."""
-    if not h or h.get("value") is None:
-        return None
-    text = f"{h['value']:.3g}"
-    if h.get("ci_low") is not None:
-        text += f" [{h['ci_low']:.3g}, {h['ci_high']:.3g}]"
-    if h.get("null_quantile") is not None:
-        text += f" vs {h['null_quantile']:.3g}"
-    return text
-
-
-def results_table(results: list[ClaimResult], *, width: int = 100) -> str:
-    """A plain-text table (claim, verdict, units found), then each verdict's reason and notes in full."""
-    import textwrap
-
-    from ..terminal import table
-
-    rows = []
-    for r in results:
-        found = ", ".join(r.found[:6]) + (f" (+{len(r.found) - 6})" if len(r.found) > 6 else "")
-        rows.append({"claim": r.claim, "verdict": r.status, "found": found or None, "layer": r.layer or None,
-                     "headline": _headline_text(r.headline)})
-    lines = [table(rows, [("claim", "claim"), ("verdict", "verdict"), ("headline", "value [95% CI] vs null"),
-                          ("layer", "layer"), ("found", "found")]), ""]
-    for r in results:
-        lines.append(textwrap.fill(f"{r.claim}: {r.verdict.reason}", width=width, subsequent_indent="    "))
-        for note in r.notes:
-            lines.append(textwrap.fill(f"note: {note}", width=width, initial_indent="    ",
-                                       subsequent_indent="    "))
-    return "\n".join(lines)

@@ -21,7 +21,6 @@ from typing import Any
 
 import torch
 
-from ..plots import pyplot
 from .registry import (INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim,
                        run_kind)
 from ..zoo import reinitialized
@@ -54,22 +53,22 @@ def _applies(min_layers: int | None = None, exact_layers: int | None = None):
 
 
 def _probe(run, options: CheckOptions) -> dict[int, torch.Tensor]:
-    """The head-score probe (:func:`interp.analysis.language.heads.length_probe`): BOS and a random block repeated,
+    """The head-score probe (:func:`interp.analysis.language.tokens.length_probe`): BOS and a random block repeated,
     at several block lengths, so a head that matches one length by position does not pass."""
-    from ..analysis.language.heads import length_probe
+    from ..analysis.language.tokens import length_probe
 
     return length_probe(run, N_SEQUENCES, seed=options.seed)
 
 
 def _task_tokens(run, options: CheckOptions) -> torch.Tensor:
     """Sequences of the run's own task (its induction task, or repeated blocks of its vocabulary)."""
-    from ..analysis.language.heads import task_tokens
+    from ..analysis.language.tokens import task_tokens
 
     return task_tokens(run, N_SEQUENCES, seed=options.seed + 1)
 
 
 def _bridge(model, device=None):
-    from ..zoo.gpt import to_bridge
+    from ..analysis.language.bridge import to_bridge
 
     return to_bridge(model)
 
@@ -311,6 +310,24 @@ def check_induction(run, options: CheckOptions) -> ClaimResult:
                         f"on it. To decide, {hint}", **evidence)
 
 
+INDUCTION_K_COMPOSITION = register_claim(Claim(
+    id="induction-k-composition",
+    statement="A 2-layer attention-only model trained on the induction task has an induction head in layer 1 that "
+              "K-composes with a previous-token head in layer 0, and ablating it removes the in-context gain.",
+    source=f"{FRAMEWORK}, section 'Two-Layer Attention-Only Transformers' (induction heads, K-composition); "
+           f"{INDUCTION}, section 'Argument 1'",
+    url=FRAMEWORK_URL + "#two-layer-attention-only-transformers",
+    applies_to="transformer runs with two or more layers (attn-only or gpt), on repeated random token blocks",
+    kind="transformer",
+    thresholds={"composition_factor": 1.5, "gain_removed": 0.5, "gain_removed_floor": 0.2, "min_gain": 0.1,
+                "null": "99% Gumbel quantile of the best head (head pair, or sum of the best heads' previous-token "
+                        "scores) in re-initialised copies; head scores are each head's minimum over several "
+                        "block lengths"},
+    check=check_induction, applies=_applies(min_layers=2),
+))
+
+
+
 def _earlier_to_later(comp: torch.Tensor) -> torch.Tensor:
     """Composition scores ``(L, H, L, H)`` with the pairs that are not earlier -> later set to 0."""
     L = comp.shape[0]
@@ -365,6 +382,20 @@ def check_one_layer(run, options: CheckOptions) -> ClaimResult:
                            if notes else ""), **evidence)
 
 
+NO_INDUCTION_ONE_LAYER = register_claim(Claim(
+    id="no-induction-one-layer",
+    statement="A 1-layer attention-only model has no induction head.",
+    source=f"{FRAMEWORK}, section 'One-Layer Attention-Only Transformers'; {INDUCTION}, section 'Argument 2'",
+    url=FRAMEWORK_URL + "#one-layer-attention-only-transformers",
+    applies_to="1-layer transformer runs, on repeated random token blocks",
+    kind="transformer",
+    thresholds={"null": "99% Gumbel quantile of the best head in re-initialised copies; head scores are each "
+                        "head's minimum over several block lengths"},
+    check=check_one_layer, applies=_applies(exact_layers=1),
+))
+
+
+
 # -------------------------------------------------------------------------- copying heads
 
 
@@ -386,7 +417,7 @@ def diagonal_top(bridge) -> torch.Tensor:
 
 def check_copying(run, options: CheckOptions) -> ClaimResult:
     from ..analysis.language.circuits import ov_copying_scores
-    from ..zoo.gpt import to_bridge
+    from ..analysis.language.bridge import to_bridge
 
     claim = COPYING_OV_POSITIVE
     thr = claim.thresholds
@@ -431,80 +462,6 @@ def check_copying(run, options: CheckOptions) -> ClaimResult:
                         f"(random heads' best): {listing}", **evidence)
 
 
-# -------------------------------------------------------------------------- figures
-
-
-def plot_heads(result: ClaimResult) -> dict:
-    import numpy as np
-
-    plt = pyplot()
-    data = result.data
-    if "induction" not in data:
-        return {}
-    panels = [(k, np.array(data[k])) for k in ("prev_token", "induction") if k in data]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 0.5 * panels[0][1].shape[0] + 1.8),
-                             squeeze=False, layout="tight")
-    for ax, (name, values) in zip(axes[0], panels):
-        ax.imshow(values, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        for (i, j), v in np.ndenumerate(values):
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color="white" if v < 0.6 else "black")
-        ax.set_xlabel("head")
-        ax.set_ylabel("layer")
-        ax.set_title(name.replace("_", "-") + " score", fontsize=9)
-        ax.set_xticks(range(values.shape[1]))
-        ax.set_yticks(range(values.shape[0]))
-    return {"heads": fig}
-
-
-def plot_copying(result: ClaimResult) -> dict:
-    import numpy as np
-
-    plt = pyplot()
-    d = result.data
-    if "diag" not in d:
-        return {}
-    fig, ax = plt.subplots(figsize=(4.4, 3.4), layout="tight")
-    ax.scatter(d["null_diag"], d["null_eig"], s=10, color="#bbbbbb", label="re-initialised heads")
-    ax.scatter(np.array(d["diag"]).flatten(), np.array(d["eig"]).flatten(), s=24, color="#d62728", label="model heads")
-    ax.axvline(result.thresholds.get("copying", 0.5), ls="--", color="black", lw=0.8)
-    ax.axhline(result.thresholds.get("eigenvalue_score", 0.0), ls="--", color="black", lw=0.8)
-    ax.set_xlabel("fraction of tokens the OV circuit maps onto themselves", fontsize=8)
-    ax.set_ylabel("OV eigenvalue score sum(l)/sum(|l|)", fontsize=8)
-    ax.legend(fontsize=7, frameon=False)
-    return {"copying": fig}
-
-
-# -------------------------------------------------------------------------- registration
-
-
-INDUCTION_K_COMPOSITION = register_claim(Claim(
-    id="induction-k-composition",
-    statement="A 2-layer attention-only model trained on the induction task has an induction head in layer 1 that "
-              "K-composes with a previous-token head in layer 0, and ablating it removes the in-context gain.",
-    source=f"{FRAMEWORK}, section 'Two-Layer Attention-Only Transformers' (induction heads, K-composition); "
-           f"{INDUCTION}, section 'Argument 1'",
-    url=FRAMEWORK_URL + "#two-layer-attention-only-transformers",
-    applies_to="transformer runs with two or more layers (attn-only or gpt), on repeated random token blocks",
-    kind="transformer",
-    thresholds={"composition_factor": 1.5, "gain_removed": 0.5, "gain_removed_floor": 0.2, "min_gain": 0.1,
-                "null": "99% Gumbel quantile of the best head (head pair, or sum of the best heads' previous-token "
-                        "scores) in re-initialised copies; head scores are each head's minimum over several "
-                        "block lengths"},
-    check=check_induction, applies=_applies(min_layers=2), plot=plot_heads,
-))
-
-NO_INDUCTION_ONE_LAYER = register_claim(Claim(
-    id="no-induction-one-layer",
-    statement="A 1-layer attention-only model has no induction head.",
-    source=f"{FRAMEWORK}, section 'One-Layer Attention-Only Transformers'; {INDUCTION}, section 'Argument 2'",
-    url=FRAMEWORK_URL + "#one-layer-attention-only-transformers",
-    applies_to="1-layer transformer runs, on repeated random token blocks",
-    kind="transformer",
-    thresholds={"null": "99% Gumbel quantile of the best head in re-initialised copies; head scores are each "
-                        "head's minimum over several block lengths"},
-    check=check_one_layer, applies=_applies(exact_layers=1), plot=plot_heads,
-))
-
 COPYING_OV_POSITIVE = register_claim(Claim(
     id="copying-ov-positive",
     statement="Heads that copy (their OV circuit raises the logit of the token attended to) have OV circuits with "
@@ -515,5 +472,5 @@ COPYING_OV_POSITIVE = register_claim(Claim(
     kind="transformer",
     thresholds={"copying_floor": 0.5, "eigen_floor": 0.0,
                 "null": "99% Gumbel quantile of the best head in re-initialised copies"},
-    check=check_copying, applies=_applies(min_layers=1), plot=plot_copying,
+    check=check_copying, applies=_applies(min_layers=1),
 ))

@@ -6,14 +6,14 @@ import argparse
 import json
 import sys
 
-from ..terminal import table
-from .common import add_device, add_no_progress, add_seed, int_in
+from ..terminal import claims_table, table
+from .common import add_device, add_json, add_no_progress, add_seed, int_in, print_json
 
 EPILOG_CHECK = """\
 examples:
   interp claims check                                   # every claim that applies to the latest run
   interp claims check --run tutorial --claim curve-detectors --claim gabor-first-layer
-  interp claims check --run attn-only --json            # transformer claims, as JSON
+  interp claims check --run attn-only --json            # transformer claims, as JSON (kind, run, results, saved)
   interp claims check --run inceptionv1 --weights ~/Downloads/inception5h.pth
   interp claims check --run inceptionv1 --download      # fetch Lucent's InceptionV1 weights (27 MB) first
   interp claims check --run gpt --claim cue-token --cue e
@@ -50,7 +50,7 @@ def register(sub, common) -> None:
                    help="run name (under models/) or path, or inceptionv1; default: the most recent run")
     q.add_argument("--claim", dest="claims", metavar="ID", action="extend", nargs="+",
                    help="claim ids to check (see `interp claims list`); default: every claim that applies")
-    q.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_json(q)
     q.add_argument("--weights", metavar="PATH", help="InceptionV1 weights (Lucent's inception5h.pth); implies "
                                                      "--run inceptionv1")
     q.add_argument("--download", action="store_true", help="download the InceptionV1 weights if they are missing")
@@ -115,8 +115,8 @@ def _reference(name: str | None):
 
 
 def cmd_check(args) -> int:
-    from ..claims import CheckOptions, check_claims, claims_dir, get_claim, save_claims
-    from ..claims.registry import results_table
+    from ..claims import CheckOptions, ClaimSet, check_claims, get_claim
+    from ..results.claims import claims_dir, save_claims
 
     for claim_id in args.claims or []:
         get_claim(claim_id)  # an unknown id fails before any model is loaded
@@ -138,15 +138,14 @@ def cmd_check(args) -> int:
                 save_claims(other_results, claims_dir(other))
     saved = None if args.no_save else save_claims(results, claims_dir(run))
     if args.json:
-        print(json.dumps({"run": run.name, "results": [{k: v for k, v in r.to_dict().items() if k != "data"}
-                                                       for r in results]}, indent=2, default=str))
+        print_json(ClaimSet(results, run=run.name), saved=saved)
     else:
         for other, other_results in per_run:
             print(f"Seed {other.config.train.seed} ({other.name}):\n")
-            print(results_table(other_results) + "\n")
+            print(claims_table(other_results) + "\n")
         across = f" across {args.seeds} training seeds" if per_run else ""
         print(f"Claims on {run.name} ({run.config.model}){across}:\n")
-        print(results_table(results))
+        print(claims_table(results))
     if saved is not None:
         print(f"\nSaved: {saved}", file=sys.stderr)
     return 0

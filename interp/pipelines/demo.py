@@ -45,7 +45,7 @@ def stage_report(ctx: DemoContext) -> None:
 
 
 def stage_word2vec(ctx: DemoContext) -> None:
-    from ..analysis.words.embeddings import demo_stage
+    from .words import demo_stage
     from .report import build_report
     from ..runs import load_run
 
@@ -55,7 +55,7 @@ def stage_word2vec(ctx: DemoContext) -> None:
 
 
 def stage_transformer(ctx: DemoContext) -> None:
-    from ..cli.transformers import demo_stage
+    from .language import demo_stage
     from .report import build_report
     from ..runs import load_run
 
@@ -65,7 +65,7 @@ def stage_transformer(ctx: DemoContext) -> None:
 
 
 def stage_claims(ctx: DemoContext) -> None:
-    from ..claims import demo_stage
+    from .claims import demo_stage
 
     demo_stage(ctx)
 

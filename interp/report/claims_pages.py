@@ -1,19 +1,15 @@
 """The claims page: each Circuits / Microscope / Transformer Circuits claim checked on the
 run, with its verdict, reason, thresholds, evidence table and figures.
 
-Claims are checked when the report has no saved results (``claims/claims.json``, also
-written by ``interp claims check`` and the demo), with a small null ensemble to keep a
-report quick; ``interp claims check`` gives the full check.
+It only reads the saved results (``claims/claims.json``, written by ``interp claims check``,
+the demo, and the report pipeline's :func:`interp.pipelines.claims.ensure` when none are
+saved); without them the run gets no claims page.
 """
 
 from __future__ import annotations
 
+from ..results.claims import RESULTS_FILE, load_claim_set
 from .registry import ReportContext, Section
-
-REPORT_NULL_MODELS = 8
-"""Fewer than ``interp claims check``'s defaults (32 for unit-level claims) to keep a report quick; the page
-says how many each verdict used (with fewer copies chance is bounded less tightly, so fewer verdicts are "supported")."""
-REPORT_MAX_IMAGES = 500
 
 
 def _sample_text(numbers: dict) -> str:
@@ -27,21 +23,14 @@ def _sample_text(numbers: dict) -> str:
 
 def contribute(ctx: ReportContext) -> None:
     run = ctx.run
-    if run.config.task not in ("image-classification", "language-model"):
-        return
-    from ..claims.registry import CheckOptions, check_claims, load_claims, save_claims
-
     folder = ctx.root / "claims"
-    if not (folder / "claims.json").exists():
-        if ctx.log:
-            ctx.log("checking claims ...")
-        options = CheckOptions(device=ctx.device, progress=ctx.progress, seed=ctx.seed,
-                               null_models=REPORT_NULL_MODELS, max_images=REPORT_MAX_IMAGES)
-        save_claims(check_claims(run, options=options), folder)
-    results = [r.to_dict() for r in load_claims(folder)]
+    if not (folder / RESULTS_FILE).is_file():
+        return
+    saved = load_claim_set(folder)
+    results = [r.to_dict() for r in saved.results]
     if not results:
         return
-    earlier = [r.to_dict() for r in load_claims(folder, earlier=True)]
+    earlier = [r.to_dict() for r in saved.earlier]
     for r in results + earlier:
         r["figures"] = {name: f"claims/{file}" for name, file in r.get("figures", {}).items()}
         r["css"] = r["verdict"]["status"].replace(" ", "-")
