@@ -10,15 +10,15 @@ renders from what is saved (:func:`interp.report.render_report`): it never compu
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
 from pathlib import Path
 
 from ..io import atomic_dir
 from ..report import ReportContext, render_report
+from ..report.registry import load_entry_points
 
-# "module:function", run in this order; a module or function that does not exist is skipped.
+# "module:function", run in this order; a module that does not exist is skipped.
 ENSURE: list[str] = [
     "interp.pipelines.vision:ensure",
     "interp.pipelines.attribution:ensure",
@@ -29,19 +29,8 @@ ENSURE: list[str] = [
 
 
 def ensure_functions() -> list:
-    """The ``ensure(ctx)`` functions of :data:`ENSURE` that exist."""
-    found = []
-    for entry in ENSURE:
-        module_name, func = entry.split(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name == module_name:
-                continue
-            raise
-        if hasattr(module, func):
-            found.append(getattr(module, func))
-    return found
+    """The ``ensure(ctx)`` functions of :data:`ENSURE`."""
+    return load_entry_points(ENSURE)
 
 
 def _carry_over(old: Path, new: Path) -> None:

@@ -85,9 +85,11 @@ class ReportContext:
         return p
 
 
-def load_contributors() -> list:
+def load_entry_points(entries: list[str]) -> list:
+    """The functions named ``"module:function"`` in ``entries``, in order; a module that does not
+    exist yet is skipped (a function missing from an existing module is an error)."""
     found = []
-    for entry in CONTRIBUTORS:
+    for entry in entries:
         module_name, func = entry.split(":")
         try:
             module = importlib.import_module(module_name)
@@ -97,3 +99,8 @@ def load_contributors() -> list:
             raise
         found.append(getattr(module, func))
     return found
+
+
+def load_contributors() -> list:
+    """The report's ``contribute(ctx)`` functions (:data:`CONTRIBUTORS`)."""
+    return load_entry_points(CONTRIBUTORS)
