@@ -86,7 +86,8 @@ def _temp_prefix(path: Path) -> str:
     return f".{path.name}.{os.getpid()}-"
 
 
-def _pid_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (someone else's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -109,7 +110,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     prefix = f".{path.name}."
     for leftover in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
         pid_text = leftover.name[len(prefix):].split("-", 1)[0]
-        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or process_alive(int(pid_text)):
             continue
         if leftover.is_dir() and not leftover.is_symlink():
             shutil.rmtree(leftover, ignore_errors=True)

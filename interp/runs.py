@@ -30,7 +30,7 @@ import torch
 
 from .config import RunConfig
 from .errors import InterpError, close_matches
-from .io import read_jsonl, read_safetensors
+from .io import process_alive, read_jsonl, read_safetensors
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -309,16 +309,6 @@ def run_table(root: Path | None = None) -> list[dict]:
 LOCK_FILE = ".lock"
 
 
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def run_lock(run_dir: Path, *, log: Any = None) -> Iterator[Path]:
     """Hold ``run_dir``'s writer lock (``.lock``: pid, host, start time) inside the block.
@@ -343,7 +333,7 @@ def run_lock(run_dir: Path, *, log: Any = None) -> Iterator[Path]:
                 pid, host = int(holder["pid"]), str(holder["host"])
             except (OSError, ValueError, KeyError, TypeError):
                 holder, pid, host = {}, -1, "?"
-            if attempt == 0 and (pid == -1 or (host == me["host"] and not _process_alive(pid))):
+            if attempt == 0 and (pid == -1 or (host == me["host"] and not process_alive(pid))):
                 if log:
                     log(f"removing a stale lock of {Path(run_dir).name} (process {pid} on {host} is gone)")
                 lock.unlink(missing_ok=True)
