@@ -417,33 +417,33 @@ def test_cli_attribute_unreadable_image(cli, tiny_run_dir, tmp_path):
 
 
 def test_cli_attribute_units(cli, tiny_run_dir, tmp_path):
-    code, out, err = cli("attribute-units", "--run", str(tiny_run_dir), "--layer", "conv2", "--class", "circle",
+    code, out, err = cli("attribute", "units", "--run", str(tiny_run_dir), "--layer", "conv2", "--class", "circle",
                          "--per-class", "2", "--steps", "4", "--top", "3", "--no-progress", "--out", str(tmp_path))
     assert code == 0, err
     assert "conv2:" in out and (tmp_path / "units-conv2-class-circle.json").is_file()
-    code, out, err = cli("attribute-units", "--run", str(tiny_run_dir), "--layer", "conv2", "--per-class", "1",
+    code, out, err = cli("attribute", "units", "--run", str(tiny_run_dir), "--layer", "conv2", "--per-class", "1",
                          "--steps", "4", "--no-progress", "--out", str(tmp_path))
     assert code == 0, err
     assert "circle" in out and (tmp_path / "class-units-conv2.json").is_file()
-    code, _, err = cli("attribute-units", "--run", str(tiny_run_dir), "--layer", "conv3")
+    code, _, err = cli("attribute", "units", "--run", str(tiny_run_dir), "--layer", "conv3")
     assert code == 2 and "unknown layer 'conv3'" in err
-    code, _, err = cli("attribute-units", "--run", str(tiny_run_dir), "--layer", "conv2", "--method", "lrp")
+    code, _, err = cli("attribute", "units", "--run", str(tiny_run_dir), "--layer", "conv2", "--method", "lrp")
     assert code == 2 and "unknown unit attribution method 'lrp'" in err
 
 
 def test_cli_attribute_gallery(cli, tiny_run_dir, tmp_path):
-    code, out, err = cli("attribute-gallery", "--run", str(tiny_run_dir), "--per-class", "1", "--methods", "saliency",
+    code, out, err = cli("attribute", "gallery", "--run", str(tiny_run_dir), "--per-class", "1", "--methods", "saliency",
                          "--no-progress", "--out", str(tmp_path))
     assert code == 0, err
     assert "circle" in out and (tmp_path / "gallery.json").is_file() and (tmp_path / "circle.png").is_file()
-    code, _, err = cli("attribute-gallery", "--run", str(tiny_run_dir), "--per-class", "0")
+    code, _, err = cli("attribute", "gallery", "--run", str(tiny_run_dir), "--per-class", "0")
     assert code == 2 and "argument --per-class: must be from 1 to 1,000, got 0" in err
 
 
 def test_cli_help_has_examples(cli):
-    for command in ("attribute", "attribute-units", "attribute-trust", "attribute-gallery"):
-        code, out, _ = cli(command, "--help")
-        assert code == 0 and "examples:" in out
+    for verb in ("", "pixels", "units", "trust", "gallery", "tokens"):
+        code, out, _ = cli(*f"attribute {verb}".split(), "--help")
+        assert code == 0 and "examples:" in out, verb
 
 
 def test_every_registered_method_is_documented():
@@ -521,19 +521,19 @@ def make_gpt_run(root) -> str:
 
 def test_cli_attribute_tokens(cli, tmp_path, tiny_run_dir):
     run = make_gpt_run(tmp_path)
-    code, out, err = cli("attribute-tokens", "--run", run, "--prompt", "ab\\nca", "--steps", "8",
+    code, out, err = cli("attribute", "tokens", "--run", run, "--prompt", "ab\\nca", "--steps", "8",
                          "--out", str(tmp_path / "out"))
     assert code == 0, err
     assert "Next token after position 4" in out and "completeness error" in out and "\\n" in out
     assert len(list((tmp_path / "out").glob("tokens-*.png"))) == 1
-    code, _, err = cli("attribute-tokens", "--run", run, "--prompt", "abz")
+    code, _, err = cli("attribute", "tokens", "--run", run, "--prompt", "abz")
     assert code == 2 and "outside the model's vocabulary" in err
-    code, _, err = cli("attribute-tokens", "--run", run, "--prompt", "abc", "--target", "q")
+    code, _, err = cli("attribute", "tokens", "--run", run, "--prompt", "abc", "--target", "q")
     assert code == 2 and "unknown target token 'q'" in err
-    code, _, err = cli("attribute-tokens", "--run", str(tiny_run_dir), "--prompt", "abc")
-    assert code == 2 and "attribute-tokens needs a gpt" in err
+    code, _, err = cli("attribute", "tokens", "--run", str(tiny_run_dir), "--prompt", "abc")
+    assert code == 2 and "attribute tokens needs a gpt" in err
     code, _, err = cli("attribute", "--run", run, "--index", "0")
-    assert code == 2 and "interp attribute needs an image classifier; for language models" in err
+    assert code == 2 and "interp attribute pixels needs an image classifier; for language models use: interp attribute tokens" in err
 
 
 # --------------------------------------------------------------------------- results store, --json, report
@@ -624,7 +624,7 @@ def test_cli_json_of_every_attribute_command(cli, tiny_run_dir, tmp_path):
         (("--index", "3"), "unit-attribution", {"top", "top_positive", "output_difference"}),
         (("--per-class", "1"), "class-unit-summary", {"by_class", "by_unit", "matrix", "counts"}),
     ]:
-        code, out, err = cli("attribute-units", *common, "--layer", "conv2", "--steps", "2", "--top", "3", *extra,
+        code, out, err = cli("attribute", "units", *common, "--layer", "conv2", "--steps", "2", "--top", "3", *extra,
                              "--out", str(tmp_path / "u"))
         assert code == 0, err
         d = json.loads(out)
@@ -632,14 +632,14 @@ def test_cli_json_of_every_attribute_command(cli, tiny_run_dir, tmp_path):
         assert (tmp_path / "u" / d["saved"].rsplit("/", 1)[-1]).is_file()
     assert len(d["by_class"]) == len(json.loads(out)["classes"])
 
-    code, out, err = cli("attribute-gallery", *common, "--per-class", "1", "--methods", "saliency",
+    code, out, err = cli("attribute", "gallery", *common, "--per-class", "1", "--methods", "saliency",
                          "--out", str(tmp_path / "g"))
     assert code == 0, err
     d = json.loads(out)
     assert d["kind"] == "attribution-gallery" and len(d["entries"]) == 10 and d["folder"] == str(tmp_path / "g")
 
     run = make_gpt_run(tmp_path)
-    code, out, err = cli("attribute-tokens", "--run", run, "--prompt", "abca", "--steps", "4", "--json",
+    code, out, err = cli("attribute", "tokens", "--run", run, "--prompt", "abca", "--steps", "4", "--json",
                          "--out", str(tmp_path / "t"))
     assert code == 0, err
     d = json.loads(out)
@@ -648,9 +648,9 @@ def test_cli_json_of_every_attribute_command(cli, tiny_run_dir, tmp_path):
 
 
 def test_cli_help_shows_a_json_example(cli):
-    for command in ("attribute", "attribute-units", "attribute-trust", "attribute-gallery", "attribute-tokens"):
-        code, out, _ = cli(command, "--help")
-        assert code == 0 and "--json" in out.split("examples:")[1], command
+    for verb in ("pixels", "units", "trust", "gallery", "tokens"):
+        code, out, _ = cli("attribute", verb, "--help")
+        assert code == 0 and "--json" in out.split("examples:")[1], verb
 
 
 def _saved_attribution_results(run, folder) -> None:

@@ -154,12 +154,12 @@ def test_a_closed_pipe_is_quiet():
     assert p.wait(timeout=120) == 0 and "Traceback" not in err and "BrokenPipe" not in err
 
 
-@pytest.mark.parametrize("command", ["sample", "attention", "lens", "attribute-tokens"])
+@pytest.mark.parametrize("command", ["sample", "attention", "lens", "attribute tokens"])
 def test_prompt_escapes_mean_the_same_in_every_command(command):
     """The help's own `--prompt 'ROMEO:\\nWhat say'` is a newline wherever a prompt is taken."""
     from interp.cli import build_parser
 
-    args = build_parser().parse_args([command, "--prompt", r"ROMEO:\nWhat say\tthere \\n"])
+    args = build_parser().parse_args([*command.split(), "--prompt", r"ROMEO:\nWhat say\tthere \\n"])
     assert args.prompt == "ROMEO:\nWhat say\tthere \\n"
 
 
@@ -197,3 +197,29 @@ def test_terminal_output_escapes_control_characters():
     assert printable("cat\x1b[31m\x07") == "cat\\x1b[31m\\x07" and printable("naïve 猫") == "naïve 猫"
     out = table([{"name": "dog\x1b[2J"}], [("name", "class")])
     assert "\x1b" not in out and "dog\\x1b[2J" in out
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["attribute-units", "--layer", "conv2"], ["attribute", "units", "--layer", "conv2"]),
+    (["--debug", "attribute-tokens", "--prompt", "a"], ["--debug", "attribute", "tokens", "--prompt", "a"]),
+    (["attribute", "--index", "0"], ["attribute", "pixels", "--index", "0"]),
+    (["attribute", "--debug", "--index", "0"], ["attribute", "pixels", "--debug", "--index", "0"]),
+    (["attribute", "trust", "--sample", "2"], ["attribute", "trust", "--sample", "2"]),
+    (["attribute", "--help"], ["attribute", "--help"]),
+    (["models"], ["models"]),
+    ([], []),
+])
+def test_one_grammar_keeps_the_first_spellings(argv, expected):
+    """`interp attribute units` is the spelling; `attribute-units` and a bare `attribute --index 0`
+    (pixels) still mean what they meant."""
+    from interp.cli import build_parser, normalize_argv
+
+    assert normalize_argv(argv) == expected
+    if argv and argv != ["attribute", "--help"]:
+        build_parser().parse_args(normalize_argv(argv))  # every normalised line parses
+
+
+def test_alias_and_new_spelling_run_the_same_handler(cli):
+    for argv in (["attribute-gallery", "--per-class", "0"], ["attribute", "gallery", "--per-class", "0"]):
+        code, _, err = cli(*argv)
+        assert code == 2 and "interp attribute gallery: error: argument --per-class" in err, err

@@ -179,18 +179,18 @@ def test_trust_report_save_load_and_hooks(tiny_run):
 
 
 def test_cli_attribute_trust(cli, tiny_run_dir, tmp_path):
-    code, out, err = cli("attribute-trust", "--run", str(tiny_run_dir), "--sample", "2", "--methods",
+    code, out, err = cli("attribute", "trust", "--run", str(tiny_run_dir), "--sample", "2", "--methods",
                          "saliency,occlusion", "--curve-steps", "4", "--no-progress", "--out", str(tmp_path))
     assert code == 0, err
     assert "deletion AUC" in out and "random ranking" in out and (tmp_path / "trust.json").is_file()
-    code, _, err = cli("attribute-trust", "--run", str(tiny_run_dir), "--methods", "lime")
+    code, _, err = cli("attribute", "trust", "--run", str(tiny_run_dir), "--methods", "lime")
     assert code == 2 and "unknown method 'lime'" in err
-    code, _, err = cli("attribute-trust", "--run", str(tiny_run_dir), "--sample", "0")
+    code, _, err = cli("attribute", "trust", "--run", str(tiny_run_dir), "--sample", "0")
     assert code == 2 and "argument --sample: must be from 1 to 10,000, got 0" in err
 
 
 def test_cli_attribute_trust_json(cli, tiny_run_dir, tmp_path):
-    code, out, err = cli("attribute-trust", "--run", str(tiny_run_dir), "--sample", "2", "--methods", "saliency",
+    code, out, err = cli("attribute", "trust", "--run", str(tiny_run_dir), "--sample", "2", "--methods", "saliency",
                          "--curve-steps", "4", "--no-progress", "--json", "--out", str(tmp_path))
     assert code == 0, err
     d = json.loads(out)

@@ -1,7 +1,10 @@
 """The ``interp`` command: a thin layer over the Python API.
 
 Each module in :data:`COMMAND_MODULES` adds its subcommands with ``register(subparsers,
-common)``; handlers parse arguments, call one library function and print. User errors
+common)``; handlers parse arguments, call one library function and print. One grammar: a noun,
+then a verb where a noun has several (``interp attribute units``, ``interp embed neighbors``,
+``interp claims check``); a module's ``ALIASES`` keep earlier spellings working
+(``attribute-units``) and its ``DEFAULT_VERBS`` name the verb a bare noun means. User errors
 (:class:`~interp.errors.InterpError`) print one line and exit with code 2; ``--debug``
 shows the traceback.
 """
@@ -51,11 +54,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def normalize_argv(argv: list[str], parser: argparse.ArgumentParser | None = None) -> list[str]:
+    """Earlier spellings and bare nouns in the one grammar: ``attribute-units --layer conv2`` is
+    ``attribute units --layer conv2``, ``attribute --index 0`` is ``attribute pixels --index 0``.
+
+    >>> normalize_argv(["--debug", "attribute-units", "--layer", "conv2"])
+    ['--debug', 'attribute', 'units', '--layer', 'conv2']
+    """
+    parser = parser or build_parser()
+    aliases, default_verbs = {}, {}
+    for name in COMMAND_MODULES:
+        module = importlib.import_module(f"{__name__}.{name}")
+        aliases.update(getattr(module, "ALIASES", {}))
+        default_verbs.update(getattr(module, "DEFAULT_VERBS", {}))
+    argv = list(argv)
+    # The command is the first word that is not a top-level option (--debug and -h take no value).
+    at = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
+    if at is None:
+        return argv
+    if argv[at] in aliases:
+        argv[at:at + 1] = aliases[argv[at]]
+    noun = argv[at]
+    if noun in default_verbs:
+        following = next((i for i in range(at + 1, len(argv)) if argv[i] != "--debug"), len(argv))
+        word = argv[following] if following < len(argv) else None
+        # A verb, or a plain `interp attribute --help` (which lists the verbs), stays as typed.
+        if word not in _verbs_of(parser, noun) and word not in ("-h", "--help"):
+            argv.insert(at + 1, default_verbs[noun])
+    return argv
+
+
+def _verbs_of(parser: argparse.ArgumentParser, noun: str) -> set[str]:
+    def subcommands(p):
+        return next((a.choices for a in p._actions if isinstance(a, argparse._SubParsersAction)), {})
+    return set(subcommands(subcommands(parser)[noun]))
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..errors import InterpError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv, parser))
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

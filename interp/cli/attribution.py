@@ -1,4 +1,8 @@
-"""Attribution commands: attribute, attribute-units, attribute-trust, attribute-gallery, attribute-tokens."""
+"""Attribution commands: ``interp attribute pixels|units|trust|gallery|tokens``.
+
+``interp attribute`` without a verb means ``pixels``, and the first spellings
+(``attribute-units``, ``attribute-trust``, ...) stay as aliases: see :data:`ALIASES`.
+"""
 
 from __future__ import annotations
 
@@ -12,20 +16,45 @@ from .common import (
 METHOD_HELP = "saliency, ig, smoothgrad, gradcam, occlusion, guided-backprop, deeplift, or all (default all)"
 
 
+VERBS = ("pixels", "units", "trust", "gallery", "tokens")
+
+ALIASES = {f"attribute-{verb}": ("attribute", verb) for verb in VERBS}
+"""The first spellings, still accepted (scripts and notes use them): ``attribute-units`` is
+``attribute units``."""
+
+DEFAULT_VERBS = {"attribute": "pixels"}
+"""``interp attribute --index 0`` (no verb) is ``interp attribute pixels --index 0``."""
+
+
 def register(sub, common) -> None:
+    noun = sub.add_parser(
+        "attribute", parents=[common], help="attribution: pixels, units, trust, gallery, tokens",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Attribute a model's decisions with Captum: to input pixels, to the units of a layer,\n"
+                    "or to prompt tokens; check how far the maps can be trusted. Without a verb,\n"
+                    "`interp attribute ...` is `interp attribute pixels ...`.",
+        epilog="examples:\n"
+               "  interp attribute pixels --index 0            # test image 0, its predicted class\n"
+               "  interp attribute units --layer conv2 --class circle\n"
+               "  interp attribute trust --sample 16\n"
+               "  interp attribute gallery --per-class 2\n"
+               "  interp attribute tokens --run gpt --prompt 'ROMEO:\\nWhat say'\n"
+               "\nthe first spellings still work: attribute-units, attribute-trust, attribute-gallery,\n"
+               "attribute-tokens")
+    sub = noun.add_subparsers(dest="verb", metavar="VERB")
     p = sub.add_parser(
-        "attribute", parents=[common], help="which pixels did the model use for one prediction",
+        "pixels", parents=[common], help="which pixels did the model use for one prediction",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Attribute one prediction to the input pixels with Captum's methods and save a figure\n"
                     "(input, top-5 prediction, one map per method) plus the data (npz + JSON) under\n"
                     "reports/RUN/attribution/. Integrated Gradients also reports completeness: the sum of\n"
                     "its attributions against f(input) - f(baseline).",
         epilog="examples:\n"
-               "  interp attribute --index 0                       # test image 0, its predicted class\n"
-               "  interp attribute --index 12 --target circle --methods ig,gradcam,occlusion\n"
-               "  interp attribute --run tutorial --image cat.png --target cat\n"
-               "  interp attribute --index 3,4,5 --steps 100 --baseline mean\n"
-               "  interp attribute --index 0 --methods ig --json     # the summary as JSON, with the saved path\n"
+               "  interp attribute pixels --index 0                       # test image 0, its predicted class\n"
+               "  interp attribute pixels --index 12 --target circle --methods ig,gradcam,occlusion\n"
+               "  interp attribute pixels --run tutorial --image cat.png --target cat\n"
+               "  interp attribute pixels --index 3,4,5 --steps 100 --baseline mean\n"
+               "  interp attribute pixels --index 0 --methods ig --json     # the summary as JSON, with the saved path\n"
                "\nbaselines (ig, deeplift, occlusion) live in the model's normalised input space:\n"
                "  black = a black image, mean = the dataset mean colour, blur = the image blurred")
     add_run(p)
@@ -44,18 +73,18 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_attribute)
 
     p = sub.add_parser(
-        "attribute-units", parents=[common], help="which units of a layer contribute to a class",
+        "units", parents=[common], help="which units of a layer contribute to a class",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Attribute a class to the units of one layer (LayerIntegratedGradients by default,\n"
                     "summed over space). With --index or --image: for that input. With --class: over that\n"
                     "class's test images. With neither: the per-class summary over the test set (top\n"
                     "units for every class, top classes for every unit), saved for the report.",
         epilog="examples:\n"
-               "  interp attribute-units --layer conv2                  # every class: which conv2 units make it\n"
-               "  interp attribute-units --layer conv2 --class circle --top 5\n"
-               "  interp attribute-units --layer conv2 --index 7 --method conductance\n"
-               "  interp attribute-units --layer fc1 --image cat.png --target cat\n"
-               "  interp attribute-units --layer conv2 --class circle --json")
+               "  interp attribute units --layer conv2                  # every class: which conv2 units make it\n"
+               "  interp attribute units --layer conv2 --class circle --top 5\n"
+               "  interp attribute units --layer conv2 --index 7 --method conductance\n"
+               "  interp attribute units --layer fc1 --image cat.png --target cat\n"
+               "  interp attribute units --layer conv2 --class circle --json")
     add_run(p)
     p.add_argument("--layer", required=True, help="layer whose units are ranked (e.g. conv2, fc1)")
     source = p.add_mutually_exclusive_group()
@@ -78,16 +107,16 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_attribute_units)
 
     p = sub.add_parser(
-        "attribute-trust", parents=[common], help="how far can the attribution maps be trusted",
+        "trust", parents=[common], help="how far can the attribution maps be trusted",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Three checks on a random sample of test images: IG completeness; deletion and\n"
                     "insertion curves per method with their area (Petsiuk et al.); and the model-\n"
                     "randomisation sanity check (Adebayo et al.): the Spearman rank correlation between\n"
                     "maps of the trained model and of a weight-randomised copy (low is good).",
         epilog="examples:\n"
-               "  interp attribute-trust                      # 16 test images, every method\n"
-               "  interp attribute-trust --sample 64 --methods ig,gradcam,guided-backprop\n"
-               "  interp attribute-trust --sample 8 --json        # the table and curves as JSON")
+               "  interp attribute trust                      # 16 test images, every method\n"
+               "  interp attribute trust --sample 64 --methods ig,gradcam,guided-backprop\n"
+               "  interp attribute trust --sample 8 --json        # the table and curves as JSON")
     add_run(p)
     p.add_argument("--sample", type=int_in(1, 10_000), default=16, help="test images in the sample (default 16)")
     p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
@@ -100,15 +129,15 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_attribute_trust)
 
     p = sub.add_parser(
-        "attribute-gallery", parents=[common], help="maps of a few test images per class, for the report",
+        "gallery", parents=[common], help="maps of a few test images per class, for the report",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Attribute a seeded random choice of test images of every class (target: the\n"
                     "prediction) with every method; saves one figure per class and the data under\n"
                     "reports/RUN/attribution/gallery/.",
         epilog="examples:\n"
-               "  interp attribute-gallery\n"
-               "  interp attribute-gallery --per-class 4 --methods ig,gradcam\n"
-               "  interp attribute-gallery --per-class 1 --methods saliency --json")
+               "  interp attribute gallery\n"
+               "  interp attribute gallery --per-class 4 --methods ig,gradcam\n"
+               "  interp attribute gallery --per-class 1 --methods saliency --json")
     add_run(p)
     p.add_argument("--per-class", type=int_in(1, 1000), default=2, help="test images per class (default 2)")
     p.add_argument("--methods", default="all", metavar="LIST", help=METHOD_HELP)
@@ -120,16 +149,16 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_attribute_gallery)
 
     p = sub.add_parser(
-        "attribute-tokens", parents=[common], help="which prompt tokens made a language model predict the next one",
+        "tokens", parents=[common], help="which prompt tokens made a language model predict the next one",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Attribute a gpt / attn-only run's next-token prediction to the prompt's tokens with\n"
                     "LayerIntegratedGradients on the token embedding; prints the tokens with their scores\n"
                     "and saves coloured tokens (PNG, HTML snippet) and JSON under reports/RUN/attribution/.",
         epilog="examples:\n"
-               "  interp attribute-tokens --run gpt --prompt 'ROMEO:\\nWhat say'\n"
-               "  interp attribute-tokens --run gpt --prompt 'To be or not to b' --target e\n"
-               "  interp attribute-tokens --run attn-only --prompt '<bos> 5 9 13 5 9' --position -1\n"
-               "  interp attribute-tokens --run gpt --prompt 'To be or not to b' --json")
+               "  interp attribute tokens --run gpt --prompt 'ROMEO:\\nWhat say'\n"
+               "  interp attribute tokens --run gpt --prompt 'To be or not to b' --target e\n"
+               "  interp attribute tokens --run attn-only --prompt '<bos> 5 9 13 5 9' --position -1\n"
+               "  interp attribute tokens --run gpt --prompt 'To be or not to b' --json")
     add_run(p)
     p.add_argument("--prompt", type=escaped_text,
                    help="the prompt; \\n and \\t stand for a newline and a tab (token-task runs: "
@@ -197,7 +226,7 @@ def _check_image_run(run, command: str) -> None:
     from ..errors import InterpError
 
     if run.config.task != "image-classification":
-        hint = "; for language models use: interp attribute-tokens" if run.config.task == "language-model" else ""
+        hint = "; for language models use: interp attribute tokens" if run.config.task == "language-model" else ""
         raise InterpError(f"run {run.name} is a {run.config.task} run; interp {command} needs an image "
                           f"classifier{hint}")
 
@@ -210,7 +239,7 @@ def cmd_attribute(args) -> int:
     progress = not args.no_progress and not args.json
     parse_methods(args.methods)  # a typo fails before the run and data load
     run = load_run_announced(args)
-    _check_image_run(run, "attribute")
+    _check_image_run(run, "attribute pixels")
     if args.target is not None:
         resolve_class(args.target, run.classes)
     images, labels, sources = _load_inputs(run, args, progress)
@@ -246,7 +275,7 @@ def cmd_attribute_units(args) -> int:
     if args.top < 1 or args.per_class < 1:
         raise InterpError("--top and --per-class must be at least 1")
     run = load_run_announced(args)
-    _check_image_run(run, "attribute-units")
+    _check_image_run(run, "attribute units")
     layer = run.layer(args.layer).name
     if args.target is not None:
         resolve_class(args.target, run.classes)
@@ -298,7 +327,7 @@ def cmd_attribute_trust(args) -> int:
     progress = not args.no_progress and not args.json
     parse_methods(args.methods)
     run = load_run_announced(args)
-    _check_image_run(run, "attribute-trust")
+    _check_image_run(run, "attribute trust")
     report = trust_report(run, args.sample, args.methods, seed=args.seed, curve_steps=args.curve_steps,
                           progress=progress, **{k: v for k, v in _options(args).items() if k != "seed"})
     paths = save_trust(report, args.out)
@@ -327,7 +356,7 @@ def cmd_attribute_gallery(args) -> int:
     progress = not args.no_progress and not args.json
     parse_methods(args.methods)
     run = load_run_announced(args)
-    _check_image_run(run, "attribute-gallery")
+    _check_image_run(run, "attribute gallery")
     gallery = attribution_gallery(run, args.per_class, args.methods, progress=progress, **_options(args))
     paths = save_gallery(gallery, args.out)
     if args.json:
@@ -348,8 +377,8 @@ def cmd_attribute_tokens(args) -> int:
 
     run = load_run_announced(args)
     if run.config.task != "language-model":
-        raise InterpError(f"run {run.name} is a {run.config.task} run; attribute-tokens needs a gpt or attn-only "
-                          f"run (for images: interp attribute)")
+        raise InterpError(f"run {run.name} is a {run.config.task} run; attribute tokens needs a gpt or attn-only "
+                          f"run (for images: interp attribute pixels)")
     prompt = args.prompt  # escapes decoded by the option's type (cli.common.escaped_text)
     tokens = prompt_tokens(run, prompt, seed=args.seed)
     result = attribute_tokens(run, tokens, args.target, position=args.position, steps=args.steps,

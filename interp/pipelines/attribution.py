@@ -3,8 +3,8 @@
 For an image classifier: the gallery (one test image per class, every method), the
 trust checks on a small sample, and for every layer but the output the class-to-unit
 summary, saved under ``REPORT/attribution/`` by :mod:`interp.results.attribution`. A
-result already there is reused whatever its settings, so ``interp attribute-gallery``
-(or ``attribute-trust``, ``attribute-units``) output in the report folder is what the
+result already there is reused whatever its settings, so ``interp attribute gallery``
+(or ``attribute trust``, ``attribute units``) output in the report folder is what the
 report shows; nothing saved is overwritten.
 
 >>> ensure(ReportContext(run=run, root=run.report_dir()))   # then interp.report.render_report(ctx)

@@ -7,13 +7,13 @@ files go to ``reports/RUN/attribution/`` by default, the folder the report reads
 =================== ======================================== =====================================
 kind                files                                    written by
 =================== ======================================== =====================================
-attribution         ``NAME.json`` + ``.npz`` + ``.png``       ``interp attribute``
-attribution-gallery ``gallery/gallery.json`` + ``.npz`` +     ``interp attribute-gallery``, report
+attribution         ``NAME.json`` + ``.npz`` + ``.png``       ``interp attribute pixels``
+attribution-gallery ``gallery/gallery.json`` + ``.npz`` +     ``interp attribute gallery``, report
                     one ``CLASS.png`` per class
-attribution-trust   ``trust.json`` + ``.npz`` + two PNGs      ``interp attribute-trust``, report
-unit-attribution    ``units-LAYER[-NAME].json/.npz/.png``     ``interp attribute-units --index``
-class-unit-summary  ``class-units-LAYER.json/.npz/.png``      ``interp attribute-units``, report
-token-attribution   ``tokens-NAME.json/.png/.html``           ``interp attribute-tokens``
+attribution-trust   ``trust.json`` + ``.npz`` + two PNGs      ``interp attribute trust``, report
+unit-attribution    ``units-LAYER[-NAME].json/.npz/.png``     ``interp attribute units --index``
+class-unit-summary  ``class-units-LAYER.json/.npz/.png``      ``interp attribute units``, report
+token-attribution   ``tokens-NAME.json/.png/.html``           ``interp attribute tokens``
 =================== ======================================== =====================================
 
 Each JSON file carries ``"kind"`` (so :func:`interp.results.load` reads any of them) and
@@ -181,7 +181,7 @@ def load_attribution(path: str | Path) -> Attribution:
     A gallery's ``gallery.json`` reads the same way: its :attr:`Gallery.attribution`.
     """
     stem = _stem(path)
-    make = "save an attribution first (interp attribute ...)"
+    make = "save an attribution first (interp attribute pixels ...)"
     meta = _read_json(stem.with_suffix(".json"), make)
     arrays = {k: torch.from_numpy(v) for k, v in _read_npz(stem.with_suffix(".npz"), make).items()}
     try:
@@ -235,7 +235,7 @@ def load_gallery(path: str | Path) -> Gallery:
     """Read what :func:`save_gallery` wrote (the folder or its ``gallery.json``)."""
     path = Path(path)
     file = path / "gallery.json" if path.is_dir() else path
-    meta = _read_json(file, "make it with: interp attribute-gallery")
+    meta = _read_json(file, "make it with: interp attribute gallery")
     attr = load_attribution(file)
     entries = [GalleryEntry(e["class_name"], e["indices"], e["predictions"], e["probs"],
                             [attr.sources.index(f"test:{i}") for i in e["indices"]]) for e in meta["entries"]]
@@ -288,7 +288,7 @@ def load_trust(path: str | Path) -> TrustReport:
     """Read what :func:`save_trust` wrote (the folder, meaning its ``trust.json``, or a trust JSON file)."""
     path = Path(path)
     file = path / "trust.json" if path.is_dir() else path.with_suffix(".json")
-    make = "run the trust checks first (interp attribute-trust)"
+    make = "run the trust checks first (interp attribute trust)"
     meta = _read_json(file, make)
     a = _read_npz(file.with_suffix(".npz"), make)
     cmeta, smeta = meta["curves"], meta["sanity"]
@@ -331,7 +331,7 @@ def save_unit_attribution(result: UnitAttribution, directory: str | Path | None 
 
 def load_unit_attribution(path: str | Path) -> UnitAttribution:
     """Read :func:`save_unit_attribution` output (the .json, .npz or their stem)."""
-    stem, make = _stem(path), "compute it first (interp attribute-units)"
+    stem, make = _stem(path), "compute it first (interp attribute units)"
     meta, arrays = _read_json(stem.with_suffix(".json"), make), _read_npz(stem.with_suffix(".npz"), make)
     return UnitAttribution(meta["layer"], meta["method"], torch.from_numpy(arrays["scores"]),
                            torch.from_numpy(arrays["targets"]),
@@ -363,7 +363,7 @@ def save_class_unit_summary(summary: ClassUnitSummary, directory: str | Path | N
 
 def load_class_unit_summary(path: str | Path) -> ClassUnitSummary:
     """Read :func:`save_class_unit_summary` output (the .json, .npz or their stem)."""
-    stem, make = _stem(path), "compute it first (interp attribute-units --layer LAYER)"
+    stem, make = _stem(path), "compute it first (interp attribute units --layer LAYER)"
     meta, arrays = _read_json(stem.with_suffix(".json"), make), _read_npz(stem.with_suffix(".npz"), make)
     return ClassUnitSummary(meta["layer"], meta["method"], meta["classes"], torch.from_numpy(arrays["matrix"]),
                             [int(c) for c in arrays["counts"]], meta["run"], meta["options"])
@@ -392,11 +392,11 @@ def save_token_attribution(result: TokenAttribution, directory: str | Path | Non
 def load_token_attribution(path: str | Path) -> TokenAttribution:
     """Read :func:`save_token_attribution` output (the .json or its stem)."""
     file = _stem(path).with_suffix(".json")
-    meta = _read_json(file, "compute it first (interp attribute-tokens)")
+    meta = _read_json(file, "compute it first (interp attribute tokens)")
     try:
         return TokenAttribution.from_dict(meta)
     except (KeyError, TypeError) as e:
-        raise InterpError(f"{file} is corrupt (missing {e}); compute it again (interp attribute-tokens)") from None
+        raise InterpError(f"{file} is corrupt (missing {e}); compute it again (interp attribute tokens)") from None
 
 
 # --------------------------------------------------------------------------- the store
