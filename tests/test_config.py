@@ -1,6 +1,6 @@
 import pytest
 
-from interp.config import DataConfig, RunConfig, TrainConfig, parse_value, recipe
+from interp.config import RunConfig, parse_value, recipe
 from interp.errors import InterpError
 from interp.training.loop import make_config
 
@@ -54,13 +54,28 @@ def test_from_dict_rejects_unknown_keys():
     with pytest.raises(InterpError, match="unknown keys"):
         RunConfig.from_dict({"model": "tutorial", "family": "cnn", "task": "image-classification",
                              "model_config": {}, "bogus": 1})
-    assert isinstance(DataConfig().name, str) and TrainConfig().epochs > 0
+    with pytest.raises(InterpError, match=r"config.train: unknown keys \['epoch'\]"):
+        RunConfig.from_dict({"model": "tutorial", "family": "cnn", "task": "image-classification",
+                             "model_config": {}, "train": {"epoch": 2}})
 
 
 def test_quick_recipe_is_the_fast_one_with_the_tutorials_budget():
-    from interp.training.loop import make_config
+    from dataclasses import asdict
 
-    fast, quick = make_config("tutorial").train, make_config("tutorial", recipe="quick").train
-    assert (quick.epochs, quick.batch_size, quick.lr, quick.augment, quick.eval_every) == (2, 128, 4e-3, False, 0)
-    assert quick.channels_last and quick.recipe == "quick"
-    assert (quick.optimizer, quick.schedule, quick.weight_decay) == (fast.optimizer, fast.schedule, fast.weight_decay)
+    fast, quick = asdict(make_config("tutorial").train), asdict(make_config("tutorial", recipe="quick").train)
+    differing = {key: (fast[key], quick[key]) for key in fast if fast[key] != quick[key]}
+    # exactly the tutorial's budget at our speed: 2 epochs, large batches, one evaluation
+    assert differing == {
+        "recipe": ("fast", "quick"),
+        "epochs": (6, 2),
+        "batch_size": (64, 128),
+        "lr": (3e-3, 4e-3),
+        "augment": (True, False),
+        "channels_last": (False, True),
+        "eval_every": (1, 0),
+    }
+    # and everything else is the fast recipe's optimiser, schedule and regularisation
+    shared = {key: quick[key] for key in ("optimizer", "momentum", "weight_decay", "schedule",
+                                          "label_smoothing", "precision", "grad_clip", "eval_flip")}
+    assert shared == {"optimizer": "adamw", "momentum": 0.9, "weight_decay": 5e-4, "schedule": "onecycle",
+                      "label_smoothing": 0.0, "precision": "fp32", "grad_clip": 0.0, "eval_flip": False}

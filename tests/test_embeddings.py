@@ -10,7 +10,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from interp.analysis.words import vectors as vectors_module
 from interp.analysis.words.geometry import (analogy, bias_probe, embedding_2d, make_axis, nearest_neighbors,
                                             parse_axis, preset_projection, project)
 from interp.analysis.words.vectors import WordVectors
@@ -414,29 +413,38 @@ def test_rare_words_of_a_tiny_corpus(toy_run_dir):
     assert r.answer_from_exclusion == (r.words_including_queries[0] in ("man", "king", "woman"))
 
 
-def test_counts_of_a_text_file_run(tmp_path, monkeypatch):
+LINES = ["the doctor helps the patient", "a nurse helps the doctor", "the patient thanks the nurse"] * 8
+
+
+def text_file_run(tmp_path):
+    """A word2vec run on a small text file: ``(run, the file)``."""
     from interp.runs import load_run
     from interp.training.loop import train
 
     text = tmp_path / "corpus.txt"
-    lines = ["the doctor helps the patient", "a nurse helps the doctor", "the patient thanks the nurse"] * 8
-    text.write_text("\n\n".join(lines + ["a surgeon operates once"]) + "\n")
+    text.write_text("\n\n".join(LINES + ["a surgeon operates once"]) + "\n")
     train("word2vec", f"text:{text}", name="txt", epochs=1, root=tmp_path / "models", device="cpu",
           progress=False, log=None, overrides={"steps_per_epoch": "5"})
-    run = load_run(tmp_path / "models" / "txt")
-    monkeypatch.setattr(vectors_module, "COUNT_CACHE_BYTES", 0)  # cache even this small text
-    v = WordVectors.from_run(run)
+    return load_run(tmp_path / "models" / "txt"), text
+
+
+def files_under(folder: Path) -> dict[str, int]:
+    return {str(p.relative_to(folder)): p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
+
+
+def test_counts_of_a_text_file_run(tmp_path, monkeypatch):
+    import interp.pipelines.words as words_pipeline
+
+    run, text = text_file_run(tmp_path)
+    monkeypatch.setattr(words_pipeline, "COUNT_CACHE_BYTES", 0)  # the pipeline would cache even this text
+    before = files_under(tmp_path)
+    v = WordVectors.from_run(run)  # the analysis: counts, never caches
     assert v.count("doctor") == 16 and v.count("surgeon") == 1 and v.corpus == str(text)
     r = analogy(v, "patient", "doctor", "nurse", expect="surgeon")
     assert f"'surgeon' occurs once in the training text ({text})" in r.warnings[0]
-    cached = list((tmp_path / "cache").glob("word-counts-*.json"))
-    assert len(cached) == 1 and json.loads(cached[0].read_text())["counts"] == v.word_counts()
-    # The cache answers the second time (the text is not read again) ...
-    monkeypatch.setattr("interp.data.words.load_word_corpus", lambda *a, **k: pytest.fail("recounted"))
-    assert WordVectors.from_run(run).word_counts() == v.word_counts()
-    monkeypatch.undo()
-    # ... a changed text is not trusted, and a missing one is said to be missing.
-    text.write_text("\n\n".join(lines[:3]) + "\n")
+    assert files_under(tmp_path) == before  # analysis is pure: not a file written or touched
+    # A changed text is not trusted, and a missing one is said to be missing.
+    text.write_text("\n\n".join(LINES[:3]) + "\n")
     changed = analogy(WordVectors.from_run(run), "patient", "doctor", "nurse")
     assert changed.counts is None and "has changed since the run was trained" in changed.counts_note
     text.unlink()
@@ -445,6 +453,26 @@ def test_counts_of_a_text_file_run(tmp_path, monkeypatch):
     assert "by frequency rank" in gone.counts_note
     with pytest.raises(InterpError, match="query word C 'nurze'.*did you mean 'nurse'"):
         analogy(v, "patient", "doctor", "nurze")
+
+
+def test_the_pipeline_caches_the_counts_of_large_texts(tmp_path, monkeypatch):
+    import interp.pipelines.words as words_pipeline
+
+    run, text = text_file_run(tmp_path)
+    assert words_pipeline.run_vectors(run).count("doctor") == 16
+    assert not (tmp_path / "cache").exists() or not list((tmp_path / "cache").glob("word-counts-*"))  # small text
+    monkeypatch.setattr(words_pipeline, "COUNT_CACHE_BYTES", 0)  # cache even this small text
+    v = words_pipeline.run_vectors(run)
+    assert v.count("doctor") == 16 and v.count("surgeon") == 1
+    cached = list((tmp_path / "cache").glob("word-counts-*.json"))
+    assert len(cached) == 1 and json.loads(cached[0].read_text())["counts"] == v.word_counts()
+    # The cache answers the second time (the text is not read again) ...
+    with monkeypatch.context() as m:
+        m.setattr("interp.data.words.load_word_corpus", lambda *a, **k: pytest.fail("recounted"))
+        assert words_pipeline.run_vectors(run).word_counts() == v.word_counts()
+    # ... but not for an edited text: it is counted again.
+    text.write_text("\n\n".join(LINES[:3]) + "\n")
+    assert words_pipeline.run_vectors(run).word_counts() is None
 
 
 def test_vectors_file_counts_unknown(tmp_path):

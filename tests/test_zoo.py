@@ -107,7 +107,9 @@ import json  # noqa: E402
 import math  # noqa: E402
 import statistics  # noqa: E402
 
-from interp.pipelines.zoo_grid import normalize_zoo, run_zoo, seed_run_name, summarize, zoo_findings  # noqa: E402
+from interp.analysis.zoo_grid import summarize, zoo_findings  # noqa: E402
+from interp.pipelines.zoo_grid import run_zoo  # noqa: E402
+from interp.results.zoo import normalize_zoo, seed_run_name  # noqa: E402
 
 TINY = {"n_train": "200", "n_test": "50"}
 
@@ -169,7 +171,7 @@ def _hand_made(seeds: int) -> dict:
 
 
 def test_findings_say_which_differences_exceed_the_seed_spread():
-    findings = zoo_findings(_hand_made(3))
+    findings = normalize_zoo(_hand_made(3)).findings
     pooling = next(f for f in findings if f.startswith("Pooling:"))
     # best first, with its mean ± sd, seeds and parameters
     assert pooling.startswith("Pooling: no pooling (71.0% ± 1.0, 3 seeds, 1,119,926 parameters)")
@@ -191,13 +193,13 @@ def test_findings_follow_the_numbers_not_a_script():
     for row in data["rows"]:
         if row["entry"] == "tutorial-max":
             row["test_accs"] = [0.80, 0.81, 0.82]
-    pooling = next(f for f in zoo_findings(data) if f.startswith("Pooling:"))
+    pooling = next(f for f in normalize_zoo(data).findings if f.startswith("Pooling:"))
     assert pooling.startswith("Pooling: max pooling (81.0% ± 1.0")
     assert "So max pooling is ahead of every alternative beyond the seed spread." in pooling
 
 
 def test_findings_with_one_seed_call_no_difference():
-    findings = zoo_findings(_hand_made(1))
+    findings = normalize_zoo(_hand_made(1)).findings
     assert "one seed per entry: no spread, so no difference can be called" in findings[0]
     pooling = next(f for f in findings if f.startswith("Pooling:"))
     assert "no pooling (70.0%, one seed, 1,119,926 parameters)" in pooling
@@ -211,8 +213,10 @@ def test_version_1_json_is_normalized():
         {"entry": "tutorial-max", "run": "zoo-tutorial-max", "model": "tutorial", "settings": {},
          "test_acc": 0.6, "parameters": 62006, "train_seconds": 3.0, "img_per_s": 1000.0}]}
     new = normalize_zoo(old)
-    assert new["seeds"] == 1 and new["rows"][0]["test_accs"] == [0.6] and new["rows"][0]["test_acc_sd"] is None
-    assert new["seed_rows"][0]["run"] == "zoo-tutorial-max" and seed_run_name("x", 2) == "zoo-x-s2"
+    assert new.seeds == 1 and new.rows[0]["test_accs"] == [0.6] and new.rows[0]["test_acc_sd"] is None
+    assert new.seed_rows[0]["run"] == "zoo-tutorial-max" and seed_run_name("x", 2) == "zoo-x-s2"
+    assert new.findings == ["Only tutorial-max (60.0%, one seed, 62,006 parameters) was trained (one seed per "
+                            "entry: no spread, so no difference can be called): nothing to compare."]
 
 
 def test_zoo_page_has_findings_figures_and_report_links(zoo2, tmp_path):
@@ -225,7 +229,9 @@ def test_zoo_page_has_findings_figures_and_report_links(zoo2, tmp_path):
     html = index.read_text()
     from markupsafe import escape
 
-    for finding in zoo_findings(json.loads(zoo2["path"].read_text())):
+    saved = json.loads(zoo2["path"].read_text())
+    assert saved["findings"] == zoo_findings(saved) and len(saved["findings"]) >= 2  # saved with the numbers
+    for finding in saved["findings"]:
         assert str(escape(finding)) in html
     assert 'href="../zoo-tutorial-max/index.html"' in html  # built: linked
     assert "interp report --run" in html and "zoo-mlp-small" in html  # not built: the command to build it
@@ -250,6 +256,22 @@ def test_zoo_page_reads_a_single_seed_json(tmp_path):
     assert "one seed: no spread" in html and "no difference can be called" in html
     assert "no pooling (65.0%, one seed, 1,119,926 parameters)" in html
     assert "<b>200</b>" not in html and "&lt;b&gt;200&lt;/b&gt;" in html  # escaped
+
+
+def test_zoo_page_shows_the_saved_findings_and_computes_nothing(tmp_path, monkeypatch):
+    import interp.results as store
+    from interp.report.zoo_page import build_zoo_report
+
+    zoo = normalize_zoo(_hand_made(3))
+    zoo.findings = ["A finding written when the numbers were saved."]
+    path = store.save(zoo, tmp_path / "models")
+    assert path == tmp_path / "models" / "zoo.json" and json.loads(path.read_text())["kind"] == "zoo"
+    for name in ("interp.results.zoo.zoo_findings", "interp.analysis.zoo_grid.zoo_findings",
+                 "interp.pipelines.zoo_grid.run_zoo"):
+        monkeypatch.setattr(name, lambda *a, **k: pytest.fail("the page computed"))
+    html = build_zoo_report(tmp_path / "models").read_text()  # the folder of zoo.json is enough
+    assert "A finding written when the numbers were saved." in html
+    assert store.load(tmp_path / "models") == zoo
 
 
 def test_zoo_cli_rejects_bad_seeds_in_one_line(cli, tmp_path):

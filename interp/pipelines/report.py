@@ -18,7 +18,7 @@ from ..io import atomic_dir
 from ..report import ReportContext, render_report
 from ..report.registry import load_entry_points
 
-# "module:function", run in this order; a module that does not exist is skipped.
+# "module:function", run in this order.
 ENSURE: list[str] = [
     "interp.pipelines.vision:ensure",
     "interp.pipelines.attribution:ensure",

@@ -11,14 +11,17 @@ or settings. :func:`load_vectors` is what ``--run`` / ``--vectors`` pick.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..analysis.words.geometry import (PRESETS, analogy, bias_probe, default_plot_words, embedding_2d,
                                        nearest_neighbors, preset_projection)
-from ..analysis.words.vectors import WordVectors
+from ..analysis.words.vectors import WordVectors, corpus_file, training_counts
 from ..errors import InterpError
+from ..io import write_json
 from ..results.words import EmbeddingReport, load_embedding_report, save_embedding_report, save_result
 
 TOY_ANALOGIES = (("man", "king", "woman"), ("boy", "prince", "girl"), ("king", "queen", "prince"))
@@ -39,7 +42,57 @@ def load_vectors(run: str | None = None, vectors: str | None = None, *, limit: i
         return WordVectors.from_file(vectors, limit=limit)
     from ..runs import load_run
 
-    return WordVectors.from_run(load_run(run if run is not None else latest_embedding_run(), device=device))
+    return run_vectors(load_run(run if run is not None else latest_embedding_run(), device=device))
+
+
+def run_vectors(run: Any) -> WordVectors:
+    """A word2vec run's vectors, their training-text counts cached (:func:`cached_training_counts`).
+
+    >>> run_vectors(interp.load_run("word2vec")).count("king")
+    5
+    """
+    return WordVectors.from_run(run, count_loader=lambda: cached_training_counts(run.config))
+
+
+COUNT_CACHE_BYTES = 2_000_000
+"""Counts of training texts larger than this are cached: recounting text8 takes seconds."""
+
+
+def _counts_cache(config) -> Path | None:
+    """Where the counts of a run's (large) training text are cached, keyed by the file and the
+    counting settings, so an edited text is counted again; None for small or missing texts."""
+    from ..data.paths import cache_dir
+
+    try:
+        path = corpus_file(config.data.name)
+    except InterpError:
+        return None  # gone: training_counts says so
+    if path is None or path.stat().st_size <= COUNT_CACHE_BYTES:
+        return None
+    stat, opts = path.stat(), config.model_config
+    key = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, config.data.n_train,
+                      int(opts.get("min_count", 1) or 1), bool(opts.get("stopwords", False))])
+    return cache_dir() / f"word-counts-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
+
+
+def cached_training_counts(config) -> tuple[list[int] | None, str]:
+    """:func:`~interp.analysis.words.vectors.training_counts`, read from ``$INTERP_CACHE_DIR``
+    when counted before (large texts only); a cache that cannot be written is no error."""
+    cache = _counts_cache(config)
+    if cache is not None:
+        try:
+            data = json.loads(cache.read_text())
+            if data["words"] == list(config.data.vocab):
+                return [int(c) for c in data["counts"]], ""
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not cached yet, or damaged: count again
+    counts, note = training_counts(config)
+    if cache is not None and counts is not None:
+        try:
+            write_json(cache, {"words": list(config.data.vocab), "counts": counts})
+        except OSError:
+            pass
+    return counts, note
 
 
 def latest_embedding_run() -> Path:
@@ -150,7 +203,7 @@ def ensure(ctx) -> None:
     run = ctx.run
     if run.config.task != "word-embedding":
         return
-    vectors = WordVectors.from_run(run)
+    vectors = run_vectors(run)
     folder = ctx.root / "embeddings"
     if saved_embedding_analyses(vectors, folder) is not None:
         return
@@ -170,7 +223,7 @@ def demo_stage(ctx) -> None:
     run = train("word2vec", "toy-royalty", name="demo-word2vec", overwrite=True, device="cpu",
                 progress=ctx.progress, epochs=4 if ctx.quick else 10, overrides={"steps_per_epoch": steps},
                 log=None)
-    vectors = WordVectors.from_run(run)
+    vectors = run_vectors(run)
     report = run_embedding_analyses(vectors)
     near = nearest_neighbors(vectors, "king", 3, metric="euclidean")
     print(f"word2vec (d=2) on the toy corpus: pair loss {run.summary['pair_loss']:.3f}; "

@@ -1,13 +1,12 @@
 """The zoo page of ``interp zoo``: mean accuracy and its seed spread, size, time, findings, filters.
 
-Reads the saved ``models/zoo.json`` (see :mod:`interp.pipelines.zoo_grid`; version 1 single-seed files
-too) and the grid's runs; writes ``reports/zoo/index.html`` atomically. The findings text
-comes from :func:`interp.pipelines.zoo_grid.zoo_findings`, computed from the numbers on the page.
+Reads the saved ``models/zoo.json`` (:func:`interp.results.zoo.load_zoo`; version 1 single-seed files
+too) and the grid's runs; writes ``reports/zoo/index.html`` atomically. The findings text is
+the one saved with the numbers (computed from them, :func:`interp.analysis.zoo_grid.zoo_findings`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from pathlib import Path
@@ -32,19 +31,12 @@ def build_zoo_report(zoo_json: str | os.PathLike | None = None, *, out: str | os
 
     >>> build_zoo_report("models/zoo.json")
     """
-    from ..pipelines.zoo_grid import normalize_zoo, zoo_findings
+    from ..results.zoo import load_zoo, zoo_file
     from ..runs import load_run, models_dir, reports_dir
 
-    zoo_json = Path(zoo_json) if zoo_json else models_dir() / "zoo.json"
-    if not zoo_json.exists():
-        raise InterpError(f"{zoo_json} does not exist; run `interp zoo` first")
-    try:
-        raw = json.loads(zoo_json.read_text())
-        zoo = normalize_zoo(raw)
-    except (ValueError, KeyError, TypeError) as e:
-        raise InterpError(f"{zoo_json} is not a zoo result ({e}); run `interp zoo` again") from e
-    findings = zoo_findings(zoo)
-    rows = sorted(zoo["rows"], key=lambda r: -r["test_acc"])
+    zoo_json = zoo_file(zoo_json) if zoo_json else zoo_file(models_dir())
+    zoo = load_zoo(zoo_json)
+    rows = sorted((dict(r) for r in zoo.rows), key=lambda r: -r["test_acc"])
     target = Path(out) if out else reports_dir() / "zoo"
     same_root = zoo_json.parent.resolve() == models_dir().resolve()
     for row in rows:
@@ -52,8 +44,8 @@ def build_zoo_report(zoo_json: str | os.PathLike | None = None, *, out: str | os
                                                                  row["run"] if same_root else
                                                                  str(zoo_json.parent / row["run"]))
         row["interval"] = row["test_acc_ci"]
-    seeds = zoo["seeds"]
-    epochs = zoo.get("epochs", "?")
+    seeds = zoo.seeds
+    epochs = zoo.epochs if zoo.epochs is not None else "?"
     seed_text = (f"seeds 0-{seeds - 1} ({seeds} per entry)" if seeds > 1 else
                  "one seed per entry (no spread: no difference can be called)")
     with atomic_dir(target) as tmp:
@@ -61,16 +53,16 @@ def build_zoo_report(zoo_json: str | os.PathLike | None = None, *, out: str | os
         ctx.nav.append(("Zoo", "index.html"))
         page = ctx.page("index.html", "Architecture zoo", subtitle=(
             f"Every model trained for {epochs} epoch{'s' if epochs != 1 else ''} on "
-            f"{zoo.get('dataset', '?')} with the same recipe, {seed_text}."))
+            f"{zoo.dataset} with the same recipe, {seed_text}."))
         _accuracy_plot(rows, ctx.path("figures/acc_entries.png"))
         _scatter(rows, "parameters", "parameters (log scale)", ctx.path("figures/acc_params.png"), log=True)
         _scatter(rows, "train_seconds", "mean training seconds", ctx.path("figures/acc_time.png"))
         page.add(Section("findings", "What the numbers say", "zoo_findings.html",
-                         {"findings": findings, "seeds": seeds}, order=5))
+                         {"findings": zoo.findings, "seeds": seeds}, order=5))
         page.add(Section("comparison", "Accuracy, size and time", "zoo_table.html", {
             "rows": rows,
             "figures": ["figures/acc_entries.png", "figures/acc_params.png", "figures/acc_time.png"],
-            "settings": zoo.get("settings", {}),
+            "settings": zoo.settings,
             "seeds": seeds,
         }, order=10))
         filters = []

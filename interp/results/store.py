@@ -9,9 +9,11 @@ its results module, once, next to its reader:
 so that a pipeline, the CLI and a notebook all call ``save(result, path)``, and the report
 or a script calls ``load(path)`` without knowing the type. Every saved result's
 ``index.json`` (or, for a single-file result, the JSON file itself) carries
-``"kind": NAME``, which is how ``load`` finds the reader. ``describe(result)`` is the
-JSON-ready dict that ``--json`` prints (by default the registered saver's index fields,
-or the dataclass's fields with tensors as lists).
+``"kind": NAME``, which is how ``load`` finds the reader; ``load`` also takes the folder a
+result was saved in (``reports/RUN/claims``) when one result in it is the folder's
+(:func:`main_file`). ``describe(result)`` is the JSON-ready dict that ``--json`` prints
+(by default the registered saver's index fields, or the dataclass's fields with tensors
+as lists).
 
 Results are never destroyed: savers put results of other settings beside the earlier
 ones (folder names or file names keyed by :func:`settings_hash` or a readable key), and
@@ -40,6 +42,7 @@ RESULT_MODULES = (
     "interp.results.language",
     "interp.results.words",
     "interp.results.claims",
+    "interp.results.zoo",
 )
 
 
@@ -52,6 +55,9 @@ class Kind:
     save: Callable[..., Any]
     load: Callable[[Path], Any]
     describe: Callable[[Any], dict] | None = None
+    main_file: str | None = None
+    """The JSON file that stands for a whole folder of this kind, when the folder holds other
+    results too (``summary.json`` indexes the embedding results beside it)."""
 
 
 _KINDS: dict[str, Kind] = {}
@@ -59,9 +65,9 @@ _LOADED = False
 
 
 def register(name: str, cls: type, *, save: Callable[..., Any], load: Callable[[Path], Any],
-             describe: Callable[[Any], dict] | None = None) -> None:
+             describe: Callable[[Any], dict] | None = None, main_file: str | None = None) -> None:
     """Register how results of type ``cls`` are stored (``save(result, path, **kw)``, ``load(path)``)."""
-    _KINDS[name] = Kind(name, cls, save, load, describe)
+    _KINDS[name] = Kind(name, cls, save, load, describe, main_file)
 
 
 def _ensure_loaded() -> None:
@@ -70,11 +76,7 @@ def _ensure_loaded() -> None:
         return
     _LOADED = True
     for module in RESULT_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as e:  # a results module not written yet is not an error here
-            if e.name != module:
-                raise
+        importlib.import_module(module)
 
 
 def list_kinds() -> list[str]:
@@ -102,26 +104,74 @@ def save(result: Any, path: str | os.PathLike, **options: Any) -> Path:
     return Path(out) if out is not None else Path(path)
 
 
-def _index_file(path: Path) -> Path:
-    return path / "index.json" if path.is_dir() else path
-
-
-def load(path: str | os.PathLike) -> Any:
-    """Load a saved result of any kind (the ``"kind"`` field of its index names the reader)."""
-    _ensure_loaded()
-    path = Path(path)
-    file = _index_file(path)
-    if not file.is_file():
-        raise InterpError(f"no saved result at {path} (no {file.name}); save one first (interp.results.save)")
+def _read_kind(file: Path) -> str | None:
+    """The ``"kind"`` a saved JSON file declares (None when it declares none)."""
     try:
         index = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InterpError(f"{file} is corrupt (not valid JSON: {e}); compute the result again") from None
-    name = index.get("kind") if isinstance(index, dict) else None
+    return index.get("kind") if isinstance(index, dict) else None
+
+
+def _kinds_in(folder: Path) -> dict[Path, str]:
+    """The JSON files directly in ``folder`` that declare a kind, with it (unreadable ones left out)."""
+    found = {}
+    for file in sorted(folder.glob("*.json")):
+        try:
+            name = _read_kind(file)
+        except (InterpError, OSError):
+            continue  # not ours to judge here: it is not a candidate
+        if name:
+            found[file] = name
+    return found
+
+
+def main_file(folder: Path) -> Path:
+    """The one JSON file that a folder's result is saved in; a clear error when none or several.
+
+    A folder with ``index.json`` is one result (featvis, examples, weights). Otherwise the
+    folder's JSON files that carry a ``"kind"`` are the candidates: a kind's registered
+    ``main_file`` (``summary.json`` of the embedding set) wins, else there must be one.
+
+    >>> main_file(Path("reports/tiny/claims"))
+    PosixPath('reports/tiny/claims/claims.json')
+    """
+    _ensure_loaded()
+    if (folder / "index.json").is_file():
+        return folder / "index.json"
+    found = _kinds_in(folder)
+    mains = [file for file, name in found.items()
+             if name in _KINDS and _KINDS[name].main_file == file.name]
+    if len(mains) == 1:
+        return mains[0]
+    candidates = mains or list(found)
+    if not candidates:
+        raise InterpError(f"no saved result in {folder} (no JSON file in it says which kind of result it "
+                          f"holds); save one first (interp.results.save) or pass the result's own file")
+    if len(candidates) > 1:
+        listed = ", ".join(f"{file.name} ({found[file]})" for file in candidates)
+        raise InterpError(f"{folder} holds {len(candidates)} saved results: {listed}; "
+                          f"load one of them by its file, e.g. {candidates[0]}")
+    return candidates[0]
+
+
+def load(path: str | os.PathLike) -> Any:
+    """Load a saved result of any kind: its file, or the folder it is saved in (see :func:`main_file`).
+
+    >>> interp.results.load("reports/tiny/claims").results[0].claim      # the folder of claims.json
+    'curve-detectors'
+    """
+    _ensure_loaded()
+    path = Path(path)
+    if not path.exists():
+        raise InterpError(f"no saved result at {path}; save one first (interp.results.save)")
+    file = main_file(path) if path.is_dir() else path
+    name = _read_kind(file)
     if name not in _KINDS:
         raise unknown("result kind", str(name), _KINDS) if name else InterpError(
             f"{file} does not say what kind of result it holds (no \"kind\" field); compute it again")
-    return _KINDS[name].load(path)
+    # A folder with index.json is read by its kind as the folder; any other result by its file.
+    return _KINDS[name].load(path if file.name == "index.json" and path.is_dir() else file)
 
 
 def describe(result: Any) -> dict:

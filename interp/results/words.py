@@ -296,4 +296,5 @@ register("analogy", Analogy, save=_store_saver, load=load_result, describe=lambd
 register("projection", Projection, save=_store_saver, load=load_result)
 register("bias", BiasProbe, save=_store_saver, load=load_result)
 register("embedding2d", Embedding2D, save=_store_saver, load=load_result)
-register("embedding-report", EmbeddingReport, save=save_embedding_report, load=load_embedding_report)
+register("embedding-report", EmbeddingReport, save=save_embedding_report, load=load_embedding_report,
+         main_file=SUMMARY)

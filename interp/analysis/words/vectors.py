@@ -13,7 +13,6 @@ word2vec text file (:meth:`WordVectors.from_file`); the analyses of
 from __future__ import annotations
 
 import difflib
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,7 +23,6 @@ import torch
 import torch.nn.functional as F
 
 from ...errors import InterpError
-from ...io import write_json
 
 @dataclass
 class WordVectors:
@@ -67,11 +65,13 @@ class WordVectors:
             self.counts_note = f"word counts are unknown: the vectors ({self.source or 'no source'}) came without them"
 
     @classmethod
-    def from_run(cls, run) -> "WordVectors":
+    def from_run(cls, run, *, count_loader: Callable[[], tuple[list[int] | None, str]] | None = None
+                 ) -> "WordVectors":
         """The word vectors of a word2vec run (``run.config.data.vocab`` gives the words).
 
         The words' counts in the training text are recounted (as training counted them)
-        when first asked for, if the text is still where the run found it.
+        when first asked for, if the text is still where the run found it; ``count_loader``
+        replaces the recount (:func:`interp.pipelines.words.run_vectors` caches it).
         """
         from ...zoo.word2vec import embedding_matrix
 
@@ -82,7 +82,7 @@ class WordVectors:
         return cls(list(config.data.vocab), embedding_matrix(run.model), f"run {run.name}", run.name,
                    corpus=corpus_label(config.data.name, config.data.n_train),
                    min_count=int(config.model_config.get("min_count", 1) or 1),
-                   count_loader=lambda: training_counts(config), frequency_ordered=True)
+                   count_loader=count_loader or (lambda: training_counts(config)), frequency_ordered=True)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, *, limit: int = 0) -> "WordVectors":
@@ -178,7 +178,7 @@ def corpus_label(name: str, n_train: int = 0) -> str:
     return f"the first {n_train:,} words of {label}" if n_train > 0 else label
 
 
-def _corpus_file(name: str) -> Path | None:
+def corpus_file(name: str) -> Path | None:
     """The file a word2vec run read (``None`` for the embedded toy corpus); never downloads."""
     from ...data.paths import data_dir
     from ...data.words import TOY_DATASET
@@ -196,47 +196,25 @@ def _corpus_file(name: str) -> Path | None:
     return path
 
 
-COUNT_CACHE_BYTES = 2_000_000
-"""Counts of training texts larger than this are cached: recounting text8 takes seconds."""
-
-
 def training_counts(config) -> tuple[list[int] | None, str]:
     """``(counts, "")``: each vocabulary word's count in a word2vec run's training text,
     counted as training counted it, or ``(None, why)`` when that text cannot be read again
-    or no longer gives the run's vocabulary. Counts of large texts are cached
-    (``$INTERP_CACHE_DIR``); nothing is downloaded."""
-    import hashlib
+    or no longer gives the run's vocabulary. Reads the text, writes nothing, downloads nothing.
 
-    from ...data.paths import cache_dir
+    >>> counts, why = training_counts(interp.load_run("word2vec").config)
+    """
     from ...data.words import STOP_WORDS, build_vocabulary, load_word_corpus
 
     dc, opts = config.data, config.model_config
     min_count, stopwords = int(opts.get("min_count", 1) or 1), bool(opts.get("stopwords", False))
     try:
-        path = _corpus_file(dc.name)
+        corpus_file(dc.name)  # gone since training: say so rather than fail inside the reader
     except InterpError as e:
         return None, f"word counts are unknown: {e}"
-    cache = None
-    if path is not None and path.stat().st_size > COUNT_CACHE_BYTES:
-        stat = path.stat()
-        key = json.dumps([str(path.resolve()), stat.st_size, stat.st_mtime_ns, dc.n_train, min_count, stopwords])
-        cache = cache_dir() / f"word-counts-{hashlib.sha1(key.encode()).hexdigest()[:16]}.json"
-        try:
-            data = json.loads(cache.read_text())
-            if data["words"] == list(dc.vocab):
-                return [int(c) for c in data["counts"]], ""
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
     corpus = load_word_corpus(dc.name, progress=False).head(dc.n_train)
     vocab = build_vocabulary(corpus.sentences, min_count=min_count, stopwords=STOP_WORDS if stopwords else ())
     if vocab.words != tuple(dc.vocab):
         return None, (f"word counts are unknown: the training text ({corpus_label(dc.name)}) has changed since "
                       f"the run was trained (it no longer gives the run's vocabulary)")
-    counts = vocab.counts.tolist()
-    if cache is not None:
-        try:
-            write_json(cache, {"words": list(vocab.words), "counts": counts})
-        except OSError:
-            pass
-    return counts, ""
+    return vocab.counts.tolist(), ""
 
