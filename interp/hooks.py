@@ -185,3 +185,28 @@ class Recorder:
             raise InterpError(f"layer {missing[0]!r} did not run in the model's forward pass; "
                               f"pick a layer the forward pass uses")
         return self.acts
+
+
+def reused_modules(model: nn.Module, example: torch.Tensor) -> list[str]:
+    """Modules called more than once in one forward pass of ``example`` (torchvision's ResNet
+    blocks call ``self.relu`` twice). Captum's DeepLift needs each nonlinearity called once.
+
+    >>> reused_modules(torchvision.models.resnet18(), torch.zeros(1, 3, 64, 64))[:2]
+    ['relu', 'layer1.0.relu']
+    """
+    calls: dict[str, int] = {}
+
+    def count(name):
+        def hook(_module, _inputs):
+            calls[name] = calls.get(name, 0) + 1
+        return hook
+
+    leaves = {name: m for name, m in model.named_modules() if name and not any(True for _ in m.children())}
+    handles = [m.register_forward_pre_hook(count(name)) for name, m in leaves.items()]
+    try:
+        with torch.no_grad(), eval_mode(model):
+            model(example)
+    finally:
+        for h in handles:
+            h.remove()
+    return [name for name in leaves if calls.get(name, 0) > 1]

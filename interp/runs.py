@@ -179,6 +179,11 @@ class Run:
     def classes(self) -> list[str]:
         return list(self.config.data.classes)
 
+    @property
+    def tokenizer(self):
+        """The Hugging Face tokenizer of an imported language model (``hf/`` in the run folder), else None."""
+        return self.model.tokenizer if self.config.family == "hf" else None
+
     @cached_property
     def layers(self):
         """:class:`~interp.units.LayerInfo` for every analysable layer."""
@@ -210,6 +215,16 @@ class Run:
         dc = self.config.data
         if self.config.task != "image-classification":
             raise InterpError(f"run {self.name} is a {self.config.task} run; it has no image data")
+        if "crop" in dc.options:  # an imported classifier: an evaluation folder in its own preprocessing
+            from .data.evaluation import load_evaluation_folder
+
+            if dc.name == "none":
+                raise InterpError(f"run {self.name} was imported without a dataset; import it again with "
+                                  f"--dataset FOLDER (a folder of <class>/*.jpg) and --overwrite")
+            data = load_evaluation_folder(dc.name, classes=list(dc.classes), resize=int(dc.options["resize"]),
+                                          crop=int(dc.options["crop"]), mean=tuple(dc.mean), std=tuple(dc.std),
+                                          progress=progress, skip_bad=dc.skip_bad_images)
+            return data.subset(0, dc.n_test)
         data = load_image_data(dc.name, n_train=dc.n_train, n_test=dc.n_test, progress=progress, split=split,
                                skip_bad=dc.skip_bad_images)
         return replace(data, mean=tuple(dc.mean), std=tuple(dc.std), classes=list(dc.classes))
@@ -256,6 +271,8 @@ def load_run(name_or_path: str | os.PathLike | None = None, *, device: str | tor
     check_weights(model, weights, path / "model.safetensors")
     model.load_state_dict(weights)
     model.to(device).eval()
+    if config.family == "hf":
+        model.folder = path / "hf"  # its architecture config and tokenizer
     return Run(path, config, model, state=read_json(path / "state.json") or {},
                summary=read_json(path / "summary.json"))
 
@@ -281,6 +298,34 @@ def check_weights(model: torch.nn.Module, weights: dict[str, torch.Tensor], file
             raise InterpError(f"{file} does not match the model that config.json describes: {key} has shape "
                               f"{tuple(weights[key].shape)} in the file but {tuple(tensor.shape)} in the model. "
                               f"The folder's config and weights come from different models; retrain the run")
+
+
+def create_run(path: Path, config: RunConfig, model: torch.nn.Module, *, summary: dict,
+               status: str = "imported", overwrite: bool = False, extra: Any = None) -> Path:
+    """Write a complete run folder (config.json, model.safetensors, state.json, summary.json)
+    for a model that was not trained here; the folder appears whole or not at all.
+
+    An existing run of that name is replaced only with ``overwrite`` and never while another
+    process writes it (its lock is held during the swap). ``extra(folder)`` writes more files
+    into the staging folder (a Hugging Face model's tokenizer and config under ``hf/``).
+    """
+    from .io import atomic_dir, save_tensors, write_json
+
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InterpError(f"{path} already exists; choose another --name or pass --overwrite to replace it")
+    if path.exists() and not path.is_dir():
+        raise InterpError(f"{path} is a file, not a run folder; choose another --name")
+    with (run_lock(path) if path.is_dir() else contextlib.nullcontext()), atomic_dir(path) as tmp:
+        write_json(tmp / "config.json", config.to_dict())
+        # clone: tied weights (an LM head sharing the embedding) are one storage, which safetensors refuses
+        save_tensors(tmp / "model.safetensors", {k: v.detach().clone().contiguous()
+                                                 for k, v in model.state_dict().items()})
+        if extra is not None:
+            extra(tmp)
+        write_json(tmp / "state.json", {"status": status, "epoch": 0, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        write_json(tmp / "summary.json", summary)
+    return path
 
 
 def run_table(root: Path | None = None) -> list[dict]:

@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 
-COMMAND_MODULES = ("core", "featvis", "report", "attribution", "transformers", "embeddings", "claims")
+COMMAND_MODULES = ("core", "imports", "featvis", "report", "attribution", "transformers", "embeddings", "claims")
 
 DESCRIPTION = """\
 interp: circuits-style interpretability for small models.

@@ -13,8 +13,11 @@ def register(sub, common) -> None:
     p = sub.add_parser("models", parents=[common], help="list the models that can be trained",
                        description="List registered models with their family, task and parameter count.",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
-                       epilog="examples:\n  interp models\n  interp models 'tutorial*'\n  interp models | head -5")
+                       epilog="examples:\n  interp models\n  interp models 'tutorial*'\n  interp models | head -5\n"
+                              "  interp models --pretrained      # Microscope's models and their layers")
     p.add_argument("pattern", nargs="?", default="*", help="glob filter, e.g. 'cnn*'")
+    p.add_argument("--pretrained", action="store_true",
+                   help="list the pretrained models (Microscope's) and how to get each")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser(
@@ -112,8 +115,12 @@ def register(sub, common) -> None:
 def cmd_models(args) -> int:
     from ..zoo import count_parameters, create_model, list_models
 
+    if args.pretrained:
+        return _print_pretrained()
     rows = []
     for spec in list_models(args.pattern):
+        if not spec.trainable:
+            continue  # imported families: named below, not trained here
         try:
             params = f"{count_parameters(create_model(spec.name)):,}"
             if getattr(spec.default_config(), "vocab_size", None) == 0:  # filled from the data (word2vec)
@@ -124,6 +131,18 @@ def cmd_models(args) -> int:
                      "description": spec.description})
     print(table(rows, [("name", "model"), ("family", "family"), ("task", "task"), ("params", "parameters"),
                        ("description", "description")]))
+    print("\nYour own models: interp import torchvision:ARCH | timm:NAME | hf:FOLDER --name NAME "
+          "(see interp import --help);\npretrained by name: interp models --pretrained")
+    return 0
+
+
+def _print_pretrained() -> int:
+    from ..zoo.pretrained import MICROSCOPE_MODELS, pretrained_names
+
+    for name, spec in MICROSCOPE_MODELS.items():
+        how = f"--run {name}" if name in pretrained_names() else \
+            f"interp import {spec['source']} --name {name} --download (or --weights FILE)"
+        print(f"{name}: {how}\n  {spec['note']}\n  layers: {', '.join(spec['layers'])}\n")
     return 0
 
 
@@ -174,7 +193,8 @@ def cmd_runs(args) -> int:
 
 def cmd_zoo(args) -> int:
     from ..config import parse_set_options
-    from ..pipelines.zoo_grid import check_seeds, format_zoo_table, run_zoo, zoo_findings
+    from ..analysis.zoo_grid import zoo_findings
+    from ..pipelines.zoo_grid import check_seeds, format_zoo_table, run_zoo
     from ..report.zoo_page import build_zoo_report
 
     check_seeds(args.seeds)  # before anything is trained

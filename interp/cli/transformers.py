@@ -118,9 +118,10 @@ def _load(args):
     from ..errors import InterpError
 
     run = load_run_announced(args)
-    if run.config.family != "gpt":
+    if run.config.family not in ("gpt", "hf"):
         raise InterpError(f"run {run.name} is a {run.config.model} ({run.config.task}) run; this command needs a "
-                          f"transformer run (gpt or attn-only). Train one: interp train attn-only")
+                          f"transformer run (gpt or attn-only, or an imported hf: model). Train one: interp train "
+                          f"attn-only")
     return run
 
 

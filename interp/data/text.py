@@ -20,6 +20,8 @@ A character corpus is split 90/10 (first 90% train, last 10% validation, as in
 
 from __future__ import annotations
 
+import functools
+
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +87,51 @@ class Vocabulary:
         """Printable label per token (for plot axes): newlines and spaces made visible."""
         ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
         return [{"\n": "\\n", " ": "␣", "\t": "\\t"}.get(self.tokens[i], self.tokens[i]) for i in ids]
+
+
+class TokenizerVocabulary:
+    """A Hugging Face tokenizer with :class:`Vocabulary`'s interface (``tokens``, ``bos``,
+    ``encode``, ``decode``, ``labels``), so the language analyses take an imported GPT-2 or
+    Pythia as they take our character models.
+
+    >>> vocab = TokenizerVocabulary(AutoTokenizer.from_pretrained("models/gpt2/hf"), 50257)
+    >>> vocab.decode(vocab.encode("Hello world"))
+    'Hello world'
+    """
+
+    is_char = False
+
+    def __init__(self, tokenizer, vocab_size: int):
+        self.tokenizer = tokenizer
+        self.size = int(vocab_size)
+
+    def __len__(self) -> int:
+        return self.size
+
+    @functools.cached_property
+    def tokens(self) -> tuple[str, ...]:
+        """Each id decoded on its own (``" the"``, not the byte-level ``"Ġthe"``)."""
+        return tuple(self.tokenizer.decode([i]) for i in range(self.size))
+
+    @property
+    def bos(self) -> int | None:
+        bos = self.tokenizer.bos_token_id
+        return bos if bos is not None and 0 <= bos < self.size else None
+
+    def encode(self, text: str) -> torch.Tensor:
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if any(not 0 <= i < self.size for i in ids):
+            raise InterpError(f"the tokenizer gave ids outside the model's {self.size}-token vocabulary; "
+                              f"the run's tokenizer and model disagree")
+        return torch.tensor(ids, dtype=torch.long)
+
+    def decode(self, ids) -> str:
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        return self.tokenizer.decode(ids)
+
+    def labels(self, ids) -> list[str]:
+        ids = ids.tolist() if hasattr(ids, "tolist") else list(ids)
+        return [self.tokens[i].replace("\n", "\\n").replace("\t", "\\t").replace(" ", "␣") for i in ids]
 
 
 @dataclass

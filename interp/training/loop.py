@@ -61,6 +61,9 @@ def make_config(model: str = "tutorial", dataset: str | None = None, *, recipe: 
     'avg'
     """
     spec = get_spec(model)
+    if not spec.trainable:
+        raise InterpError(f"{model} models are imported, not trained here: interp import {model}:ARCH --name NAME "
+                          f"--weights FILE (see: interp import --help)")
     model_cfg = spec.default_config()
     train_cfg = make_recipe(recipe or spec.recipe)  # None: the model's own recipe (word2vec: sparse SGD)
     data = DataConfig(name=dataset or spec.default_dataset)

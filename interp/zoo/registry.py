@@ -32,6 +32,8 @@ class ModelSpec:
     default_dataset: str
     recipe: str = "fast"
     """The training recipe (:data:`interp.config.RECIPES`) used when none is asked for."""
+    trainable: bool = True
+    """False for imported families (torchvision, timm): ``interp import`` brings their weights."""
 
     def default_config(self) -> Any:
         return self.config_cls(**self.defaults)
@@ -51,14 +53,14 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register_model(name: str, *, family: str, task: str, config: type, description: str,
-                   default_dataset: str = "shapes", recipe: str = "fast", **defaults: Any):
+                   default_dataset: str = "shapes", recipe: str = "fast", trainable: bool = True, **defaults: Any):
     """Decorator registering ``builder(cfg) -> nn.Module`` under ``name``."""
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}")
 
     def decorate(builder):
         _REGISTRY[name] = ModelSpec(name, family, task, config, dict(defaults), builder,
-                                    description, default_dataset, recipe)
+                                    description, default_dataset, recipe, trainable)
         return builder
 
     return decorate
@@ -67,13 +69,7 @@ def register_model(name: str, *, family: str, task: str, config: type, descripti
 def _ensure_loaded() -> None:
     # Importing the family modules registers their models; done lazily so that
     # `import interp` stays cheap and nothing happens at import time.
-    from . import cnn, mlp  # noqa: F401
-    for optional in ("word2vec", "gpt", "strong"):
-        try:
-            __import__(f"{__package__}.{optional}")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.{optional}":
-                raise
+    from . import cnn, gpt, imported, mlp, strong, word2vec  # noqa: F401
 
 
 def get_spec(name: str) -> ModelSpec:

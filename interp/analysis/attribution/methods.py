@@ -307,9 +307,12 @@ def seeded(seed: int, device: torch.device) -> Iterator[None]:
 def parse_methods(methods: str | Sequence[str] | None, subject: Subject | None = None) -> list[str]:
     """``"ig,saliency"`` or a list -> validated method names; ``None``/``"all"`` -> every applicable one."""
     if methods is None or methods == "all" or methods == ["all"]:
+        names = list(ALL_METHODS)
         if subject is not None and not subject.spatial_layers():  # an MLP: no layer for Grad-CAM
-            return [n for n in ALL_METHODS if not METHODS[n].needs_conv]
-        return list(ALL_METHODS)
+            names = [n for n in names if not METHODS[n].needs_conv]
+        if subject is not None and "deeplift" in names and _reused_nonlinearities(subject):
+            names.remove("deeplift")  # it would fail (see below); "all" means all that apply
+        return names
     if isinstance(methods, str):
         methods = [m for m in methods.replace(" ", "").split(",") if m]
     if not methods:
@@ -317,7 +320,25 @@ def parse_methods(methods: str | Sequence[str] | None, subject: Subject | None =
     for m in methods:
         if m not in METHODS:
             raise unknown("method", m, ALL_METHODS)
+    if subject is not None and "deeplift" in methods:
+        reused = _reused_nonlinearities(subject)
+        if reused:
+            raise InterpError(f"deeplift needs every activation module to be called once per forward pass, but "
+                              f"{subject.name} calls {reused[0]} more than once ({len(reused)} such modules; "
+                              f"torchvision's ResNets reuse self.relu); leave deeplift out of --methods")
     return list(dict.fromkeys(methods))
+
+
+def _reused_nonlinearities(subject: Subject) -> list[str]:
+    """Modules without parameters that one forward pass calls more than once: Captum's DeepLift
+    stores one input per module and refuses (or would be wrong) otherwise."""
+    from ...hooks import reused_modules
+
+    if not subject.input_shape:
+        return []
+    modules = dict(subject.model.named_modules())
+    example = torch.zeros(1, *subject.input_shape, device=subject.device)
+    return [n for n in reused_modules(subject.model, example) if not any(True for _ in modules[n].parameters())]
 
 
 def run_method(name: str, call: MethodCall) -> torch.Tensor:

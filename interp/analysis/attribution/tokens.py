@@ -81,10 +81,10 @@ def _model_and_vocab(run_or_model: Any, vocab: Any):
     if config is None or config.task != "language-model":
         name = getattr(run_or_model, "name", type(run_or_model).__name__)
         raise InterpError(f"run {name} is not a language model; token attribution needs a gpt or attn-only run "
-                          f"(for images use: interp attribute)")
-    if not config.data.vocab:
-        raise InterpError(f"run {run_or_model.name} has no vocabulary; it is not a language-model run")
-    return run_or_model.model, Vocabulary(tuple(config.data.vocab)), run_or_model.name
+                          f"(for images use: interp attribute pixels)")
+    from ..language.tokens import run_vocabulary
+
+    return run_or_model.model, run_vocabulary(run_or_model), run_or_model.name
 
 
 def _token_id(value: int | str, vocab, what: str) -> int:

@@ -20,13 +20,14 @@ from typing import Any
 
 from ...errors import InterpError
 from ...zoo.gpt import GPT, bridge_config, bridge_state_dict
+from ...zoo.imported import HFCausalLM
 
 
-def _as_gpt(model_or_run: Any) -> GPT:
-    if isinstance(model_or_run, GPT):
+def _as_gpt(model_or_run: Any) -> GPT | HFCausalLM:
+    if isinstance(model_or_run, (GPT, HFCausalLM)):
         return model_or_run
     model = getattr(model_or_run, "model", None)  # a Run
-    if isinstance(model, GPT):
+    if isinstance(model, (GPT, HFCausalLM)):
         return model
     if isinstance(model_or_run, str) or hasattr(model_or_run, "__fspath__"):
         from ...runs import load_run
@@ -53,13 +54,34 @@ def to_bridge(model_or_run: Any, *, fold_ln: bool = False):
 
     model = _as_gpt(model_or_run)
     param = next(model.parameters())
-    bridge = TransformerBridge.boot_native(bridge_config(model.config), device=param.device)
-    bridge.load_state_dict(bridge_state_dict(model), strict=True)
+    if isinstance(model, HFCausalLM):
+        bridge = _boot_hf(model, param.device)
+    else:
+        bridge = TransformerBridge.boot_native(bridge_config(model.config), device=param.device)
+        bridge.load_state_dict(bridge_state_dict(model), strict=True)
     bridge.eval()  # boot_native returns training mode; TL's patching and logit lens refuse it
     if fold_ln:
         bridge.process_weights(fold_ln=True, center_writing_weights=True, center_unembed=True,
                                fold_value_biases=True)
     return bridge
+
+
+def _boot_hf(model: HFCausalLM, device):
+    """An imported Hugging Face model through TransformerLens's own adapter for its architecture.
+
+    The architecture is read from the run's ``hf/`` folder (config and tokenizer, saved by
+    ``interp import``), the weights are a copy of the model's (no download).
+    """
+    from transformer_lens.model_bridge import TransformerBridge
+
+    import copy
+
+    tokenizer = model.tokenizer  # a clear error for a model without its run folder
+    # A copy: boot_transformers wraps the modules it is given in place (and leaves hooks on them),
+    # and fold_ln rewrites their weights, which would change the run's own model for every later
+    # analysis (measured: logits moved by 0.04 after a folded bridge of a 2-layer GPT-2).
+    return TransformerBridge.boot_transformers(str(model.folder), hf_model=copy.deepcopy(model.hf),
+                                               tokenizer=tokenizer, device=device)
 
 
 def as_bridge(model_or_run: Any, **kwargs):

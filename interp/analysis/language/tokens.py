@@ -18,8 +18,11 @@ from ...errors import InterpError
 
 def run_vocabulary(run):
     """The :class:`~interp.data.text.Vocabulary` a run was trained with."""
-    from ...data.text import Vocabulary
+    from ...data.text import TokenizerVocabulary, Vocabulary
 
+    tokenizer = getattr(run, "tokenizer", None)
+    if tokenizer is not None:  # an imported Hugging Face model
+        return TokenizerVocabulary(tokenizer, run.config.model_config["vocab_size"])
     vocab = tuple(run.config.data.vocab)
     if not vocab:
         raise InterpError(f"run {run.name} has no vocabulary; it is not a language-model run")
