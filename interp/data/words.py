@@ -444,7 +444,8 @@ def _alias_tables(probs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def read_vectors(path: str | os.PathLike, *, limit: int = 0) -> tuple[list[str], torch.Tensor]:
-    """Words and vectors from a GloVe or word2vec text file (``.gz`` too).
+    """Words and vectors from a GloVe or word2vec text file (``.gz`` too), or word2vec's
+    binary format (:func:`interp.data.vectors.read_word2vec_binary`, recognised by its content).
 
     GloVe: one ``word x1 x2 ... xd`` per line. word2vec text format: the same after a
     ``count dim`` header line. ``limit`` reads only the first N words (such files are
@@ -457,6 +458,11 @@ def read_vectors(path: str | os.PathLike, *, limit: int = 0) -> tuple[list[str],
     if not path.is_file():
         raise InterpError(f"vectors file {path} not found; pass a GloVe or word2vec text file "
                           f"(e.g. glove.6B.100d.txt)")
+    if path.suffix != ".gz":
+        from .vectors import is_word2vec_binary, read_word2vec_binary
+
+        if is_word2vec_binary(path):
+            return read_word2vec_binary(path, limit=limit)
     opener = gzip.open if path.suffix == ".gz" else open
     words: list[str] = []
     rows: list[list[float]] = []
@@ -470,8 +476,8 @@ def read_vectors(path: str | os.PathLike, *, limit: int = 0) -> tuple[list[str],
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError:
                     raise InterpError(
-                        f"{path}: line {lineno} is not UTF-8 text; binary word2vec files (.bin) are not "
-                        f"supported: convert with gensim's KeyedVectors.save_word2vec_format(path, binary=False)"
+                        f"{path}: line {lineno} is not UTF-8 text, and the file is not word2vec's binary "
+                        f"format (a 'count dim' header, then binary vectors) either"
                     ) from None
                 parts = line.rstrip("\r\n ").split(" ")
                 if parts == [""]:

@@ -34,12 +34,17 @@ DEFAULT_NEIGHBOR_WORDS = ("king", "queen", "man", "woman", "love", "good", "doct
 
 
 def load_vectors(run: str | None = None, vectors: str | None = None, *, limit: int = 0,
-                 device: str = "cpu") -> WordVectors:
-    """``WordVectors`` from a run name/path or a vectors file (what ``--run`` / ``--vectors`` pick)."""
+                 device: str = "cpu", download: bool = False) -> WordVectors:
+    """``WordVectors`` from a run name/path, a vectors file or a named release (``glove-6B-50d``,
+    fetched once with ``download``): what ``--run`` / ``--vectors`` pick."""
+    from ..data.vectors import resolve_vectors
+
     if vectors:
         if run:
             raise InterpError("give either --run or --vectors, not both")
-        return WordVectors.from_file(vectors, limit=limit)
+        return WordVectors.from_file(resolve_vectors(vectors, download_ok=download), limit=limit)
+    if download:
+        raise InterpError("--download applies to a named --vectors release (e.g. --vectors glove-6B-50d)")
     from ..runs import load_run
 
     return run_vectors(load_run(run if run is not None else latest_embedding_run(), device=device))

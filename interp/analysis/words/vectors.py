@@ -90,7 +90,8 @@ class WordVectors:
         from ...data.words import read_vectors
 
         words, matrix = read_vectors(path, limit=limit)
-        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).name.removesuffix(".gz").removesuffix(".txt"))
+        name = Path(path).name.removesuffix(".gz").removesuffix(".txt").removesuffix(".bin")
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
         return cls(words, matrix, str(path), f"vectors-{stem}", frequency_ordered=True,
                    counts_note=f"word counts are unknown: a vectors file ({Path(path).name}) records none")
 
