@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import errno
 import glob
 import io
 import json
@@ -20,15 +21,106 @@ from typing import Any, Iterator
 from .errors import InterpError
 
 
-# Folders being built by atomic_dir. Files written inside one need no fsync of their
-# own: the folder only becomes visible after one os.sync() and a rename at the end,
-# and hundreds of per-file fsyncs (a report has thousands of files) cost seconds.
-_STAGING: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("interp_staging", default=())
+# Folders being built by atomic_dir, each with the folder it will become. Files written
+# inside one need no fsync of their own: the folder only becomes visible after one
+# os.sync() and a rename at the end, and hundreds of per-file fsyncs (a report has
+# thousands of files) cost seconds.
+_STAGING: contextvars.ContextVar[tuple[tuple[Path, Path], ...]] = contextvars.ContextVar("interp_staging", default=())
+
+
+def _staging_root(path: Path) -> tuple[Path, Path] | None:
+    resolved = path.resolve()
+    return next(((root, final) for root, final in _STAGING.get() if root == resolved or root in resolved.parents),
+                None)
 
 
 def _in_staging(path: Path) -> bool:
-    resolved = path.resolve()
-    return any(root == resolved or root in resolved.parents for root in _STAGING.get())
+    return _staging_root(path) is not None
+
+
+def shown_path(path: str | os.PathLike) -> Path:
+    """``path`` as the user will find it: inside a folder being built, the folder it becomes
+    (``reports/tiny/.weights.123-ab.tmp/unit_0000.png`` -> ``reports/tiny/weights/unit_0000.png``)."""
+    path = Path(path)
+    staging = _staging_root(path)
+    if staging is None:
+        return path
+    root, final = staging
+    return shown_path(final / path.resolve().relative_to(root))
+
+
+# ------------------------------------------------------------------ write errors as user errors
+
+DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+NOT_WRITABLE = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` or its nearest ancestor that exists (the folder a new path would be made in)."""
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def write_error(error: OSError, path: str | os.PathLike) -> InterpError | None:
+    """The one-line user error for an ``OSError`` raised while writing ``path`` (None when the
+    error is not about the disk: a full disk, a read-only file system or a denied write).
+
+    >>> str(write_error(OSError(errno.ENOSPC, "No space left on device"), "reports/x.json"))
+    'disk full: cannot write reports/x.json (No space left on device); free some space and run again'
+    """
+    shown = shown_path(path)
+    reason = error.strerror or str(error)
+    if error.errno in DISK_FULL:
+        return InterpError(f"disk full: cannot write {shown} ({reason}); free some space and run again")
+    if error.errno in NOT_WRITABLE:
+        folder = nearest_existing(shown if error.errno == errno.EROFS else shown.parent)
+        where = "is on a read-only file system" if error.errno == errno.EROFS else "is not writable"
+        return InterpError(f"cannot write {shown}: {folder} {where} ({reason}); choose a folder you can write "
+                           f"(for a command: --out DIR) or change its permissions")
+    return None
+
+
+def _named_file(error: OSError, path: Path) -> Path:
+    """The file to name for ``error``: the one it names, unless that is a temporary of ours
+    (``.NAME.PID-XXXX.tmp``, never seen by the user) or a folder above ``path``; then ``path``."""
+    named = Path(error.filename) if error.filename else None
+    if named is None or (named.name.startswith(".") and named.name.endswith(".tmp")) or _inside(path, named):
+        return path  # a temporary, or a folder made on the way to path: name what the user asked for
+    return named
+
+
+def _inside(file: Path, folder: Path) -> bool:
+    file, folder = Path(os.path.abspath(file)), Path(os.path.abspath(folder))
+    return file == folder or folder in file.parents
+
+
+@contextlib.contextmanager
+def write_errors(path: str | os.PathLike, *, only_inside: Path | None = None) -> Iterator[None]:
+    """Turn a full disk, a read-only file system or a denied write while writing ``path`` into
+    :func:`write_error`'s :class:`InterpError` (the ``OSError`` stays its ``__cause__``, so
+    ``--debug`` shows it); other errors pass unchanged.
+
+    With ``only_inside``, a denied access counts only when it names a file in that folder:
+    a folder build also reads (a run, a dataset), and an unreadable input is not a write error.
+
+    >>> with write_errors("reports/x.json"):
+    ...     raise OSError(errno.EROFS, "Read-only file system")
+    Traceback (most recent call last):
+    interp.errors.InterpError: cannot write reports/x.json: ... is on a read-only file system ...
+    """
+    path = Path(path)
+    try:
+        yield
+    except OSError as e:
+        denied = e.errno in NOT_WRITABLE and e.errno != errno.EROFS
+        if denied and only_inside is not None and not (e.filename and _inside(Path(e.filename), only_inside)):
+            raise
+        translated = write_error(e, _named_file(e, path)) if e.errno in DISK_FULL | NOT_WRITABLE else None
+        if translated is None:
+            raise
+        raise translated from e
 
 
 def _umask() -> int:
@@ -59,25 +151,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ...     tmp.write_bytes(b"data")
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not _in_staging(path):  # a staging folder is new: nothing stale in it, and globbing it per file is slow
-        remove_stale_temporaries(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    durable = not _in_staging(path)
+    with write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if durable:  # a staging folder is new: nothing stale in it, and globbing it per file is slow
+            remove_stale_temporaries(path)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    durable = not _in_staging(path)
     try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        if durable:
-            with open(tmp, "rb+") as f:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if durable:
-            _fsync_dir(path.parent)
+        with write_errors(path):
+            yield tmp
+            _commit(tmp, path, durable)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _commit(tmp: Path, path: Path, durable: bool) -> None:
+    """Give ``tmp`` its final permissions, flush it (unless inside a staging folder) and rename it onto ``path``."""
+    os.chmod(tmp, 0o666 & ~_umask())
+    if durable:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+    os.replace(tmp, path)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def _temp_prefix(path: Path) -> str:
@@ -133,7 +232,13 @@ def restore_interrupted_swap(path: str | os.PathLike) -> bool:
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        _write_file(tmp, data)
+
+
+def _write_file(file: Path, data: bytes) -> None:
+    # The one place bytes go to disk (tests make it fail as a full disk would).
+    with open(file, "wb") as f:
+        f.write(data)
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
@@ -201,30 +306,48 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
 
     The previous folder stays intact until the new one is complete; the swap is two
     renames, so an interruption leaves the old folder (or, between the renames, the old
-    folder under a ``.old`` name that the next call cleans up).
+    folder under a ``.old`` name that the next call cleans up). A full disk or a folder
+    that cannot be written is an :class:`InterpError` naming the path, with the previous
+    folder untouched and no temporary left.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    restore_interrupted_swap(path)
-    remove_stale_temporaries(path)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a report folder must be readable
-    token = _STAGING.set(_STAGING.get() + (tmp.resolve(),))
+    with write_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        restore_interrupted_swap(path)
+        remove_stale_temporaries(path)
+        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    token = _STAGING.set(_STAGING.get() + ((tmp.resolve(), path),))
     try:
-        yield tmp
+        # A denied access inside the build is a write error only when it is about the
+        # staging folder: the build also reads (a run, a dataset) and those errors are theirs.
+        with write_errors(path, only_inside=tmp):
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes 0700; a report folder must be readable
+            yield tmp
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
         _STAGING.reset(token)
-    if not _in_staging(path):
-        os.sync()  # everything written inside is on disk before the folder appears
-    old = path.parent / f".{path.name}.old"
-    if old.exists():  # restore_interrupted_swap put it back if it was the only copy; here it is stale
-        shutil.rmtree(old, ignore_errors=True)
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
+    with write_errors(path):
+        _swap_in(tmp, path)
+
+
+def _swap_in(tmp: Path, path: Path) -> None:
+    """Replace ``path`` by the finished folder ``tmp``: two renames, the old copy removed after."""
+    try:
+        if not _in_staging(path):
+            os.sync()  # everything written inside is on disk before the folder appears
+        old = path.parent / f".{path.name}.old"
+        if old.exists():  # restore_interrupted_swap put it back if it was the only copy; here it is stale
+            shutil.rmtree(old, ignore_errors=True)
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+        restore_interrupted_swap(path)
+        raise
     shutil.rmtree(old, ignore_errors=True)
     _fsync_dir(path.parent)
 

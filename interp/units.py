@@ -69,6 +69,10 @@ def parse_unit_list(text: str | None, n_units: int, *, layer: str = "layer") -> 
                 lo, hi = (int(v) for v in part.split("-", 1))
                 if hi < lo:
                     raise ValueError
+                if lo < 0 or hi >= n_units:  # before expanding: 0-99999999999 must not fill memory
+                    bad = lo if lo < 0 else hi
+                    raise InterpError(f"unit {bad} is out of range for {layer}, which has {n_units} units "
+                                      f"(0-{n_units - 1})")
                 result.extend(range(lo, hi + 1))
             else:
                 result.append(int(part))

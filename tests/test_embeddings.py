@@ -238,12 +238,12 @@ def test_cli_commands(cli, toy_run_dir, tmp_path):
     assert "prince" in out and "neighbors-king.json" in out
     code, out, _ = cli("embed", "analogy", "man", "king", "woman", "--run", run)
     assert code == 0 and "man is to king as woman is to" in out
-    code, out, _ = cli("embed", "plot", "--run", run, "--out", str(tmp_path))
-    assert code == 0 and (tmp_path / "plot-2d.png").exists()
-    code, out, _ = cli("embed", "axes", "--preset", "royalty", "--run", run, "--out", str(tmp_path))
-    assert code == 0 and (tmp_path / "axes-royalty.png").exists()
+    code, out, _ = cli("embed", "plot", "--run", run, "--out", str(tmp_path / "out"))
+    assert code == 0 and (tmp_path / "out" / "plot-2d.png").exists()
+    code, out, _ = cli("embed", "axes", "--preset", "royalty", "--run", run, "--out", str(tmp_path / "out"))
+    assert code == 0 and (tmp_path / "out" / "axes-royalty.png").exists()
     code, out, _ = cli("embed", "axes", "--x", "royal,common", "--words", "king,man,dragon", "--run", run,
-                       "--out", str(tmp_path))
+                       "--out", str(tmp_path / "out"))
     assert code == 0 and "left out): dragon" in out
     code, out, _ = cli("embed", "report", "--run", run, "--out", str(tmp_path / "rep"))
     assert code == 0 and (tmp_path / "rep" / "summary.json").exists()
@@ -254,12 +254,12 @@ def test_cli_vectors_file(cli, tmp_path):
     path = tmp_path / "mini.txt"
     vectors = hand_made()
     write_vectors(path, vectors.words, vectors.matrix)
-    code, out, err = cli("embed", "bias", "--vectors", str(path), "--out", str(tmp_path))
+    code, out, err = cli("embed", "bias", "--vectors", str(path), "--out", str(tmp_path / "out"))
     assert code == 0, err
-    assert out.index("nurse") < out.index("doctor") and (tmp_path / "bias-she-he.png").exists()
+    assert out.index("nurse") < out.index("doctor") and (tmp_path / "out" / "bias-she-he.png").exists()
     code, out, _ = cli("embed", "axes", "--x", "she,he", "--y", "rich,poor", "--words", "doctor,nurse",
-                       "--vectors", str(path), "--out", str(tmp_path))
-    assert code == 0 and (tmp_path / "axes-she-he--rich-poor.png").exists()
+                       "--vectors", str(path), "--out", str(tmp_path / "out"))
+    assert code == 0 and (tmp_path / "out" / "axes-she-he--rich-poor.png").exists()
 
 
 @pytest.mark.parametrize("args, message", [
@@ -272,7 +272,7 @@ def test_cli_errors(cli, tmp_path, args, message):
     path = tmp_path / "mini.txt"
     vectors = hand_made()
     write_vectors(path, vectors.words, vectors.matrix)
-    code, _, err = cli("embed", *args, "--vectors", str(path), "--out", str(tmp_path))
+    code, _, err = cli("embed", *args, "--vectors", str(path), "--out", str(tmp_path / "out"))
     assert code == 2 and message in err and "Traceback" not in err
 
 
@@ -501,7 +501,7 @@ def test_cli_analogy_both_rankings_and_json(cli, tmp_path):
     path = tmp_path / "planted.txt"
     p = planted()
     write_vectors(path, p.words, p.matrix)
-    args = ("embed", "analogy", "man", "doctor", "woman", "--vectors", str(path), "--out", str(tmp_path))
+    args = ("embed", "analogy", "man", "doctor", "woman", "--vectors", str(path), "--out", str(tmp_path / "out"))
     code, out, err = cli(*args, "--expect", "nurse")
     assert code == 0, err
     assert "man is to doctor as woman is to nurse" in out
@@ -515,7 +515,7 @@ def test_cli_analogy_both_rankings_and_json(cli, tmp_path):
     assert "Expected 'nurse': #1 with A, B, C left out; #2 with nothing left out" in out
     assert "Word counts are unknown: a vectors file (planted.txt) records none" in out
     assert "Warning: the vocabulary has only 7 words" in out
-    assert (tmp_path / "analogy-man-doctor-woman.json").exists()
+    assert (tmp_path / "out" / "analogy-man-doctor-woman.json").exists()
 
     code, out, err = cli(*args, "--expect", "doctor", "--json", "--k", "3")
     assert code == 0, err
@@ -531,8 +531,8 @@ def test_cli_analogy_both_rankings_and_json(cli, tmp_path):
     assert data["counts"] is None
     # Other settings (--expect doctor, --k 3): saved beside the first result, which is kept.
     saved = Path(data["saved"])
-    assert saved.parent == tmp_path and saved.name.startswith("analogy-man-doctor-woman-")
-    assert load_result(tmp_path / "analogy-man-doctor-woman.json").expected == "nurse"
+    assert saved.parent == tmp_path / "out" and saved.name.startswith("analogy-man-doctor-woman-")
+    assert load_result(tmp_path / "out" / "analogy-man-doctor-woman.json").expected == "nurse"
     assert load_result(saved).expected == "doctor"
 
     code, _, err = cli(*args, "--expect", "nurce")
@@ -542,7 +542,7 @@ def test_cli_analogy_both_rankings_and_json(cli, tmp_path):
 
 def test_cli_analogy_on_a_run_warns_of_rare_words(cli, toy_run_dir, tmp_path):
     code, out, err = cli("embed", "analogy", "man", "king", "woman", "--run", str(toy_run_dir), "--expect", "queen",
-                         "--out", str(tmp_path))
+                         "--out", str(tmp_path / "out"))
     assert code == 0, err
     assert "Counts in the training text (the embedded toy corpus): man 5, king 5, woman 5, queen 5." in out
     assert "Warning: 'man' occurs 5 times" in out and "too rare for their vectors to mean much" in out

@@ -192,6 +192,14 @@ def _options(args) -> dict:
             "window": args.window, "gradcam_layer": args.gradcam_layer, "seed": args.seed}
 
 
+def _check_out(args) -> None:
+    """``--out``, before any work: never a folder the user owns for something else (see interp.outputs)."""
+    from ..outputs import check_output_folder
+
+    if args.out:
+        check_output_folder(args.out, "attribution")
+
+
 def _parse_indices(text: str) -> list[int]:
     from ..errors import InterpError
 
@@ -238,6 +246,7 @@ def cmd_attribute(args) -> int:
 
     progress = not args.no_progress and not args.json
     parse_methods(args.methods)  # a typo fails before the run and data load
+    _check_out(args)
     run = load_run_announced(args)
     _check_image_run(run, "attribute pixels")
     if args.target is not None:
@@ -274,6 +283,7 @@ def cmd_attribute_units(args) -> int:
         raise unknown("unit attribution method", args.method, UNIT_METHODS)
     if args.top < 1 or args.per_class < 1:
         raise InterpError("--top and --per-class must be at least 1")
+    _check_out(args)
     run = load_run_announced(args)
     _check_image_run(run, "attribute units")
     layer = run.layer(args.layer).name
@@ -326,6 +336,7 @@ def cmd_attribute_trust(args) -> int:
 
     progress = not args.no_progress and not args.json
     parse_methods(args.methods)
+    _check_out(args)
     run = load_run_announced(args)
     _check_image_run(run, "attribute trust")
     report = trust_report(run, args.sample, args.methods, seed=args.seed, curve_steps=args.curve_steps,
@@ -355,6 +366,7 @@ def cmd_attribute_gallery(args) -> int:
 
     progress = not args.no_progress and not args.json
     parse_methods(args.methods)
+    _check_out(args)
     run = load_run_announced(args)
     _check_image_run(run, "attribute gallery")
     gallery = attribution_gallery(run, args.per_class, args.methods, progress=progress, **_options(args))
@@ -375,6 +387,7 @@ def cmd_attribute_tokens(args) -> int:
     from ..errors import InterpError
     from ..results.attribution import save_token_attribution
 
+    _check_out(args)
     run = load_run_announced(args)
     if run.config.task != "language-model":
         raise InterpError(f"run {run.name} is a {run.config.task} run; attribute tokens needs a gpt or attn-only "

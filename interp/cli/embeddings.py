@@ -92,7 +92,11 @@ def register(sub, common) -> None:
                              formatter_class=argparse.RawDescriptionHelpFormatter, epilog=epilog)
         source = q.add_argument_group("vectors (one of)")
         source.add_argument("--run", metavar="RUN", help="word2vec run name or path (default: the most recent)")
-        source.add_argument("--vectors", metavar="PATH", help="GloVe or word2vec text file (.txt or .txt.gz)")
+        source.add_argument("--vectors", metavar="PATH_OR_NAME",
+                            help="a GloVe or word2vec file (text, .txt.gz or binary), or a release by name: "
+                                 "glove-6B-50d, glove-6B-100d, glove-6B-200d, glove-6B-300d (with --download)")
+        q.add_argument("--download", action="store_true",
+                       help="fetch a named --vectors release once into the data cache (online)")
         q.add_argument("--limit", type=int_in(0, 10_000_000), default=0, metavar="N",
                        help="read only the first N words of --vectors (0: all)")
         q.add_argument("--out", metavar="DIR", help="output folder (default reports/NAME/embeddings)")
@@ -151,9 +155,12 @@ def register(sub, common) -> None:
 
 
 def _vectors(args):
+    from ..outputs import check_output_folder
     from ..pipelines.words import load_vectors
 
-    vectors = load_vectors(args.run, args.vectors, limit=args.limit)
+    if getattr(args, "out", None):  # before the vectors load: nothing a user owns is written over
+        check_output_folder(args.out, "embeddings")
+    vectors = load_vectors(args.run, args.vectors, limit=args.limit, download=args.download)
     if args.run is None and args.vectors is None:
         print(f"Using the most recent word2vec run: {vectors.name}", file=sys.stderr)
     return vectors

@@ -120,12 +120,27 @@ def register(sub, common) -> None:
     p.set_defaults(func=cmd_weights)
 
 
-def _load(args):
-    return load_run_announced(args, weights=args.weights, download=args.download)
+def _load(args, kind: str):
+    """The run, once ``--out`` (or, without it, the run's report folder) is known to be usable:
+    nothing a user owns is replaced, and a folder that cannot be written fails before the work."""
+    from ..outputs import check_output_folder, check_writable
+
+    if args.out:
+        check_output_folder(args.out, kind)
+    run = load_run_announced(args, weights=args.weights, download=args.download)
+    if not args.out:
+        check_writable(run.report_dir())
+    return run
 
 
-def _out(args, run, kind: str) -> Path:
-    return Path(args.out) if args.out else run.report_dir() / kind / args.layer
+def _out(args, run, kind: str, result) -> Path:
+    """Where to save: ``--out`` (a result of other settings there stays, the new one goes beside
+    it), else ``reports/RUN/KIND/LAYER``."""
+    from ..outputs import result_folder
+
+    if not args.out:
+        return run.report_dir() / kind / args.layer
+    return result_folder(args.out, args.layer, result.settings, list(result.units))
 
 
 def featvis_folder(run, layer: str, settings: dict, units: list[int] | None) -> Path:
@@ -171,7 +186,7 @@ def cmd_visualize(args) -> int:
     from ..analysis.vision.quality import specific_share
     from ..results.vision import save_featvis
 
-    run = _load(args)
+    run = _load(args, "featvis")
     result = visualize(run, args.layer, args.units, objective=args.objective, steps=args.steps, size=args.size,
                        diversity=args.diversity, negative=args.negative, seed=args.seed, lr=args.lr,
                        batch_size=args.batch_size, progress=not args.no_progress)
@@ -184,8 +199,12 @@ def cmd_visualize(args) -> int:
                                               sample=args.natural, seed=args.seed))
     elif result.quality is not None:
         natural_note = "not compared (a custom size or objective)"
-    out = Path(args.out) if args.out else featvis_folder(run, args.layer, result.settings,
-                                                         None if args.units is None else list(result.units))
+    if args.out:  # units rendered earlier with the same settings stay: save_featvis merges them
+        from ..outputs import result_folder
+
+        out = result_folder(args.out, args.layer, result.settings)
+    else:
+        out = featvis_folder(run, args.layer, result.settings, None if args.units is None else list(result.units))
     path = save_featvis(result, out)
     if args.json:
         print_json(result, path=path)
@@ -247,10 +266,10 @@ def cmd_examples(args) -> int:
     from ..analysis.vision.examples import dataset_examples
     from ..results.vision import save_examples
 
-    run = _load(args)
+    run = _load(args, "examples")
     ex = dataset_examples(run, args.layer, args.units, k=args.k, data=args.dataset, batch_size=args.batch_size,
                           progress=not args.no_progress)
-    path = save_examples(ex, _out(args, run, "examples"))
+    path = save_examples(ex, _out(args, run, "examples", ex))
     if args.json:
         print_json(ex, path=path)
         return 0
@@ -270,9 +289,9 @@ def cmd_weights(args) -> int:
     from ..analysis.vision.weights import layer_weights
     from ..results.vision import save_weight_views
 
-    run = _load(args)
+    run = _load(args, "weights")
     views = layer_weights(run, args.layer, args.units, top=args.top)
-    path = save_weight_views(views, _out(args, run, "weights"))
+    path = save_weight_views(views, _out(args, run, "weights", views))
     if args.json:
         print_json(views, path=path)
         return 0

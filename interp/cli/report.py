@@ -29,9 +29,14 @@ def register(sub, common) -> None:
 
 
 def cmd_report(args) -> int:
+    from ..outputs import check_output_folder, check_writable
     from ..pipelines.report import build_report
 
+    if args.out:
+        check_output_folder(args.out, "report")
     run = load_run_announced(args)
+    if not args.out:
+        check_writable(run.report_dir().parent)
     layers = [s for s in args.layers.split(",") if s] if args.layers else None
     if layers:
         for name in layers:

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ...budget import check_memory
 from ...errors import InterpError
 from .bridge import as_bridge
 from .tokens import length_probe, run_vocabulary, token_digest
@@ -60,6 +61,35 @@ def cached_patterns(bridge, tokens: torch.Tensor) -> torch.Tensor:
         _, cache = bridge.run_with_cache(tokens.to(bridge.cfg.device),
                                          names_filter=lambda name: name.endswith("attn.hook_pattern"))
     return torch.stack([cache["pattern", layer] for layer in range(bridge.cfg.n_layers)], dim=1).cpu()
+
+
+def forward_bytes(cfg, n_sequences: int, seq_len: int, *, kept_per_token: int = 0) -> int:
+    """Bytes of one no-grad forward pass of ``n_sequences`` x ``seq_len`` tokens through a
+    TransformerLens model (``cfg``: its config), keeping ``kept_per_token`` floats per token
+    (a cache) on top of the pass's own peak: one layer's attention scores and pattern,
+    the residual stream and its sub-layer outputs, the MLP's hidden layer and the logits.
+
+    >>> cfg = SimpleNamespace(n_heads=4, d_model=64, d_mlp=256, d_vocab=65)
+    >>> forward_bytes(cfg, 64, 64, kept_per_token=2 * 2 * 4 * 64) // 2**20      # MiB; patterns of 2 layers
+    35
+    """
+    d_mlp = getattr(cfg, "d_mlp", None) or 0
+    peak = 2 * cfg.n_heads * seq_len + 6 * cfg.d_model + d_mlp + cfg.d_vocab
+    return 4 * n_sequences * seq_len * (peak + kept_per_token)
+
+
+def check_forward_memory(bridge, tokens_shape: tuple[int, int], what: str, *, kept_per_token: int = 0) -> None:
+    """:func:`~interp.budget.check_memory` for :func:`forward_bytes`, before the pass allocates."""
+    n, seq_len = tokens_shape
+    check_memory(forward_bytes(bridge.cfg, n, seq_len, kept_per_token=kept_per_token),
+                 f"{what} ({n:,} sequences of {seq_len:,} tokens, {bridge.cfg.n_layers} layers, "
+                 f"d_model {bridge.cfg.d_model})", hint="use fewer --sequences")
+
+
+def pattern_floats_per_token(cfg, seq_len: int) -> int:
+    """Floats per token that :func:`cached_patterns` keeps: every layer's and head's pattern
+    row, twice (TransformerLens's cache and the stacked copy)."""
+    return 2 * cfg.n_layers * cfg.n_heads * seq_len
 
 
 def attention_patterns(model_or_run, tokens: torch.Tensor, *, labels: list[str] | None = None) -> AttentionPatterns:
@@ -203,6 +233,8 @@ def head_scores(model_or_run, *, tokens: torch.Tensor | None = None, probe: dict
     bridge = as_bridge(model_or_run)
     name = getattr(model_or_run, "name", "")
     if tokens is not None:
+        check_forward_memory(bridge, tuple(tokens.shape), "scoring every head",
+                             kept_per_token=pattern_floats_per_token(bridge.cfg, tokens.shape[1]))
         patterns = cached_patterns(bridge, tokens)
         return HeadScores(score_patterns(patterns, tokens.cpu()), len(tokens), tokens.shape[1], name,
                           settings={"tokens": token_digest(tokens)})
@@ -213,6 +245,9 @@ def head_scores(model_or_run, *, tokens: torch.Tensor | None = None, probe: dict
         settings = {"n_sequences": n_sequences, "seed": seed}
     else:
         settings = {"probe": token_digest(torch.cat([t.flatten() for t in probe.values()])), "lengths": list(probe)}
+    for t in probe.values():
+        check_forward_memory(bridge, tuple(t.shape), "scoring every head",
+                             kept_per_token=pattern_floats_per_token(bridge.cfg, t.shape[1]))
     by_length = {b: score_patterns(cached_patterns(bridge, t), t.cpu()) for b, t in probe.items()}
     names = next(iter(by_length.values())).keys()
     scores = {k: torch.stack([s[k] for s in by_length.values()]).min(0).values for k in names}

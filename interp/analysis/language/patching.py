@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ...errors import InterpError
 from .bridge import as_bridge, check_heads
-from .heads import head_type_masks
+from .heads import check_forward_memory, head_type_masks
 from .tokens import task_tokens, token_digest
 
 KINDS = ("zero", "mean")
@@ -76,6 +76,9 @@ def ablate_heads(model_or_run, *, kind: str = "zero", tokens: torch.Tensor | Non
     else:
         settings = {"tokens": token_digest(tokens)}
     settings.update(restricted)
+    # kept: every layer's hook_z (n_heads x d_head per token) and the clean logits beside each ablated pass
+    check_forward_memory(bridge, tuple(tokens.shape), f"{kind}-ablating every head",
+                         kept_per_token=L * H * bridge.cfg.d_head + bridge.cfg.d_vocab)
     tokens = tokens.to(bridge.cfg.device)
     with torch.no_grad():
         logits, cache = bridge.run_with_cache(tokens, names_filter=lambda n: n.endswith("attn.hook_z"))

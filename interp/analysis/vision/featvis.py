@@ -35,6 +35,7 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
+from ...budget import check_memory
 from ...errors import InterpError, unknown
 from ...hooks import get_module
 from ...subject import as_subject
@@ -158,6 +159,9 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
     if diversity < 1:
         raise InterpError(f"--diversity must be at least 1 (images per unit), got {diversity}")
     layers = [layer]
+    # The probe is one forward pass of one image: at least its pixels, activations aside.
+    check_memory(4 * 3 * size * size * 2, f"probing {layer} with one {size}x{size} px image",
+                 hint="give a smaller --size")
     shapes, floats_per_image = probe(subject, layers, size)
     shape = shapes[layer]
     if custom:
@@ -180,6 +184,11 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
     per_unit = diversity * len(signs)
     per_chunk = chunk_units(subject, per_unit, floats_per_image, batch_size, memory_budget)
     chunks = [unit_list[i:i + per_chunk] for i in range(0, len(unit_list), per_chunk)]
+    chunk_images = len(chunks[0]) * per_unit if subject.device.type == "cpu" else 0  # on a GPU, not in RAM
+    check_memory(render_bytes(len(unit_list) * per_unit, chunk_images, size, steps, floats_per_image),
+                 f"rendering {len(unit_list):,} units x {per_unit} image{'s' if per_unit > 1 else ''} of "
+                 f"{size}x{size} px ({steps} steps, {len(chunks[0]) * per_unit:,} images per chunk)",
+                 hint="render fewer --units, a smaller --size or --diversity, or give a smaller --batch-size")
 
     from tqdm.auto import tqdm
 
@@ -245,6 +254,24 @@ def visualize(run: Any, layer: str, units: str | Sequence[int] | None = None, *,
         fv.negative_initial_values, fv.negative_history = initial[:, 1], history[:, :, 1]
     fv.quality = assess(subject, fv, specific=not custom)
     return fv
+
+
+def render_bytes(n_images: int, chunk_images: int, size: int, steps: int, floats_per_image: int) -> int:
+    """Bytes :func:`visualize` holds for ``n_images`` images of ``size`` px, ``chunk_images`` of
+    them optimised at a time in RAM (0 when on a GPU).
+
+    Kept for every image: its pixels (the result, then decoded again for the grid when
+    saved: 3 copies) and its objective history. Per chunk: the activations up to the layer
+    with their gradients and autograd buffers (3 copies) and the image parameters (the
+    spectrum, its gradient, Adam's two moments, the rendered and transformed image: 8 copies).
+
+    >>> render_bytes(64, 64, 32, 512, 20_000) // 2**20      # 64 units of a tiny net, in MiB
+    23
+    """
+    pixels = 3 * size * size
+    kept = n_images * (3 * pixels + steps + 2)
+    chunk = chunk_images * (3 * floats_per_image + 8 * pixels)
+    return 4 * (kept + chunk)
 
 
 def diversity_penalty(acts: torch.Tensor, values: torch.Tensor, k: int) -> torch.Tensor:
