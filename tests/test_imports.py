@@ -157,7 +157,6 @@ def test_deeplift_is_left_out_of_all_and_refused_by_name_on_a_resnet(tmp_path):
 
     run = import_model("torchvision:resnet18", "r", weights="random", num_classes=2, root=tmp_path,
                        progress=False)
-    run.config.data.input_shape  # (3, 224, 224)
     subject = as_subject(run)
     assert "deeplift" not in parse_methods("all", subject) and "ig" in parse_methods("all", subject)
     with pytest.raises(InterpError, match="calls layer1.0.relu more than once"):
@@ -300,3 +299,22 @@ def test_cli_hf_heads_attention_lens_tokens_composition(cli, gpt2_folder, tmp_pa
 
     assert hook_count(load_run(tmp_path / "models" / "g").model) == 0
     assert (tmp_path / "reports" / "g" / "transformer" / "heads.json").is_file()
+
+
+def test_results_of_dotted_layer_names_round_trip(tmp_path, image_folder):
+    """`with_suffix` would turn class-units-layer1.0.conv1 into class-units-layer1.0.json."""
+    from interp.analysis.attribution.units import class_unit_summary
+    from interp.results.attribution import load_class_unit_summary, save_class_unit_summary
+
+    from interp.imports import Preprocessing
+
+    run = import_model("torchvision:resnet18", "r", weights="random", num_classes=2, root=tmp_path,
+                       dataset=str(image_folder), progress=False, classes=["cat", "golden retriever"],
+                       preprocessing=Preprocessing((0.5,) * 3, (0.25,) * 3, resize=36, crop=32))
+    data = run.load_data(progress=False)
+    summary = class_unit_summary(run, "layer1.0.conv1", per_class=1, steps=2, data=data)
+    paths = save_class_unit_summary(summary, tmp_path / "out")
+    assert paths["json"].name == "class-units-layer1.0.conv1.json" and paths["npz"].exists()
+    torch.testing.assert_close(load_class_unit_summary(paths["json"]).matrix, summary.matrix)
+    torch.testing.assert_close(load_class_unit_summary(tmp_path / "out" / "class-units-layer1.0.conv1").matrix,
+                               summary.matrix)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from ..analysis.vision.featvis import DEFAULT_STEPS  # constants only: the report computes nothing
 from ..analysis.vision.natural import ACCENT_STEPS
+from ..errors import InterpError
 from ..results.vision import (accentuation_folder, find_featvis, load_output_weights, outputs_file, quality_file,
                               read_index, wanted_settings, with_natural)
 from .registry import ReportContext, Section
@@ -52,7 +53,21 @@ def vision_layers(ctx: ReportContext) -> list:
     if run.config.task != "image-classification" or not run.layers:
         return []
     layers = [info for info in run.layers if info.kind in ("conv", "linear")]
-    return [info for info in layers if info.name in ctx.layers] if ctx.layers else layers
+    if ctx.layers:
+        names = {info.name for info in layers}
+        for name in ctx.layers:
+            if name not in names:
+                run.layer(name)  # an unknown name: the error lists the model's layers
+                raise InterpError(f"{name} is a {run.layer(name).kind} block; the report's pages are per conv or "
+                                  f"linear layer: give one of its convs, e.g. "
+                                  f"{next((n for n in names if n.startswith(name + '.')), sorted(names)[0])}")
+        return [info for info in layers if info.name in ctx.layers]
+    if run.config.family in ("torchvision", "timm") and len(layers) > 8:
+        # Every unit of every layer of an ImageNet network is hours of optimisation: choose.
+        picks = [layers[round(i * (len(layers) - 1) / 4)].name for i in range(1, 4)]
+        raise InterpError(f"{run.name} has {len(layers)} conv and linear layers; a report renders every unit of "
+                          f"each, so choose a few with --layers, e.g. --layers {','.join(picks)}")
+    return layers
 
 
 def featvis_views(ctx: ReportContext, info) -> dict[str, dict]:

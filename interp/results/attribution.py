@@ -113,6 +113,12 @@ def _read_npz(file: Path, make: str) -> dict[str, np.ndarray]:
         raise InterpError(f"{file} is corrupt: {e}; {make} again") from None
 
 
+def _with(stem: Path, suffix: str) -> Path:
+    """``stem`` plus ``suffix``; not ``with_suffix``, which would eat the ``.conv2`` of a stem
+    like ``class-units-layer3.1.conv2`` (users' models name layers by dotted module paths)."""
+    return stem.parent / (stem.name + suffix)
+
+
 def _stem(path: str | Path) -> Path:
     path = Path(path)
     return path.with_suffix("") if path.suffix in (".json", ".npz", ".png", ".html") else path
@@ -182,8 +188,8 @@ def load_attribution(path: str | Path) -> Attribution:
     """
     stem = _stem(path)
     make = "save an attribution first (interp attribute pixels ...)"
-    meta = _read_json(stem.with_suffix(".json"), make)
-    arrays = {k: torch.from_numpy(v) for k, v in _read_npz(stem.with_suffix(".npz"), make).items()}
+    meta = _read_json(_with(stem, ".json"), make)
+    arrays = {k: torch.from_numpy(v) for k, v in _read_npz(_with(stem, ".npz"), make).items()}
     try:
         comp = meta.get("completeness")
         return Attribution(
@@ -332,7 +338,7 @@ def save_unit_attribution(result: UnitAttribution, directory: str | Path | None 
 def load_unit_attribution(path: str | Path) -> UnitAttribution:
     """Read :func:`save_unit_attribution` output (the .json, .npz or their stem)."""
     stem, make = _stem(path), "compute it first (interp attribute units)"
-    meta, arrays = _read_json(stem.with_suffix(".json"), make), _read_npz(stem.with_suffix(".npz"), make)
+    meta, arrays = _read_json(_with(stem, ".json"), make), _read_npz(_with(stem, ".npz"), make)
     return UnitAttribution(meta["layer"], meta["method"], torch.from_numpy(arrays["scores"]),
                            torch.from_numpy(arrays["targets"]),
                            torch.from_numpy(arrays["output_difference"]) if "output_difference" in arrays else None,
@@ -364,7 +370,7 @@ def save_class_unit_summary(summary: ClassUnitSummary, directory: str | Path | N
 def load_class_unit_summary(path: str | Path) -> ClassUnitSummary:
     """Read :func:`save_class_unit_summary` output (the .json, .npz or their stem)."""
     stem, make = _stem(path), "compute it first (interp attribute units --layer LAYER)"
-    meta, arrays = _read_json(stem.with_suffix(".json"), make), _read_npz(stem.with_suffix(".npz"), make)
+    meta, arrays = _read_json(_with(stem, ".json"), make), _read_npz(_with(stem, ".npz"), make)
     return ClassUnitSummary(meta["layer"], meta["method"], meta["classes"], torch.from_numpy(arrays["matrix"]),
                             [int(c) for c in arrays["counts"]], meta["run"], meta["options"])
 
@@ -391,7 +397,7 @@ def save_token_attribution(result: TokenAttribution, directory: str | Path | Non
 
 def load_token_attribution(path: str | Path) -> TokenAttribution:
     """Read :func:`save_token_attribution` output (the .json or its stem)."""
-    file = _stem(path).with_suffix(".json")
+    file = _with(_stem(path), ".json")
     meta = _read_json(file, "compute it first (interp attribute tokens)")
     try:
         return TokenAttribution.from_dict(meta)

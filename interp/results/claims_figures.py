@@ -140,7 +140,11 @@ def plot_tails(result: ClaimResult) -> dict:
                         label=f"{layer}:{i}")
         ax.set_xlabel("pre-activation (firing part)", fontsize=8)
         ax.set_ylabel("density (log)", fontsize=8)
-        ax.legend(fontsize=6, frameon=False)
+        if ax.get_legend_handles_labels()[0]:  # no unit with 50 firing values: say so, not an empty legend
+            ax.legend(fontsize=6, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "too few firing values per unit (< 50) to draw a tail", ha="center",
+                    va="center", fontsize=7, transform=ax.transAxes)
         ax.set_title(f"{layer}: a straight line is an exponential tail", fontsize=8)
     return {"tails": fig}
 
