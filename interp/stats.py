@@ -1,4 +1,5 @@
-"""The statistics behind verdicts: null quantiles, bootstrap intervals, binomial tails, headlines.
+"""The statistics behind verdicts: null quantiles, bootstrap intervals, binomial tails, headlines,
+chance accuracy, and circular statistics of angles (gaps, matching two sets of angles).
 
 Every verdict compares its headline number with a null that could produce the pattern by
 chance, and carries a bootstrap interval for that number (:func:`headline`).
@@ -92,3 +93,81 @@ def headline(name: str, value: float, ci: tuple[float, float], *, null: float | 
     return {"name": name, "value": r(value), "ci_low": r(ci[0]), "ci_high": r(ci[1]), "ci_level": 0.95,
             "null_quantile": r(null), "null_level": level if null is not None else None, "null": null_what,
             "n": int(n), "over": over, **(extra or {})}
+
+
+def chance_level(labels: torch.Tensor, n_classes: int) -> float:
+    """The accuracy of always guessing the most frequent class (at least ``1 / n_classes``).
+
+    >>> chance_level(torch.tensor([0, 0, 0, 1]), 2)
+    0.75
+    """
+    return max(torch.bincount(labels, minlength=n_classes).float().max().item() / max(len(labels), 1),
+               1 / n_classes)
+
+
+def chance_quantile(n: int, chance: float, level: float = NULL_LEVEL) -> float:
+    """The accuracy that guessing at ``chance`` exceeds with probability ``1 - level`` on ``n`` images.
+
+    >>> chance_quantile(100, 0.5)
+    0.63
+    """
+    k = next((k for k in range(int(n * chance), n + 1) if binomial_tail(k, n, chance) <= 1 - level), n)
+    return k / max(n, 1)
+
+
+# -------------------------------------------------------------------------- angles
+
+
+def largest_gap(orientations: torch.Tensor, period: float = 180.0) -> float:
+    """The largest circular gap between sorted angles (mod ``period``).
+
+    >>> largest_gap(torch.tensor([0.0, 60.0, 120.0]))
+    60.0
+    """
+    if len(orientations) == 0:
+        return period
+    a = torch.sort(torch.remainder(orientations, period)).values
+    gaps = torch.diff(torch.cat([a, a[:1] + period]))
+    return float(gaps.max())
+
+
+def circular_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a - b`` wrapped to [-180, 180) degrees.
+
+    >>> circular_difference(torch.tensor(10.0), torch.tensor(350.0))
+    tensor(20.)
+    """
+    return torch.remainder(a - b + 180.0, 360.0) - 180.0
+
+
+def fit_angle_mapping(ours: torch.Tensor, published: torch.Tensor) -> tuple[int, float, float]:
+    """The reflection ``sign`` and rotation ``offset`` minimising the median circular error of
+    ``published ~ sign * ours + offset``; returns ``(sign, offset, median |error|)``."""
+    best = (1, 0.0, float("inf"))
+    offsets = torch.arange(0.0, 360.0, 1.0)
+    for sign in (1, -1):
+        err = circular_difference(published[None, :], sign * ours[None, :] + offsets[:, None]).abs()  # (360, n)
+        med = err.median(1).values
+        i = int(med.argmin())
+        if float(med[i]) < best[2]:
+            best = (sign, float(offsets[i]), float(med[i]))
+    return best
+
+
+def angle_match(ours: torch.Tensor, published: torch.Tensor, *, permutations: int = 500, seed: int = 0) -> dict:
+    """Fit the mapping (:func:`fit_angle_mapping`), then compare its error with that of shuffled
+    published angles: a permutation test of the unit-by-unit match, which a fitted rotation
+    alone cannot pass.
+
+    >>> m = angle_match(ours, (90 - ours) % 360)   # published = -ours + 90: a reflection and a rotation
+    >>> m["sign"], m["offset"], m["median_error"]
+    (-1, 90.0, 0.0)
+    """
+    sign, offset, err = fit_angle_mapping(ours, published)
+    g = torch.Generator().manual_seed(seed)
+    worse = 0
+    for _ in range(permutations):
+        shuffled = published[torch.randperm(len(published), generator=g)]
+        if fit_angle_mapping(ours, shuffled)[2] <= err:
+            worse += 1
+    return {"sign": sign, "offset": offset, "median_error": err, "p_value": (worse + 1) / (permutations + 1)}

@@ -17,6 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from interp.analysis.language.in_context import ablated_logits, split_loss
 from interp.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims
 from interp.claims import transformers as T
 from interp.config import DataConfig, RunConfig
@@ -110,7 +111,7 @@ def check(run, claim, **kwargs):
 def test_planted_circuit_predicts_repeats():
     model = induction_model()
     tokens = T._task_tokens(tx_run(model), T.CheckOptions())
-    first, repeat = T.split_loss(model(tokens), tokens)
+    first, repeat = split_loss(model(tokens), tokens)
     assert repeat < 0.01 and first > 2.0
 
 
@@ -158,7 +159,7 @@ def test_split_loss_against_a_loop():
     torch.manual_seed(0)
     tokens = torch.tensor([[0, 3, 4, 5, 3, 4, 5, 3], [0, 7, 8, 7, 8, 7, 8, 7]])
     logits = torch.randn(2, 8, V)
-    first, repeat = T.split_loss(logits, tokens)
+    first, repeat = split_loss(logits, tokens)
     seen, new = [], []
     for b in range(2):
         for t in range(7):
@@ -177,7 +178,7 @@ def test_ablation_leaves_no_hooks_and_matches_zeroed_weights():
     model = induction_model()
     bridge = to_bridge(model)
     tokens = next(iter(T._probe(tx_run(model), T.CheckOptions()).values()))[:4]
-    ablated = T.ablated_logits(bridge, tokens, [(1, 0)])
+    ablated = ablated_logits(bridge, tokens, [(1, 0)])
     assert bridge_hook_count(bridge) == 0
     reference = induction_model()
     with torch.no_grad():

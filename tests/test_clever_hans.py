@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from interp.claims import NOT_SUPPORTED, SUPPORTED, check_claims
-from interp.claims.shortcuts import PERTURBATIONS, accuracy, perturb, perturbation_accuracy
+from interp.analysis.vision.shortcuts import PERTURBATIONS, accuracy, perturb, perturbation_accuracy
 from interp.errors import InterpError
 from interp.runs import Run
 from interp.training.loop import make_config

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from interp.analysis.vision.examples import dataset_examples, receptive_field
+from interp.analysis.vision.examples import dataset_examples
 from interp.results.vision import load_examples, save_examples
 from interp.errors import InterpError
 from interp.hooks import capture, hook_count
-from interp.zoo import create_model
 
 
 @pytest.fixture
@@ -79,24 +78,6 @@ def test_ties_go_to_the_earlier_image(tiny_run):
     ex = dataset_examples(subject, "fc1", [0], k=3, data=images, batch_size=2)
     assert ex.top_indices[0].tolist() == [0, 1, 2]
     assert ex.bottom_indices[0].tolist() == [0, 1, 2]
-
-
-def test_receptive_fields_are_exact():
-    run_like = create_model("tutorial")
-    rf1 = receptive_field(run_like, "conv1", (3, 32, 32))
-    rf2 = receptive_field(run_like, "conv2", (3, 32, 32))
-    assert rf1.size == (5, 5) and rf2.size == (14, 14)
-    h = torch.arange(10)
-    # conv2 position h: conv1 rows 2h..2h+9 after pooling, so input rows 2h..2h+13
-    assert torch.equal(rf2.rows, torch.stack([2 * h, 2 * h + 13], 1))
-    assert torch.equal(rf2.cols, rf2.rows)
-    assert receptive_field(run_like, "fc1", (3, 32, 32)) is None
-    padded = create_model("tutorial", padding=2)
-    rf = receptive_field(padded, "conv1", (3, 32, 32))
-    assert rf.size == (5, 5) and rf.rows[0].tolist() == [0, 2] and rf.rows[5].tolist() == [3, 7]
-    strided = create_model("tutorial", pooling="stride")
-    rf = receptive_field(strided, "conv2", (3, 32, 32))
-    assert rf.size == (13, 13) and rf.rows[1].tolist() == [4, 16]
 
 
 def test_crops_are_the_receptive_fields_of_the_original_images(tiny_run, images):

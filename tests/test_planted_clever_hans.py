@@ -14,7 +14,7 @@ import torch
 
 from interp.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, check_claims
 from interp.claims.clever_hans import check_planted
-from interp.claims.shortcuts import planted_shortcut
+from interp.analysis.vision.shortcuts import planted_shortcut
 from interp.data.images import load_image_data
 from interp.data.shapes import (SHAPES_CLASSES, WATERMARK_COLOURS, Watermark, make_shapes, parse_watermark,
                                 shapes_test_views)

@@ -16,8 +16,9 @@ Verdict(status='supported', reason='4 of 6 conv1 filters are Gabor-like ...')
 Modules: :mod:`.registry` (claims, results, options), :mod:`.evidence` (what the vision
 claims share: sampled images, the pooled null of unit-level claims), :mod:`.first_layer`,
 :mod:`.curves`, :mod:`.layer_statistics`, :mod:`.inception`, :mod:`.transformers`,
-:mod:`.shortcuts` and :mod:`.clever_hans`, :mod:`.cue_token`, :mod:`.seeds` (agreement
-across training seeds).
+:mod:`.clever_hans`, :mod:`.cue_token`, :mod:`.seeds` (agreement across training seeds).
+Verdicts only: what they measure lives in :mod:`interp.analysis` (e.g. the Clever Hans
+perturbations in :mod:`interp.analysis.vision.shortcuts`) and :mod:`interp.stats`.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@ A model that still classifies well when the object is masked out, when only the 
 border is left, or when the image is cut into shuffled patches is probably using a
 shortcut (a watermark, a background, a texture) rather than what the task is about:
 Lapuschkin et al.'s "Clever Hans" predictors. The measurements (perturbations, the
-planted-cue test) are :mod:`.shortcuts`'; this module turns them into the ``clever-hans``
-verdict. For text models the analogue is a cue token (:mod:`.cue_token`).
+planted-cue test) are :mod:`interp.analysis.vision.shortcuts`'; this module turns them
+into the ``clever-hans`` verdict. For text models the analogue is a cue token
+(:mod:`.cue_token`).
 
 >>> check_claims(run, ["clever-hans"])[0].verdict
 
@@ -26,8 +27,9 @@ What the ``clever-hans`` check does depends on what it knows about the data:
   shortcut. The frame and patch perturbations are reported but do not decide: on shapes
   texture is part of the label (gratings, high_low) and stripes and edges fill the frame.
 - **anything else** (CIFAR-10, a folder, given images): the perturbations
-  (:data:`~.shortcuts.PERTURBATIONS`) that should destroy an object-centred image (``border_only``, ``patches_shuffled``); the test can only
-  find cues that survive them.
+  (:data:`~interp.analysis.vision.shortcuts.PERTURBATIONS`) that should destroy an
+  object-centred image (``border_only``, ``patches_shuffled``); the test can only find
+  cues that survive them.
 
 A reference run for the planted test: ``planted_shortcut(run, ..., reference=other_run)``,
 or ``options.reference`` (a run or its name) where :class:`CheckOptions` carries one.
@@ -38,11 +40,11 @@ from __future__ import annotations
 import torch
 
 from ..errors import InterpError
-from ..stats import binomial_tail, bootstrap_ci, headline
+from ..analysis.vision.shortcuts import (PERMUTATIONS, PERTURBATIONS, SHOULD_DESTROY, correct, cue_dict, perturb,
+                                        perturbation_accuracy, planted_shortcut)
+from ..stats import binomial_tail, bootstrap_ci, chance_level, chance_quantile, headline
 from .evidence import claim_data, sample_evidence
 from .registry import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim, run_kind
-from .shortcuts import (PERMUTATIONS, PERTURBATIONS, SHOULD_DESTROY, chance_level, chance_quantile, correct, cue_dict,
-                        perturb, perturbation_accuracy, planted_shortcut)
 
 
 # -------------------------------------------------------------------------- the claim

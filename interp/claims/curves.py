@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import torch
 
-from ..analysis.vision.tuning import (CurveTuning, GratingTuning, HighLowTuning, ReceptiveField, curve_tuning,
-                                      grating_tuning, high_low_tuning)
+from ..analysis.vision.receptive_field import ReceptiveField
+from ..analysis.vision.tuning import (CurveTuning, GratingTuning, HighLowTuning, curve_tuning, grating_tuning,
+                                      high_low_tuning)
 from .evidence import (CURVES, CURVES_URL, EARLY_VISION, EARLY_VISION_URL, applies_conv, claim_layer, claim_probe,
                        null_pass_counts, null_threshold, pooled_verdict, rounded, scatter_data, unit_evidence,
                        unit_name)

@@ -18,7 +18,7 @@ from ..analysis.vision.gabor import (BANDPASS_CYCLES, FAMILIES, LUMINANCE_OPPONE
                                      first_layer_families)
 from ..analysis.vision.tuning import conv_layers
 from ..hooks import get_module
-from ..stats import binomial_tail, bootstrap_ci, headline
+from ..stats import binomial_tail, bootstrap_ci, headline, largest_gap
 from .evidence import EARLY_VISION, EARLY_VISION_URL, P_SUPPORTED, applies_conv, chance_count, rounded, unit_name
 from .registry import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, Claim, ClaimResult, register_claim
 
@@ -153,19 +153,6 @@ def check_tiling(run, options: CheckOptions) -> ClaimResult:
                             f"to tile", layer=layer)
     fam = first_layer_families(weight, layer, seed=options.seed)
     return tiling_result(claim, fam)
-
-
-def largest_gap(orientations: torch.Tensor, period: float = 180.0) -> float:
-    """The largest circular gap between sorted angles (mod ``period``).
-
-    >>> largest_gap(torch.tensor([0.0, 60.0, 120.0]))
-    60.0
-    """
-    if len(orientations) == 0:
-        return period
-    a = torch.sort(torch.remainder(orientations, period)).values
-    gaps = torch.diff(torch.cat([a, a[:1] + period]))
-    return float(gaps.max())
 
 
 def tiling_result(claim: Claim, fam: FirstLayerFamilies) -> ClaimResult:

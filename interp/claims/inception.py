@@ -31,7 +31,7 @@ import torch
 from ..analysis.vision.gabor import first_layer_families
 from ..analysis.vision.tuning import Probe, curve_tuning, high_low_tuning
 from ..hooks import get_module
-from ..stats import bootstrap_ci, headline
+from ..stats import angle_match, bootstrap_ci, circular_difference, headline
 from ..zoo import reinitialized
 from .curves import curve_candidates, curve_result, high_low_candidates, high_low_result
 from .evidence import CURVES, CURVES_URL, EARLY_VISION, EARLY_VISION_URL
@@ -112,40 +112,7 @@ CONV2D0_FAMILIES = register_claim(Claim(
     check=check_conv2d0, applies=_applies_inception,
 ))
 
-
-
 # -------------------------------------------------------------------------- mixed3b curves
-
-
-def circular_difference(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``a - b`` wrapped to (-180, 180] degrees."""
-    return torch.remainder(a - b + 180.0, 360.0) - 180.0
-
-
-def fit_angle_mapping(ours: torch.Tensor, published: torch.Tensor) -> tuple[int, float, float]:
-    """The reflection ``sign`` and rotation ``offset`` minimising the median circular error of
-    ``published ~ sign * ours + offset``; returns ``(sign, offset, median |error|)``."""
-    best = (1, 0.0, float("inf"))
-    offsets = torch.arange(0.0, 360.0, 1.0)
-    for sign in (1, -1):
-        err = circular_difference(published[None, :], sign * ours[None, :] + offsets[:, None]).abs()  # (360, n)
-        med = err.median(1).values
-        i = int(med.argmin())
-        if float(med[i]) < best[2]:
-            best = (sign, float(offsets[i]), float(med[i]))
-    return best
-
-
-def angle_match(ours: torch.Tensor, published: torch.Tensor, *, permutations: int = 500, seed: int = 0) -> dict:
-    """Fit the mapping, then compare its error with that of shuffled published angles (a permutation test)."""
-    sign, offset, err = fit_angle_mapping(ours, published)
-    g = torch.Generator().manual_seed(seed)
-    worse = 0
-    for _ in range(permutations):
-        shuffled = published[torch.randperm(len(published), generator=g)]
-        if fit_angle_mapping(ours, shuffled)[2] <= err:
-            worse += 1
-    return {"sign": sign, "offset": offset, "median_error": err, "p_value": (worse + 1) / (permutations + 1)}
 
 
 def check_mixed3b(run, options: CheckOptions) -> ClaimResult:

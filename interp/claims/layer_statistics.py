@@ -15,7 +15,7 @@ import torch
 
 from ..analysis.vision.gabor import null_filters
 from ..analysis.vision.tuning import (EXP_HAZARD_RANGE, MIN_TAIL_SAMPLES, banding, banding_score, conv_layers,
-                                      pooling_head, tail_shapes)
+                                      mean_abs_kernel, pooling_head, tail_shapes)
 from ..hooks import get_module
 from ..stats import bootstrap_ci, headline
 from ..zoo import reinitialized
@@ -126,7 +126,7 @@ def check_banding(run, options: CheckOptions) -> ClaimResult:
     numbers = {"head": head, "kernel": f"{weight.shape[-2]}x{k}", "rows_explain": rounded(rows), "columns_explain": rounded(cols),
                "banding": rounded(score), "direction": direction, "null_max": rounded(null.max()), "threshold": rounded(threshold),
                "chance_each_way": rounded(1 / (k + 1))}
-    data = {"mean_abs_kernel": _mean_abs_kernel(weight).tolist(), "score": score, "null": null.tolist()}
+    data = {"mean_abs_kernel": mean_abs_kernel(weight).tolist(), "score": score, "null": null.tolist()}
     evidence = dict(layer=layer, numbers=numbers, found=[layer] if banded else [], data=data,
                     thresholds={**claim.thresholds, "banding": rounded(threshold)},
                     headline=headline(f"banding of {layer}'s kernels (|rows - columns| share of variance)", score,
@@ -145,13 +145,6 @@ def check_banding(run, options: CheckOptions) -> ClaimResult:
                         "shape are not banded either, so this cannot confirm the claim; a global-average-pooling "
                         "variant (interp train tutorial --set head=gap) would test its other "
                         "half", **evidence)
-
-
-def _mean_abs_kernel(weight: torch.Tensor) -> torch.Tensor:
-    """The average magnitude pattern of a layer's kernels, each kernel scaled to unit norm."""
-    w = weight.float()
-    w = w / w.flatten(2).norm(dim=2)[..., None, None].clamp_min(1e-12)
-    return w.abs().mean((0, 1))
 
 
 WEIGHT_BANDING = register_claim(Claim(

@@ -19,7 +19,7 @@ points down), so ``drawing angle = -radians(ours)`` (:func:`drawing_angle`).
 
 Positions are offsets in pixels from the image centre in image coordinates
 (``dy`` down, ``dx`` right): that is where the receptive field of the unit being
-probed is centred (:func:`interp.analysis.vision.tuning.receptive_field`).
+probed is centred (:func:`interp.analysis.vision.receptive_field.receptive_field`).
 
 >>> images, params = curve_images(32, orientations=[0, 90, 180, 270], radii=[4.0, 8.0])
 >>> images.shape, params["orientation"].tolist()[:3]

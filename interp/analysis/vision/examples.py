@@ -18,7 +18,6 @@ activations, positions, boxes), ``examples.safetensors``.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -29,93 +28,9 @@ from ...errors import InterpError
 from ...hooks import Recorder, frozen, get_module
 from ...subject import as_subject
 from .natural import split_images
+from .receptive_field import receptive_field
 
 GREY = 128  # fill of crop areas outside the image
-
-
-# ------------------------------------------------------------------------- receptive field
-
-
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Which input pixels each position of a layer sees.
-
-    ``rows[h]`` is the inclusive ``(first, last)`` input row seen by output row ``h``
-    (clipped to the image), ``cols[w]`` the same for columns; ``size`` is the full,
-    unclipped extent ``(height, width)``.
-    """
-
-    rows: torch.Tensor  # (H_out, 2)
-    cols: torch.Tensor  # (W_out, 2)
-    size: tuple[int, int]
-
-    def box(self, y: int, x: int) -> tuple[int, int, int, int]:
-        """``(top, bottom, left, right)``, inclusive, of position ``(y, x)``."""
-        (r0, r1), (c0, c1) = self.rows[y].tolist(), self.cols[x].tolist()
-        return r0, r1, c0, c1
-
-    def to_dict(self) -> dict:
-        return {"size": list(self.size), "rows": self.rows.tolist(), "cols": self.cols.tolist()}
-
-
-def receptive_field(run_or_model: Any, layer: str, input_shape: Sequence[int] | None = None) -> ReceptiveField | None:
-    """The receptive field of every position of ``layer`` (``None`` for a layer without positions).
-
-    Found by tracing, whatever the architecture (branches, padding, pooling): a batch of
-    images, each with one input row (or column) set to NaN, goes through the model up to
-    the layer, and an output position turns NaN exactly when that row is in its field.
-    The probe runs on the CPU (on a copy of a GPU model): cuDNN's FFT and Winograd
-    kernels could spread a NaN beyond the true field.
-
-    >>> receptive_field(run, "conv2").size
-    (14, 14)
-    """
-    subject = as_subject(run_or_model)
-    if input_shape is None:
-        if subject.input_size is None:
-            raise InterpError("give input_shape=(C, H, W): a bare module does not say its input size")
-        input_shape = (3, subject.input_size, subject.input_size)
-    c, h, w = input_shape
-    get_module(subject.model, layer)
-    model = subject.model if subject.device.type == "cpu" else copy.deepcopy(subject.model).cpu()
-    dtype = next(model.parameters()).dtype
-
-    def probe(n: int, axis: int) -> torch.Tensor:
-        """(n, out) mask: input line i reaches output line j."""
-        masks = []
-        for start in range(0, n, 32):
-            idx = torch.arange(start, min(n, start + 32))
-            x = torch.zeros(len(idx), c, h, w, dtype=dtype)
-            if axis == 0:
-                x[torch.arange(len(idx)), :, idx, :] = float("nan")
-            else:
-                x[torch.arange(len(idx)), :, :, idx] = float("nan")
-            with torch.no_grad(), frozen(model), Recorder(model, [layer]) as rec:
-                out = rec.run(x)[layer]
-            if out.dim() != 4:
-                return None
-            nan = torch.isnan(out).any(1)  # (B, H_out, W_out)
-            masks.append(nan.any(2 if axis == 0 else 1).cpu())
-        return torch.cat(masks)
-
-    rows = probe(h, 0)
-    if rows is None:
-        return None
-    cols = probe(w, 1)
-
-    def ranges(mask: torch.Tensor) -> torch.Tensor:
-        # mask (n_in, n_out) -> (n_out, 2) first and last input line of each output line
-        n_in = mask.shape[0]
-        line = torch.arange(n_in)[:, None].expand_as(mask)
-        first = torch.where(mask, line, n_in).min(0).values
-        last = torch.where(mask, line, -1).max(0).values
-        return torch.stack([first, last], 1)
-
-    row_ranges, col_ranges = ranges(rows), ranges(cols)
-    if (row_ranges[:, 1] < 0).any() or (col_ranges[:, 1] < 0).any():
-        raise InterpError(f"could not trace the receptive field of {layer}: some positions depend on no input pixel")
-    size = (int((row_ranges[:, 1] - row_ranges[:, 0]).max()) + 1, int((col_ranges[:, 1] - col_ranges[:, 0]).max()) + 1)
-    return ReceptiveField(row_ranges, col_ranges, size)
 
 
 # ------------------------------------------------------------------------------ examples

@@ -1,9 +1,9 @@
-"""Unit responses to synthetic stimuli: receptive fields, grating, curve and high-low tuning,
+"""Unit responses to synthetic stimuli: grating, curve and high-low tuning,
 null thresholds from re-initialised copies, activation tails and weight banding.
 
 Responses are those of channels ("units") after their ReLU, at the centre position of a
 layer's output map; stimuli are centred on that position's receptive field
-(:func:`receptive_field`). Angles follow :mod:`interp.data.stimuli`: degrees
+(:func:`~.receptive_field.receptive_field`). Angles follow :mod:`interp.data.stimuli`: degrees
 counter-clockwise from +x with y up.
 
 >>> probe = Probe.from_run(run)
@@ -24,8 +24,8 @@ from torch import nn
 from ...errors import InterpError
 from ...hooks import capture_until, get_module, run_until
 from ...data import stimuli as S
-from ...zoo import reinitialized
 from ...stats import NULL_LEVEL
+from .receptive_field import ReceptiveField, receptive_field
 
 # --------------------------------------------------------------------------- model plumbing
 
@@ -112,9 +112,13 @@ class Probe:
         i, j = self.receptive_field(layer).position
         return self.layer_output(layer, images, lambda out: out[:, :, i, j])
 
-    def receptive_field(self, layer: str) -> "ReceptiveField":
+    def receptive_field(self, layer: str) -> ReceptiveField:
+        """The field of ``layer``'s positions (:mod:`.receptive_field`); stimuli are centred on its centre position's."""
         if layer not in self._rf:
-            self._rf[layer] = receptive_field(self.model, layer, self.input_shape, self.normalize)
+            rf = receptive_field(self.model, layer, self.input_shape)
+            if rf is None:
+                raise InterpError(f"layer {layer!r} has no spatial output; response claims need a conv layer")
+            self._rf[layer] = rf
         return self._rf[layer]
 
 
@@ -125,64 +129,6 @@ def _channels(images: torch.Tensor, channels: int) -> torch.Tensor:
     if channels == 1:
         return images.mean(1, keepdim=True)
     raise InterpError(f"the model takes {channels}-channel images; stimuli are RGB")
-
-
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Where the centre unit of a layer looks: output ``position`` (row, col), and in the input the
-    ``center`` offset (dy, dx) from the image centre in pixels and the ``size`` (height, width)."""
-
-    position: tuple[int, int]
-    center: tuple[float, float]
-    size: tuple[int, int]
-
-
-def receptive_field(model: nn.Module, layer: str, input_shape: tuple[int, ...], normalize=None, *,
-                    samples: int = 8, seed: int = 0) -> ReceptiveField:
-    """The receptive field of the centre position of ``layer``: the input pixels its value can depend on.
-
-    Found from the gradient of that position (all channels) with respect to random
-    inputs in a copy of the model whose conv weights are made positive and biases zero:
-    the union of the pixels with a non-zero gradient. That is the architecture's
-    receptive field (max-pooling, strides and padding included), the same for any weights,
-    so stimuli are centred the same way on a trained, a random and a planted model.
-
-    >>> receptive_field(run.model, "conv2", (3, 32, 32))   # tutorial net: 14 x 14 px
-    """
-    model = _positive_copy(model)
-    g = torch.Generator().manual_seed(seed)
-    p = next(model.parameters(), None)
-    device = p.device if p is not None else torch.device("cpu")
-    x = torch.rand(samples, *input_shape, generator=g).to(device).requires_grad_(True)
-    with torch.enable_grad(), capture_until(model, layer, detach=False) as acts:
-        run_until(model, normalize(x) if normalize else x)
-        out = acts[layer]
-        if out.dim() != 4:
-            raise InterpError(f"layer {layer!r} has no spatial output (shape {tuple(out.shape[1:])}); "
-                              f"response claims need a conv layer")
-        i, j = out.shape[2] // 2, out.shape[3] // 2
-        (grad,) = torch.autograd.grad(out[:, :, i, j].sum(), x)
-    support = grad.abs().sum(dim=(0, 1)) > 0
-    rows = torch.nonzero(support.any(1)).flatten()
-    cols = torch.nonzero(support.any(0)).flatten()
-    if len(rows) == 0:
-        return ReceptiveField((i, j), (0.0, 0.0), (input_shape[1], input_shape[2]))
-    h, w = input_shape[1], input_shape[2]
-    cy = (rows[0] + rows[-1]).item() / 2 - (h - 1) / 2
-    cx = (cols[0] + cols[-1]).item() / 2 - (w - 1) / 2
-    return ReceptiveField((i, j), (cy, cx), (int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)))
-
-
-def _positive_copy(model: nn.Module) -> nn.Module:
-    """A copy with fresh norm layers, positive conv weights and zero biases: every path is open."""
-    clone = reinitialized(model, 0)
-    with torch.no_grad():
-        for m in clone.modules():
-            if isinstance(m, nn.Conv2d):
-                m.weight.abs_().add_(1e-3)
-                if m.bias is not None:
-                    m.bias.zero_()
-    return clone
 
 
 # --------------------------------------------------------------------------- response tuning
@@ -235,7 +181,7 @@ def stimulus_jitter(stimulus_seed: int, step_deg: float) -> tuple[float, tuple[f
     return float(u[0]) * step_deg, (float(u[1]) - 0.5, float(u[2]) - 0.5)
 
 
-def _jittered(rf: "ReceptiveField", orientations: Sequence[float], stimulus_seed: int):
+def _jittered(rf: ReceptiveField, orientations: Sequence[float], stimulus_seed: int):
     step = float(orientations[1] - orientations[0]) if len(orientations) > 1 else 0.0
     offset, (dy, dx) = stimulus_jitter(stimulus_seed, step)
     return tuple(o + offset for o in orientations), (rf.center[0] + dy, rf.center[1] + dx)
@@ -591,6 +537,17 @@ def banding(weight: torch.Tensor) -> tuple[float, str]:
     """
     rows, cols = banding_score(weight)
     return round(abs(rows - cols), 6), "horizontal" if rows >= cols else "vertical"
+
+
+def mean_abs_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """The average magnitude pattern ``(k, k)`` of a layer's kernels, each kernel scaled to unit norm
+    (what a banded layer's figure shows: bright rows or columns).
+
+    >>> mean_abs_kernel(torch.ones(2, 1, 3, 3))   # every entry 1/3
+    """
+    w = weight.detach().float()
+    w = w / w.flatten(2).norm(dim=2)[..., None, None].clamp_min(1e-12)
+    return w.abs().mean((0, 1))
 
 
 def pooling_head(run: Any) -> str | None:

@@ -4,7 +4,7 @@ A model that still classifies well when the object is masked out, when only the 
 border is left, or when the image is cut into shuffled patches is probably using a
 shortcut rather than the object (:func:`perturbation_accuracy`); a model trained with a
 planted mark (:class:`~interp.data.shapes.Watermark`) is tested by moving the mark to
-another class (:func:`planted_shortcut`). The verdicts are :mod:`.clever_hans`'s.
+another class (:func:`planted_shortcut`). The verdicts are :mod:`interp.claims.clever_hans`'s.
 
 >>> acc = perturbation_accuracy(run, images, labels)   # full 0.93, perturbed["border_only"] 0.11, ...
 >>> planted_shortcut(run, x, y, watermark, backgrounds=bg).drop
@@ -29,8 +29,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..errors import InterpError
-from ..stats import NULL_LEVEL, binomial_tail, bootstrap_ci
+from ...errors import InterpError
+from ...stats import NULL_LEVEL, binomial_tail, bootstrap_ci, chance_level
 
 PERTURBATIONS = ("grayscale", "centre_masked", "border_only", "patches_shuffled", "low_pass")
 SHOULD_DESTROY = ("border_only", "patches_shuffled")
@@ -125,7 +125,7 @@ def perturbation_accuracy(run, images: torch.Tensor, labels: torch.Tensor, *,
             raise InterpError(f"unknown perturbation {kind!r}; use one of {', '.join(PERTURBATIONS)}")
     x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
     n_classes = len(run.classes) or int(labels.max()) + 1
-    chance = max(torch.bincount(labels, minlength=n_classes).float().max().item() / len(labels), 1 / n_classes)
+    chance = chance_level(labels, n_classes)
     full = accuracy(run, x, labels)
     perturbed = {k: accuracy(run, perturb(x, k, seed=seed), labels) for k in kinds}
     p_values = {k: _binomial_p(v, len(labels), chance) for k, v in {"full": full, **perturbed}.items()}
@@ -152,17 +152,6 @@ def correct(run, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int 
     out = [model(run.normalize(x.to(device))).argmax(-1).cpu() == y
            for x, y in zip(images.split(batch_size), labels.split(batch_size))]
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.bool)
-
-
-def chance_level(labels: torch.Tensor, n_classes: int) -> float:
-    return max(torch.bincount(labels, minlength=n_classes).float().max().item() / max(len(labels), 1),
-               1 / n_classes)
-
-
-def chance_quantile(n: int, chance: float, level: float = NULL_LEVEL) -> float:
-    """The accuracy that guessing at ``chance`` exceeds with probability ``1 - level`` on ``n`` images."""
-    k = next((k for k in range(int(n * chance), n + 1) if binomial_tail(k, n, chance) <= 1 - level), n)
-    return k / max(n, 1)
 
 
 def _null_quantile(values: list[float], level: float = NULL_LEVEL) -> float:
@@ -222,7 +211,7 @@ def planted_shortcut(run, images: torch.Tensor, labels: torch.Tensor, watermark,
     >>> planted_shortcut(run, x, y, parse_watermark(run.config.data.name), backgrounds=bg).drop
     """
     if isinstance(reference, (str, bytes)) or hasattr(reference, "__fspath__"):
-        from ..runs import load_run
+        from ...runs import load_run
 
         reference = load_run(reference)
     if reference is not None and list(reference.classes) != list(run.classes):
