@@ -14,7 +14,7 @@ that row is in its field. NaN spreads through every weight, zero or not, and thr
 max-pooling, so the result is the architecture's field (strides, padding, pooling and
 dilation included), the same for a trained, a random and a planted model. A gradient
 would not do: max-pooling passes it to one pixel of each window only, so a sampled
-gradient misses the field's edges in deep max-pooled nets (tests/test_receptive_field.py).
+gradient misses the field's edges in deep max-pooled nets (tests/analysis/vision/test_receptive_field.py).
 """
 
 from __future__ import annotations

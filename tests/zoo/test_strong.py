@@ -182,7 +182,7 @@ def test_benchmark_quick_run(shared_data, capsys, monkeypatch):
     from pathlib import Path
 
     monkeypatch.setattr(sys, "argv", ["train_cifar.py", "all", "--quick"])
-    bench = runpy.run_path(str(Path(__file__).resolve().parents[1] / "benchmarks" / "train_cifar.py"))
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks" / "train_cifar.py"))
     assert bench["main"](["all", "--quick", "--data", str(shared_data / "cifar10-jpeg")]) == 0
     out = capsys.readouterr().out
     assert "(a)/(b) = " in out and "(a0)/(b) = " in out and "P2: best test acc" in out

@@ -6,7 +6,7 @@ very long strings). Every case must end with exit code 0 or 2 (a one-line error)
 traceback, no temporary file left behind, within :data:`CALL_SECONDS`. The cases are
 seeded: a failure names its seed and argv, and reruns identically.
 
-``INTERP_FUZZ_CASES=500 pytest tests/test_cli_fuzz.py`` runs more cases.
+``INTERP_FUZZ_CASES=500 pytest tests/cli/test_cli_fuzz.py`` runs more cases.
 """
 
 from __future__ import annotations

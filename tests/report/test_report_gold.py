@@ -3,12 +3,12 @@
 The report is rendered with :func:`interp.report.render_report` from saved results only
 (the results are computed once, by ``build_report``, then copied without their pages),
 scrubbed of the values that change between runs or machines (:func:`scrub`), and compared
-line by line with ``tests/gold/RUN/PAGE``. A difference fails with a unified diff.
+line by line with ``tests/report/gold/RUN/PAGE``. A difference fails with a unified diff.
 
 When a page changes on purpose, regenerate the gold files and review them::
 
-    INTERP_UPDATE_GOLD=1 OMP_NUM_THREADS=1 python -m pytest -q tests/test_report_gold.py
-    git diff tests/gold
+    INTERP_UPDATE_GOLD=1 OMP_NUM_THREADS=1 python -m pytest -q tests/report/test_report_gold.py
+    git diff tests/report/gold
 
 The gold files compare structure and text, not pictures: pages link their PNGs by relative
 path (no data URIs), and the PNGs themselves are left to test_report.py's determinism test.
@@ -30,7 +30,7 @@ from interp.runs import load_run
 
 GOLD = Path(__file__).parent / "gold"
 UPDATE = os.environ.get("INTERP_UPDATE_GOLD") == "1"
-REGENERATE = "INTERP_UPDATE_GOLD=1 OMP_NUM_THREADS=1 python -m pytest -q tests/test_report_gold.py"
+REGENERATE = "INTERP_UPDATE_GOLD=1 OMP_NUM_THREADS=1 python -m pytest -q tests/report/test_report_gold.py"
 
 # One page of each kind the runs have: model pages, conv and linear layer pages, a first-layer
 # unit (RGB filter), a conv unit (linked inputs, neuron view, diversity row), a hidden linear unit
@@ -91,7 +91,7 @@ def check_gold(name: str, rendered: str, gold_dir: Path = GOLD, update: bool = U
                                      f"rendered/{name}", n=2, lineterm=""))
     shown = "\n".join(diff[:40]) + (f"\n... ({len(diff) - 40} more diff lines)" if len(diff) > 40 else "")
     pytest.fail(f"{name} differs from its gold page:\n{shown}\n\nIf the change is intended, regenerate "
-                f"the gold pages and review them:\n    {REGENERATE}\n    git diff tests/gold", pytrace=False)
+                f"the gold pages and review them:\n    {REGENERATE}\n    git diff tests/report/gold", pytrace=False)
 
 
 # ------------------------------------------------------------------------------ the runs
