@@ -208,14 +208,21 @@ def _ensure_loaded() -> None:
         importlib.import_module(f"{__package__}.{name}")
 
 
+def _module_rank(claim: Claim) -> int:
+    module = getattr(claim.check, "__module__", "").rpartition(".")[2]
+    return _MODULES.index(module) if module in _MODULES else len(_MODULES)
+
+
 def list_claims(kind: str | None = None) -> list[Claim]:
-    """Every registered claim (of one ``kind``), in registration order.
+    """Every registered claim (of one ``kind``), in the order of :data:`_MODULES`, then of
+    registration within a module: the same order whichever module was imported first.
 
     >>> [c.id for c in list_claims("transformer")]
     ['induction-k-composition', 'no-induction-one-layer', 'copying-ov-positive', 'cue-token']
     """
     _ensure_loaded()
-    return [c for c in _CLAIMS.values() if kind is None or c.kind == kind]
+    claims = [c for c in _CLAIMS.values() if kind is None or c.kind == kind]
+    return sorted(claims, key=_module_rank)  # stable: registration order within a module
 
 
 def get_claim(claim_id: str) -> Claim:
