@@ -59,7 +59,7 @@ def register(sub, common) -> None:
     p.add_argument("--prompt", type=escaped_text,
                    help="the prompt, \\n and \\t standing for a newline and a tab (token-task runs: token names "
                         "separated by spaces; default there: a random induction sequence)")
-    p.add_argument("--layer", help="layers to draw, e.g. 1 or 0,1 (default: all)")
+    p.add_argument("--layer", help="layers to draw, e.g. 1, 0,1 or blocks.1 (default: all)")
     p.add_argument("--head", help="heads to draw, e.g. 0,2 (default: all)")
     add_seed(p)
     p.set_defaults(func=cmd_attention)
@@ -95,7 +95,7 @@ def register(sub, common) -> None:
                "  interp ablate --run attn-only --kind mean --layer 1\n"
                "  interp ablate --run attn-only --kind both --json   # zero-ablation; the mean one under \"more\"\n")
     p.add_argument("--kind", default="zero", choices=("zero", "mean", "both"), help="ablation (default zero)")
-    p.add_argument("--layer", help="only heads of these layers, e.g. 1")
+    p.add_argument("--layer", help="only heads of these layers, e.g. 1 or blocks.1")
     p.add_argument("--head", help="only these heads, e.g. 0,3")
     p.add_argument("--sequences", type=int_in(1, 4096), default=64, help="sequences to average over (default 64)")
     add_seed(p)
@@ -126,16 +126,27 @@ def _load(args):
 
 
 def _index_list(text: str | None, what: str) -> list[int] | None:
-    """``"0,2"`` -> ``[0, 2]``; validity against the model is checked by the analysis."""
+    """``"0,2"`` -> ``[0, 2]``; a layer may also be named by its module path, TransformerLens's
+    ``blocks.1`` (as ``--layer`` names a module everywhere else). Validity against the model is
+    checked by the analysis.
+
+    >>> _index_list("blocks.0,blocks.1", "layer")
+    [0, 1]
+    """
+    import re
+
     from ..errors import InterpError
     from ..units import parse_unit_list
 
     if text is None:
         return None
+    if what == "layer":
+        text = re.sub(r"\bblocks\.(\d+)\b", r"\1", text)
     try:
         return parse_unit_list(text, 1 << 30)
     except InterpError:
-        raise InterpError(f"bad --{what} {text!r}: expected numbers like 0 or 0,2 or 1-3") from None
+        example = "0 or 0,2 or 1-3" + (" or blocks.1" if what == "layer" else "")
+        raise InterpError(f"bad --{what} {text!r}: expected numbers like {example}") from None
 
 
 def _saved(*json_paths: Path) -> None:

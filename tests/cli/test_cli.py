@@ -223,3 +223,15 @@ def test_alias_and_new_spelling_run_the_same_handler(cli):
     for argv in (["attribute-gallery", "--per-class", "0"], ["attribute", "gallery", "--per-class", "0"]):
         code, _, err = cli(*argv)
         assert code == 2 and "interp attribute gallery: error: argument --per-class" in err, err
+
+
+def test_transformer_layer_options_take_the_module_name_too():
+    """`--layer` names a module everywhere: `blocks.1` (TransformerLens's) is layer 1."""
+    from interp.cli.transformers import _index_list
+    from interp.errors import InterpError
+
+    assert _index_list("blocks.0,blocks.1", "layer") == [0, 1] == _index_list("0,1", "layer")
+    with pytest.raises(InterpError, match="or blocks.1"):
+        _index_list("blocks.x", "layer")
+    with pytest.raises(InterpError):
+        _index_list("blocks.1", "head")  # heads are indices only
