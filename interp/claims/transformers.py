@@ -349,25 +349,9 @@ NO_INDUCTION_ONE_LAYER = register_claim(Claim(
 # -------------------------------------------------------------------------- copying heads
 
 
-def diagonal_top(bridge) -> torch.Tensor:
-    """For each head, the fraction of tokens its full OV circuit maps most strongly onto themselves ``(L, H)``.
-
-    That is the behavioural definition of a copying head: attending to token t raises
-    the logit of t above every other token's.
-    """
-    L, H = bridge.cfg.n_layers, bridge.cfg.n_heads
-    out = torch.zeros(L, H)
-    with torch.no_grad():
-        for layer in range(L):
-            for head in range(H):
-                m = (bridge.W_E @ bridge.OV[layer, head] @ bridge.W_U).AB  # (vocab, vocab)
-                out[layer, head] = (m.argmax(-1) == torch.arange(len(m), device=m.device)).float().mean()
-    return out
-
-
 def check_copying(run, options: CheckOptions) -> ClaimResult:
-    from ..analysis.language.circuits import ov_copying_scores
     from ..analysis.language.bridge import to_bridge
+    from ..analysis.language.circuits import diagonal_top, ov_copying_scores
 
     claim = COPYING_OV_POSITIVE
     thr = claim.thresholds

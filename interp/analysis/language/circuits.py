@@ -67,6 +67,33 @@ def ov_copying_scores(model_or_run) -> torch.Tensor:
         return copying_score(full).cpu()
 
 
+def diagonal_top(model_or_run, *, chunk: int = 1024) -> torch.Tensor:
+    """For each head, the fraction of tokens its full OV circuit maps most strongly onto themselves ``(L, H)``.
+
+    That is the behavioural definition of a copying head: attending to token t raises the
+    logit of t above every other token's. The (vocab x vocab) circuit is never formed: rows
+    are computed ``chunk`` tokens at a time (GPT-2's would be 50,257^2 floats, 10 GB, per head).
+
+    >>> diagonal_top(run).shape     # a 2-layer, 4-head model
+    torch.Size([2, 4])
+    """
+    bridge = as_bridge(model_or_run, fold_ln=True)
+    L, H = bridge.cfg.n_layers, bridge.cfg.n_heads
+    out = torch.zeros(L, H)
+    with torch.no_grad():
+        W_E, W_U = bridge.W_E, bridge.W_U
+        for layer in range(L):
+            for head in range(H):
+                ov = bridge.OV[layer, head]
+                left = W_E @ ov.A @ ov.B  # (vocab, d_model)
+                hits = 0
+                for start in range(0, len(left), chunk):
+                    rows = (left[start:start + chunk] @ W_U).argmax(-1)
+                    hits += int((rows == torch.arange(start, start + len(rows), device=rows.device)).sum())
+                out[layer, head] = hits / len(left)
+    return out
+
+
 def composition_scores(model_or_run, mode: str) -> torch.Tensor:
     """TransformerLens's Q, K or V composition scores ``(L, H, L, H)``: [earlier head, later head]."""
     if mode not in MODES:
