@@ -159,13 +159,52 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         fd, tmp_name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    group = _GROUP.get()
     try:
         with write_errors(path):
             yield tmp
-            _commit(tmp, path, durable)
+            if group is None or not durable:  # inside a staging folder: that folder appears whole anyway
+                _commit(tmp, path, durable)
+            else:
+                group.append((tmp, path, durable))  # renamed when the whole group is written
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+_GROUP: contextvars.ContextVar[list | None] = contextvars.ContextVar("interp_write_group", default=None)
+
+
+@contextlib.contextmanager
+def atomic_group() -> Iterator[None]:
+    """Files written with :func:`atomic_path` inside the block appear together at its end, in
+    the order written, or (when anything in the block fails: a full disk at the third file)
+    none of them do, so a result of several files (npz, png, then its json) is never half new.
+
+    >>> with atomic_group():
+    ...     write_bytes("r.npz", data); write_json("r.json", index)
+    """
+    if _GROUP.get() is not None:  # nested: the outer group commits
+        yield
+        return
+    pending: list = []
+    token = _GROUP.set(pending)
+    try:
+        yield
+    except BaseException:
+        for tmp, _, _ in pending:
+            tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        _GROUP.reset(token)
+    for i, (tmp, path, durable) in enumerate(pending):
+        try:
+            with write_errors(path):
+                _commit(tmp, path, durable)
+        except BaseException:
+            for later, _, _ in pending[i:]:
+                later.unlink(missing_ok=True)
+            raise
 
 
 def _commit(tmp: Path, path: Path, durable: bool) -> None:

@@ -27,6 +27,8 @@ torch.Size([1, 3, 32, 32])
 
 from __future__ import annotations
 
+import functools
+
 import json
 import re
 from dataclasses import asdict
@@ -44,7 +46,7 @@ from ..analysis.attribution.tokens import TokenAttribution
 from ..analysis.attribution.trust import PerturbationCurves, SanityCheck, TrustReport
 from ..analysis.attribution.units import ClassUnitSummary, UnitAttribution
 from ..errors import InterpError
-from ..io import jsonable, npz_bytes, write_bytes, write_json, write_text
+from ..io import atomic_group, jsonable, npz_bytes, write_bytes, write_json, write_text
 from ..plots import save_figure
 from .store import register, settings_hash
 
@@ -160,6 +162,16 @@ def _attribution_arrays(attr: Attribution) -> dict[str, np.ndarray]:
     return arrays
 
 
+
+def _grouped(save):
+    """A save whose files (npz, png, json) appear together or not at all (:func:`interp.io.atomic_group`)."""
+    @functools.wraps(save)
+    def wrapper(*args, **kwargs):
+        with atomic_group():
+            return save(*args, **kwargs)
+    return wrapper
+
+@_grouped
 def save_attribution(attr: Attribution, directory: str | Path | None = None, name: str | None = None, *,
                      figure: bool = True) -> dict[str, Path]:
     """Write ``NAME.json`` (summary), ``NAME.npz`` (every tensor) and ``NAME.png`` (the figure).
@@ -212,6 +224,7 @@ def gallery_figure_name(class_name: str) -> str:
     return f"{safe_name(class_name)}.png"
 
 
+@_grouped
 def save_gallery(gallery: Gallery, directory: str | Path | None = None) -> dict[str, Path]:
     """Write ``gallery.json`` (index), ``gallery.npz`` (every map) and one figure per class.
 
@@ -263,6 +276,7 @@ def trust_settings(report: TrustReport) -> dict:
     return {"run": report.run, "methods": report.methods, "options": report.options}
 
 
+@_grouped
 def save_trust(report: TrustReport, directory: str | Path | None = None) -> dict[str, Path]:
     """Write ``trust.json``, ``trust.npz`` (curves, correlations, maps) and two PNGs (:func:`trust_paths`)."""
     from .attribution_plots import plot_curves, plot_sanity
@@ -315,6 +329,7 @@ def load_trust(path: str | Path) -> TrustReport:
 # --------------------------------------------------------------------------- units
 
 
+@_grouped
 def save_unit_attribution(result: UnitAttribution, directory: str | Path | None = None,
                           name: str | None = None) -> dict[str, Path]:
     """``units-LAYER[-NAME].json`` + ``.npz`` + ``.png`` (bar chart of the units) under reports/RUN/attribution/."""
@@ -351,6 +366,7 @@ def class_unit_summary_paths(directory: str | Path, layer: str, stem: str | None
     return {"json": directory / f"{stem}.json", "npz": directory / f"{stem}.npz", "png": directory / f"{stem}.png"}
 
 
+@_grouped
 def save_class_unit_summary(summary: ClassUnitSummary, directory: str | Path | None = None) -> dict[str, Path]:
     """``class-units-LAYER.json`` (top units per class, top classes per unit) + ``.npz`` + heat-map ``.png``."""
     from .attribution_plots import plot_class_unit_summary
@@ -378,6 +394,7 @@ def load_class_unit_summary(path: str | Path) -> ClassUnitSummary:
 # --------------------------------------------------------------------------- tokens
 
 
+@_grouped
 def save_token_attribution(result: TokenAttribution, directory: str | Path | None = None,
                            name: str | None = None) -> dict[str, Path]:
     """``tokens-NAME.json`` (tokens, scores, completeness), ``.png`` (coloured tokens) and ``.html`` (a snippet)."""
