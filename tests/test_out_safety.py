@@ -166,3 +166,17 @@ def test_result_folder_keeps_other_settings_beside(tmp_path):
     other = result_folder(out, "conv1", {"steps": 4})
     assert other.parent == tmp_path and other.name.startswith("fv-") and other != out
     assert result_folder(out, "conv2", {"steps": 2}) not in (out, other)  # another layer is other settings too
+
+
+def test_default_examples_folder_keeps_a_result_of_other_settings(cli, tiny_run_dir, tmp_path, monkeypatch):
+    """`interp examples -k 3` after `-k 2` (no --out): the first result stays, the second goes beside it."""
+    monkeypatch.setenv("INTERP_REPORTS_DIR", str(tmp_path / "reports"))
+    code, _, err = cli("examples", "--run", str(tiny_run_dir), "--layer", "conv1", "-k", "2", "--no-progress")
+    assert code == 0, err
+    first = tmp_path / "reports" / tiny_run_dir.name / "examples" / "conv1"
+    before = snapshot(first)
+    code, _, err = cli("examples", "--run", str(tiny_run_dir), "--layer", "conv1", "-k", "3", "--no-progress")
+    assert code == 0, err
+    assert snapshot(first) == before
+    beside = [p for p in first.parent.iterdir() if p.name.startswith("conv1-")]
+    assert len(beside) == 1 and (beside[0] / "index.json").is_file()

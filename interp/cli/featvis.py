@@ -134,13 +134,12 @@ def _load(args, kind: str):
 
 
 def _out(args, run, kind: str, result) -> Path:
-    """Where to save: ``--out`` (a result of other settings there stays, the new one goes beside
-    it), else ``reports/RUN/KIND/LAYER``."""
+    """Where to save: ``--out``, else ``reports/RUN/KIND/LAYER``; in both, a result of other
+    settings already there stays and the new one goes beside it (``LAYER-HASH``)."""
     from ..outputs import result_folder
 
-    if not args.out:
-        return run.report_dir() / kind / args.layer
-    return result_folder(args.out, args.layer, result.settings, list(result.units))
+    folder = Path(args.out) if args.out else run.report_dir() / kind / args.layer
+    return result_folder(folder, args.layer, result.settings, list(result.units))
 
 
 def featvis_folder(run, layer: str, settings: dict, units: list[int] | None) -> Path:
