@@ -194,7 +194,9 @@ def import_model(source: str, name: str, *, weights: str | os.PathLike | None = 
     if isinstance(classes, (str, os.PathLike)):
         names = read_classes(classes, n)
     elif classes is not None:
-        names = list(classes)
+        names = [str(c) for c in classes]
+        if len(names) != n:
+            raise InterpError(f"{len(names)} class names for a classifier with {n} outputs; give {n}")
     else:
         names = lib_classes if lib_classes and len(lib_classes) == n else [f"class{i}" for i in range(n)]
     pre = preprocessing or lib_pre

@@ -48,9 +48,15 @@ def cmd_import(args) -> int:
 
     from ..imports import import_model, library_preprocessing, parse_source
 
+    from ..errors import InterpError
+
     preprocessing = None
+    family, arch = parse_source(args.source)
+    if family == "hf" and (args.size or args.resize or args.classes or args.dataset or args.num_classes):
+        raise InterpError("--size, --resize, --classes, --dataset and --num-classes apply to image classifiers "
+                          "(torchvision:, timm:), not to hf: language models")
     if args.size or args.resize:
-        base, _ = library_preprocessing(*parse_source(args.source))
+        base, _ = library_preprocessing(family, arch)
         crop = args.size or base.crop
         preprocessing = replace(base, crop=crop, resize=args.resize or max(crop, round(crop * base.resize / base.crop)))
     run = import_model(args.source, args.name, weights=args.weights, download=args.download, classes=args.classes,

@@ -318,3 +318,11 @@ def test_results_of_dotted_layer_names_round_trip(tmp_path, image_folder):
     torch.testing.assert_close(load_class_unit_summary(paths["json"]).matrix, summary.matrix)
     torch.testing.assert_close(load_class_unit_summary(tmp_path / "out" / "class-units-layer1.0.conv1").matrix,
                                summary.matrix)
+
+
+def test_wrong_class_count_and_image_options_on_an_lm_are_refused(tmp_path, cli, gpt2_folder):
+    with pytest.raises(InterpError, match="2 class names for a classifier with 3 outputs"):
+        import_model("torchvision:resnet18", "r", weights="random", num_classes=3, classes=["a", "b"],
+                     root=tmp_path)
+    code, _, err = cli("import", f"hf:{gpt2_folder[0]}", "--name", "x", "--size", "64")
+    assert code == 2 and "apply to image classifiers" in err
