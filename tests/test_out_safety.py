@@ -180,3 +180,13 @@ def test_default_examples_folder_keeps_a_result_of_other_settings(cli, tiny_run_
     assert snapshot(first) == before
     beside = [p for p in first.parent.iterdir() if p.name.startswith("conv1-")]
     assert len(beside) == 1 and (beside[0] / "index.json").is_file()
+
+
+def test_examples_of_some_units_never_sit_where_the_report_reads_the_whole_layer(cli, tiny_run_dir, tmp_path,
+                                                                                  monkeypatch):
+    monkeypatch.setenv("INTERP_REPORTS_DIR", str(tmp_path / "reports"))
+    code, out, err = cli("examples", "--run", str(tiny_run_dir), "--layer", "conv1", "--units", "0-2",
+                         "--no-progress")
+    assert code == 0, err
+    folder = tmp_path / "reports" / tiny_run_dir.name / "examples"
+    assert [p.name for p in folder.iterdir()] == ["conv1-units-0-2"]  # not conv1/, which `interp report` fills

@@ -134,12 +134,21 @@ def _load(args, kind: str):
 
 
 def _out(args, run, kind: str, result) -> Path:
-    """Where to save: ``--out``, else ``reports/RUN/KIND/LAYER``; in both, a result of other
-    settings already there stays and the new one goes beside it (``LAYER-HASH``)."""
+    """Where to save: ``--out``, else ``reports/RUN/KIND/LAYER`` (``LAYER-units-RANGES`` for some
+    of the units, so the whole-layer folder the report reads only ever holds whole layers); in
+    both, a result of other settings already there stays and the new one goes beside it
+    (``LAYER-HASH``)."""
+    from ..analysis.vision.featvis import unit_ranges
     from ..outputs import result_folder
 
-    folder = Path(args.out) if args.out else run.report_dir() / kind / args.layer
-    return result_folder(folder, args.layer, result.settings, list(result.units))
+    units = list(result.units)
+    if args.out:
+        folder = Path(args.out)
+    elif len(units) < run.layer(args.layer).units:
+        folder = run.report_dir() / kind / f"{args.layer}-units-{unit_ranges(units).replace(',', '_')}"
+    else:
+        folder = run.report_dir() / kind / args.layer
+    return result_folder(folder, args.layer, result.settings, units)
 
 
 def featvis_folder(run, layer: str, settings: dict, units: list[int] | None) -> Path:
