@@ -94,17 +94,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise InterpError(f"weights file {path} does not exist; give a state-dict file (.safetensors or .pt/.pth)")
-    if path.suffix == ".safetensors":
-        from .io import read_safetensors
+    from .io import load_tensor_file
 
-        return read_safetensors(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # a pickle of arbitrary objects, a truncated file, not a torch file
-        # torch's own message suggests weights_only=False, which we never do for a user's file
-        raise InterpError(f"{path} cannot be read as plain tensors ({type(e).__name__}); interp never unpickles "
-                          f"arbitrary objects. Save the weights as a state dict: "
-                          f"torch.save(model.state_dict(), 'w.pt') or safetensors.torch.save_file(...)") from None
+    state = load_tensor_file(path, lambda why: f"{path} cannot be read as plain tensors ({why}); interp never "
+                                               f"unpickles arbitrary objects. Save the weights as a state dict: "
+                                               f"torch.save(model.state_dict(), 'w.pt') or "
+                                               f"safetensors.torch.save_file(...)")
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .errors import InterpError
 
@@ -433,6 +433,24 @@ def npz_bytes(arrays: dict) -> bytes:
 def jsonable(obj: Any) -> Any:
     """``obj`` with tensors and arrays as lists and other odd values as strings: plain JSON."""
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def load_tensor_file(path: Path, unreadable: Callable[[str], str]) -> Any:
+    """What a weights file holds: a safetensors file's tensors, or a torch file read with
+    ``weights_only=True`` (plain tensors and containers only: nothing of a user's file is ever
+    unpickled). A file torch cannot read that way raises ``InterpError(unreadable(exception name))``.
+
+    >>> load_tensor_file(Path("w.pt"), lambda why: f"w.pt is not a weights file ({why})")
+    """
+    import torch
+
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # a pickle of arbitrary objects, a truncated file, not a torch file
+        # torch's own message suggests weights_only=False, which we never do for a user's file
+        raise InterpError(unreadable(type(e).__name__)) from None
 
 
 def read_safetensors(file: str | os.PathLike, device: Any = "cpu", *, again: str = "get the file again") -> dict:

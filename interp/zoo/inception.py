@@ -67,17 +67,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise InterpError(f"InceptionV1 weights file {path} does not exist; give the path of {WEIGHTS_FILE} "
                           f"(or a .safetensors of it), or use --download")
-    if path.suffix == ".safetensors":
-        from ..io import read_safetensors
+    from ..io import load_tensor_file
 
-        return read_safetensors(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, truncation, a file of another kind
-        # torch's own message suggests weights_only=False, which we never do for a user's file
-        raise InterpError(f"{path} is not a readable InceptionV1 weights file ({type(e).__name__}: not a "
-                          f"checkpoint of plain tensors, or corrupt or truncated); download it again "
-                          f"(--download) or give another file") from None
+    state = load_tensor_file(path, lambda why: f"{path} is not a readable InceptionV1 weights file ({why}: not a "
+                                               f"checkpoint of plain tensors, or corrupt or truncated); download "
+                                               f"it again (--download) or give another file")
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
