@@ -15,13 +15,14 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = [
-    "InterpError", "Run", "attribute", "build_report", "capture", "check_claims", "create_model",
+    "InterpError", "Run", "attribute", "configure_threads", "build_report", "capture", "check_claims", "create_model",
     "dataset_examples", "head_scores", "hook_count", "layer_weights", "list_claims", "list_models", "load_run",
     "make_config", "parse_unit", "resume", "to_bridge", "train", "visualize", "WordVectors",
 ]
 
 _LAZY = {
     "InterpError": ("errors", "InterpError"),
+    "configure_threads": ("threads", "configure_threads"),
     "Run": ("runs", "Run"),
     "load_run": ("runs", "load_run"),
     "capture": ("hooks", "capture"),

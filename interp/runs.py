@@ -24,13 +24,14 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .config import RunConfig
 from .errors import InterpError, close_matches
 from .io import process_alive, read_jsonl, read_safetensors
+
+if TYPE_CHECKING:  # torch is imported where it is used: `interp runs` only reads JSON files
+    import torch
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -164,6 +165,8 @@ class Run:
 
     @property
     def device(self) -> torch.device:
+        import torch
+
         p = next(self.model.parameters(), None)
         return p.device if p is not None else torch.device("cpu")
 

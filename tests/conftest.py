@@ -11,8 +11,19 @@ import torch
 # Tiny models gain nothing from intra-op threads, and on a shared 2-core machine two
 # threads per process oversubscribe badly; the library itself never changes this.
 torch.set_num_threads(1)
+os.environ.setdefault("INTERP_THREADS", "1")  # and the CLI's automatic thread policy keeps to it
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fp32_on_every_machine():
+    """precision=auto trains in bf16 on CPUs with AVX512-BF16 and in fp32 elsewhere: the tests
+    (gold pages, planted verdicts) see fp32 on every machine. Set up before the session's
+    trained fixtures; tests of the choice itself keep the real function (tests/test_threads.py)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("interp.device.native_bf16", lambda device="cpu": False)
+        yield
 
 
 @pytest.fixture(autouse=True)

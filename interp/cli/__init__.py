@@ -17,7 +17,8 @@ import os
 import sys
 import traceback
 
-COMMAND_MODULES = ("core", "imports", "featvis", "report", "attribution", "transformers", "embeddings", "claims")
+COMMAND_MODULES = ("core", "imports", "featvis", "report", "attribution", "transformers", "embeddings", "claims",
+                   "circuit")
 
 DESCRIPTION = """\
 interp: circuits-style interpretability for small models.
@@ -45,9 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks for errors")
+    common.add_argument("--threads", default=argparse.SUPPRESS, metavar="N",
+                        help="CPU threads for torch (default auto: the cores no other process is using, "
+                             "re-checked as work goes on; also INTERP_THREADS=N, or torch for torch's own default)")
     parser = Parser(prog="interp", description=DESCRIPTION,
                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks for errors")
+    parser.add_argument("--threads", default=None, metavar="N", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(sub, common)
@@ -68,8 +73,10 @@ def normalize_argv(argv: list[str], parser: argparse.ArgumentParser | None = Non
         aliases.update(getattr(module, "ALIASES", {}))
         default_verbs.update(getattr(module, "DEFAULT_VERBS", {}))
     argv = list(argv)
-    # The command is the first word that is not a top-level option (--debug and -h take no value).
-    at = next((i for i, word in enumerate(argv) if not word.startswith("-")), None)
+    # The command is the first word that is not a top-level option or its value
+    # (--debug and -h take none, --threads one).
+    at = next((i for i, word in enumerate(argv)
+               if not word.startswith("-") and (i == 0 or argv[i - 1] != "--threads")), None)
     if at is None:
         return argv
     if argv[at] in aliases:
@@ -99,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        from ..threads import configure_threads
+
+        # before any command imports torch, so its OpenMP pool starts at the chosen size
+        configure_threads(args.threads)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
         return code

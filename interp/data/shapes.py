@@ -255,7 +255,7 @@ def _render(labels: torch.Tensor, size: int, g: torch.Generator,
 # --------------------------------------------------------------------------- #
 # Public API
 # --------------------------------------------------------------------------- #
-def make_shapes(n: int, seed: int = 0, size: int = 32, *, backgrounds: bool = False):
+def make_shapes(n: int, seed: int = 0, size: int = 32, *, backgrounds: bool = False, progress: str | None = None):
     """Generate ``n`` labelled images.
 
     Returns ``(images, labels)``: ``images`` uint8 ``[n, 3, size, size]``,
@@ -265,7 +265,7 @@ def make_shapes(n: int, seed: int = 0, size: int = 32, *, backgrounds: bool = Fa
 
     ``backgrounds=True`` also returns each image without its object (the same
     background, shading and pixel noise): ``(images, labels, backgrounds)``,
-    the images unchanged.
+    the images unchanged. ``progress``: a label for a progress bar over the chunks.
 
     >>> x, y = make_shapes(20, seed=0)
     >>> x.shape, x.dtype, y.bincount().tolist()
@@ -279,16 +279,26 @@ def make_shapes(n: int, seed: int = 0, size: int = 32, *, backgrounds: bool = Fa
     labels = (torch.arange(n) % len(SHAPES_CLASSES))[torch.randperm(n, generator=g)]
     images = torch.empty(n, 3, size, size, dtype=torch.uint8)
     empty = torch.empty_like(images) if backgrounds else None
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n, desc=progress, unit="img", leave=False)
     for start in range(0, n, _CHUNK):
         stop = min(start + _CHUNK, n)
         if empty is None:
             images[start:stop] = _render(labels[start:stop], size, g)
         else:
             images[start:stop], empty[start:stop] = _render(labels[start:stop], size, g, backgrounds=True)
+        if bar is not None:
+            bar.update(stop - start)
+    if bar is not None:
+        bar.close()
     return (images, labels) if empty is None else (images, labels, empty)
 
 
-def shapes_splits(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0, size: int = 32) -> dict:
+def shapes_splits(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0, size: int = 32, *,
+                  progress: bool = False) -> dict:
     """Train/test splits drawn from different seeds derived from ``seed``.
 
     Train uses seed ``2*seed`` and test ``2*seed + 1``, so test sets never
@@ -301,10 +311,23 @@ def shapes_splits(n_train: int = 50_000, n_test: int = 10_000, seed: int = 0, si
     (torch.Size([100, 3, 32, 32]), torch.Size([50, 3, 32, 32]), 10)
     """
     return {
-        "train": make_shapes(n_train, seed=2 * seed, size=size),
-        "test": make_shapes(n_test, seed=2 * seed + 1, size=size),
+        "train": make_shapes(n_train, seed=2 * seed, size=size, progress="shapes train" if progress else None),
+        "test": make_shapes(n_test, seed=2 * seed + 1, size=size, progress="shapes test" if progress else None),
         "classes": list(SHAPES_CLASSES),
     }
+
+
+def generator_version() -> str:
+    """A digest of the generator's code (this module and the drawing primitives) and torch's
+    version (its random streams): the key of the on-disk cache, so a changed generator never
+    serves images it would no longer make."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha1(torch.__version__.encode())
+    for module in (__file__, D.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def shapes_test_views(n_test: int = 10_000, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, ...]:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.images import ImageData, load_image_data
+from ..device import resolve_precision
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.Tensor:
@@ -103,7 +104,7 @@ class ImageClassificationTask:
         return x
 
     def _autocast(self):
-        enabled = self.train_cfg.precision == "bf16"
+        enabled = resolve_precision(self.train_cfg.precision, self.device) == "bf16"
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def loss(self, model, batch):

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from ..data.words import (STOP_WORDS, TOY_DATASET, NoiseSampler, build_vocabulary, encode, expected_pair_count,
                           keep_probabilities, load_word_corpus, skipgram_pairs, skipgram_windows, subsample)
 from ..errors import InterpError
+from ..threads import pinned
 from ..zoo.word2vec import TargetGroups, centers_of_pairs, group_targets
 
 EVAL_PAIRS = 5000
@@ -176,11 +177,8 @@ class WordEmbeddingTask:
             # degrades badly on a busy machine), so use the cores as a pipeline instead:
             # one thread draws the next batches while this one applies the updates. The
             # generator is used in the same order, so results do not change.
-            torch.set_num_threads(1)
-            try:
+            with pinned(1):
                 yield from prefetched(lambda: self._sgns_batches(generator))
-            finally:
-                torch.set_num_threads(threads)
             return
         bs, steps, n = self.train_cfg.batch_size, self.steps_per_epoch(), len(self.centers)
         passes = math.ceil(steps * bs / n)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.text import CharCorpus, InductionSpec, induction_batch, load_char_corpus, random_windows
+from ..device import resolve_precision
 from ..errors import InterpError
 
 DEFAULT_STEPS = {"text": 250, "induction": 50}
@@ -137,9 +138,11 @@ class LanguageModelTask:
 
     def loss(self, model, batch):
         x, y = batch
-        # train.precision=bf16: the forward pass autocasts to bfloat16 (about 2x faster steps on
-        # CPUs with AVX512-BF16, the same loss per step); evaluation stays in float32.
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.train_cfg.precision == "bf16"):
+        # train.precision=bf16 (or auto where bf16 is native): the forward pass autocasts to bfloat16
+        # (about 2x faster steps on CPUs with AVX512-BF16, the same loss per step); evaluation
+        # stays in float32.
+        bf16 = resolve_precision(self.train_cfg.precision, self.device) == "bf16"
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
         return loss, {"n": y.numel()}

@@ -27,11 +27,12 @@ from typing import Any, Callable
 import torch
 
 from ..config import DataConfig, RunConfig, TrainConfig, apply_overrides, recipe as make_recipe, to_dict
-from ..device import resolve_device
+from ..device import PRECISIONS, resolve_device, resolve_precision
 from ..errors import InterpError, unknown
 from ..io import read_jsonl, save_tensors, write_json, write_jsonl
 from ..runs import (LOCK_FILE, Run, check_run_name, check_weights, load_run, load_weights, models_dir, read_config,
                     read_json, run_lock)
+from ..threads import adapt as adapt_threads
 from ..zoo import build_model, count_parameters, get_spec
 
 OPTIMIZERS = ("adamw", "adam", "sgd")
@@ -39,7 +40,6 @@ OPTIMIZERS = ("adamw", "adam", "sgd")
 NOT_SETTABLE = {"input_shape", "classes", "mean", "std", "vocab", "recipe", "num_classes", "in_channels",
                 "input_size"}
 SCHEDULES = ("onecycle", "cosine", "constant", "linear")
-PRECISIONS = ("fp32", "bf16")
 
 
 class TrainingInterrupted(Exception):
@@ -351,6 +351,7 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
             bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
                        disable=not progress or None, leave=False, dynamic_ncols=True)
             for step, batch in enumerate(task.train_batches(epoch, generator)):
+                adapt_threads()  # follows the cores other processes leave free (interp.threads)
                 lr = lr_at(epoch * steps_per_epoch + step, total_steps, cfg)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -422,6 +423,7 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
         **final,
         "model": config.model, "dataset": config.data.name, "parameters": count_parameters(model),
         "epochs": len(rows), "train_seconds": round(elapsed, 2), "device": str(device),
+        "precision": resolve_precision(config.train.precision, device),
         "torch_threads": torch.get_num_threads(), "versions": library_versions(),
         "finished": _now(),
     }

@@ -293,3 +293,43 @@ def test_uint8_roundtrip():
     assert D.to_uint8(x).tolist() == [0, 0, 128, 255, 255]
     u = torch.arange(256, dtype=torch.uint8)
     assert torch.equal(D.to_uint8(D.to_float(u)), u)
+
+
+def test_large_shapes_splits_are_cached_on_disk_keyed_by_generator(monkeypatch, tmp_path):
+    """The embedded data are generated once per generator version; a corrupt cache is rebuilt."""
+    import interp.data.images as images
+    from interp.data import shapes
+
+    monkeypatch.setattr(images, "SHAPES_DISK_CACHE_MIN", 300)  # tiny splits stand in for 60,000 images
+    images._shapes.cache_clear()
+    first = images._shapes(200, 100)
+    (entry,) = (tmp_path / "cache").glob("shapes-200-100-*.safetensors")
+    assert shapes.generator_version() in entry.name
+    images._shapes.cache_clear()
+    monkeypatch.setattr(shapes, "shapes_splits", lambda *a, **k: pytest.fail("regenerated despite the cache"))
+    again = images._shapes(200, 100)
+    assert torch.equal(first.train_x, again.train_x) and torch.equal(first.test_y, again.test_y)
+    assert (first.mean, first.std, first.classes) == (again.mean, again.std, again.classes)
+
+    monkeypatch.undo()
+    monkeypatch.setattr(images, "SHAPES_DISK_CACHE_MIN", 300)
+    monkeypatch.setenv("INTERP_CACHE_DIR", str(tmp_path / "cache"))
+    entry.write_bytes(b"not a safetensors file")
+    images._shapes.cache_clear()
+    rebuilt = images._shapes(200, 100)
+    assert torch.equal(first.train_x, rebuilt.train_x)
+    # a changed generator is a new key: the old entry is replaced, never served
+    monkeypatch.setattr(shapes, "generator_version", lambda: "changed00000")
+    images._shapes.cache_clear()
+    images._shapes(200, 100)
+    assert [p.name for p in (tmp_path / "cache").glob("shapes-200-100-*")] == ["shapes-200-100-seed0-changed00000.safetensors"]
+    images._shapes.cache_clear()
+
+
+def test_small_shapes_splits_are_not_written_to_disk(tmp_path):
+    import interp.data.images as images
+
+    images._shapes.cache_clear()
+    images._shapes(200, 100)
+    assert not list((tmp_path / "cache").glob("shapes-*"))
+    images._shapes.cache_clear()

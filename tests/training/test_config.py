@@ -78,4 +78,4 @@ def test_quick_recipe_is_the_fast_one_with_the_tutorials_budget():
     shared = {key: quick[key] for key in ("optimizer", "momentum", "weight_decay", "schedule",
                                           "label_smoothing", "precision", "grad_clip", "eval_flip")}
     assert shared == {"optimizer": "adamw", "momentum": 0.9, "weight_decay": 5e-4, "schedule": "onecycle",
-                      "label_smoothing": 0.0, "precision": "fp32", "grad_clip": 0.0, "eval_flip": False}
+                      "label_smoothing": 0.0, "precision": "auto", "grad_clip": 0.0, "eval_flip": False}

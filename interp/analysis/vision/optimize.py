@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ...errors import InterpError, unknown
 from ...hooks import Recorder, forward_hooks, frozen
 from ...subject import Subject
+from ...threads import adapt as adapt_threads
 from .param import image_param
 from .transforms import TRANSFORM_STREAM, Transforms, affine_grid, affine_thetas
 
@@ -115,6 +116,7 @@ def optimize_images(subject: Subject, layers: Sequence[str], seeds: Sequence[int
     start = time.perf_counter()
     with numpy_state, frozen(model), torch.enable_grad(), Recorder(model, layers) as rec:
         for step in range(steps):
+            adapt_threads()  # follows the cores other processes leave free (interp.threads)
             images = image_f()
             acts = rec.run(to_input(images, step))
             gain, values = objective(lookup(acts, images))
