@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default="all", help="methods to time (default all)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
 
     import torch
 

@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="time (b) and (c) this many times, keep the best")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = parser.parse_args(argv)
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
 
     import torch
 

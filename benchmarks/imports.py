@@ -70,6 +70,9 @@ def main() -> None:
     parser.add_argument("--layers", default="layer1.0.conv1", help="report layers (default layer1.0.conv1)")
     parser.add_argument("--only", choices=("resnet18", "gpt2"), help="one half of the benchmark")
     args = parser.parse_args()
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
 
     from interp.analysis.language.heads import head_scores
     from interp.analysis.language.lens import logit_lens

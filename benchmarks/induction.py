@@ -65,6 +65,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     p.add_argument("--plot", metavar="DIR", help="also save the 2-layer runs' training dynamics (PNG + JSON) here")
     args = p.parse_args(argv)
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
     torch.set_num_threads(args.threads)
     epochs, steps = (3, 4) if args.quick else (args.epochs, args.steps_per_epoch)
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -70,6 +70,9 @@ class Collect:
 
 
 def main() -> int:
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
     collect = Collect()
     start = time.perf_counter()
     code = pytest.main(["-q", "-p", "no:cacheprovider", "-m", "slow or not slow", "--no-header", "-rN",

@@ -28,6 +28,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="visualisation steps (default: the report's)")
     parser.add_argument("--quick", action="store_true", help="a small run and 32 steps (smoke test)")
     args = parser.parse_args()
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
 
     import torch
 

@@ -286,6 +286,9 @@ def main(argv=None) -> int:
     p.add_argument("--out", metavar="DIR", help="also write train_cifar_p1.json, train_cifar_p2.json and "
                                                 "train_cifar_p2.png (accuracy against time) into DIR")
     args = p.parse_args(argv)
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
     from interp.config import parse_set_options
     from interp.data import load_image_data
     from interp.errors import InterpError

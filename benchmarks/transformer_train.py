@@ -276,6 +276,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     args = p.parse_args(argv)
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
     torch.set_num_threads(args.threads)
     machine = f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads"
     record = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine, "quick": args.quick}

@@ -106,6 +106,9 @@ def run_gensim(sentences: list[list[str]], epochs: int, threads: int) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from interp.device import machine_description
+
+    print(f"machine: {machine_description()}", flush=True)  # the CPU kind and load every figure depends on
     max_words = 50_000 if args.quick else 0
     epochs = 1 if args.quick else args.epochs
     sentences = load_sentences(args.corpus, max_words)

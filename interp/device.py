@@ -82,3 +82,28 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
     if precision == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     return precision
+
+
+def machine_description() -> str:
+    """One line for benchmark output: CPU model, usable cores, torch and its CPU capability,
+    whether bf16 is native, the load average (other processes change every timing).
+
+    >>> machine_description()
+    'AMD EPYC, 2 cores, torch 2.14.1, capability AVX512, native bf16: yes, load 0.31'
+    """
+    import os
+    import platform
+
+    from .threads import available_cores
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return (f"{cpu}, {available_cores()} cores, torch {torch.__version__}, capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, native bf16: {'yes' if native_bf16('cpu') else 'no'}"
+            f"{gpu}, load {load}")

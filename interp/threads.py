@@ -49,6 +49,8 @@ _policy: ThreadPolicy | None = None
 _last_check = 0.0
 _omp_env_set = None  # the OMP_NUM_THREADS value this module set (not the user's choice)
 _pins = 0  # inside pinned(): adapt() leaves the count alone
+_first_step_marked = False
+FIRST_STEP_MARK = "INTERP_FIRST_STEP_MARK"
 
 
 def available_cores() -> int:
@@ -161,7 +163,11 @@ def configure_threads(threads: int | str | None = None) -> ThreadPolicy:
 def adapt() -> ThreadPolicy | None:
     """Re-check, at most once a second, how many cores are free and follow them (only for
     the automatic policy). Cheap enough to call from every step of a long loop."""
-    global _last_check
+    global _last_check, _first_step_marked
+    if not _first_step_marked:
+        _first_step_marked = True
+        if os.environ.get(FIRST_STEP_MARK):  # benchmarks/contention.py times start-up to here
+            print(f"{FIRST_STEP_MARK} {time.time():.3f}", file=sys.stderr, flush=True)
     if _policy is None or not _policy.adaptive or _pins:
         return _policy
     now = time.monotonic()
