@@ -190,7 +190,7 @@ class Claim:
 
 _CLAIMS: dict[str, Claim] = {}
 _MODULES = ("first_layer", "curves", "layer_statistics", "inception", "transformers", "clever_hans", "cue_token",
-            "universality")
+            "universality", "curve_circuit")
 """The modules whose claims register when imported, in the order :func:`list_claims` lists them."""
 
 
