@@ -56,6 +56,8 @@ WORD_KINDS = frozenset({"neighbors", "analogy", "projection", "bias", "embedding
 
 OUTPUTS: dict[str, OutputKind] = {
     "featvis": OutputKind("feature visualisation", frozenset({"featvis"}), whole=True, staged=True),
+    # `interp circuit --out DIR`: one circuit (replaced whole by the same settings)
+    "circuit": OutputKind("circuit result", frozenset({"circuit"}), whole=True, staged=True),
     "examples": OutputKind("set of dataset examples", frozenset({"examples"}), whole=True, staged=True),
     "weights": OutputKind("set of weight views", frozenset({"weights"}), whole=True, staged=True),
     "attribution": OutputKind("attribution result", ATTRIBUTION_KINDS, whole=False, staged=False),

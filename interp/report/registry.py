@@ -23,6 +23,7 @@ CONTRIBUTORS: list[str] = [
     "interp.report.transformer_pages:contribute",
     "interp.report.embedding_pages:contribute",
     "interp.report.claims_pages:contribute",
+    "interp.report.circuit_pages:contribute",
 ]
 
 

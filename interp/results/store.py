@@ -43,6 +43,7 @@ RESULT_MODULES = (
     "interp.results.words",
     "interp.results.claims",
     "interp.results.zoo",
+    "interp.results.circuits",
 )
 
 
