@@ -100,3 +100,16 @@ def claims_table(results: list, *, width: int = 100) -> str:
             lines.append(textwrap.fill(f"note: {note}", width=width, initial_indent="    ",
                                        subsequent_indent="    "))
     return "\n".join(lines)
+
+
+def circuit_verdict(result) -> str:
+    """The kept circuit's faithfulness, its CI and the random band, in one sentence (CLI and demo)."""
+    at = result.at()
+    how = "--top" if result.settings.get("top") else (
+        f"the smallest reaching {result.curve.threshold:g}" if result.curve.minimal_size == result.size
+        else f"none reaches {result.curve.threshold:g}: the most faithful size")
+    beats = "above" if result.beats_random() else "NOT above"
+    return (f"Kept {result.size:,} of {result.n_edges:,} edges ({how}): faithfulness {at['faithfulness']:.3f} "
+            f"[{at['ci'][0]:.3f}, {at['ci'][1]:.3f}] (95% CI over {result.curve.n_examples} examples); random band "
+            f"at that size: mean {at['random_mean']:.3f}, 95% quantile {at['random_high']:.3f} over "
+            f"{len(result.curve.random[0])} circuits: the CI is {beats} the random band.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..terminal import printable, table
+from ..terminal import circuit_verdict, printable, table
 from .common import add_device, add_json, add_run, add_seed, int_in, load_run_announced, print_json
 
 # = interp.analysis.causal.graph.METHODS and .cnn.METRICS, which include .transformer.METRICS (not
@@ -93,7 +93,7 @@ def cmd_circuit(args) -> int:
                                       ("random_high", "random 95%")], {k: "{:.3f}".format for k in (
                                           "faithfulness", "ci_low", "ci_high", "random_mean", "random_high")}))
     print()
-    print(_verdict(result))
+    print(circuit_verdict(result))
     print(f"Saved -> {path}/  (faithfulness.png; `interp report` draws the circuit page)")
     return 0
 
@@ -101,20 +101,13 @@ def cmd_circuit(args) -> int:
 def _headline(result) -> str:
     s = result.settings
     graph = s.get("graph", {})
+    if result.model_kind == "transformer":
+        return printable(f"Circuit of {result.run}: {result.n_edges:,} edges between heads, MLPs, the embedding and "
+                         f"the logits, scored by {result.method} on {result.metric}; {s.get('n')} sequences of the "
+                         f"induction task against their {s.get('corrupted')} values ({result.seconds:.1f}s)")
     clean = graph.get("clean_class") or "every class (stratified)"
     against = graph.get("corrupted_class") or f"the {graph.get('corrupted', s.get('corrupted'))} activations"
     return printable(f"Circuit of {result.run}: {result.n_edges:,} edges between {', '.join(result.layers)}, "
                      f"scored by {result.method} on {result.metric}; {graph.get('n', s.get('n'))} images of "
                      f"{clean} against {against} ({result.seconds:.1f}s)")
 
-
-def _verdict(result) -> str:
-    at = result.at()
-    how = "--top" if result.settings.get("top") else (
-        f"the smallest reaching {result.curve.threshold:g}" if result.curve.minimal_size == result.size
-        else f"none reaches {result.curve.threshold:g}: the most faithful size")
-    beats = "above" if result.beats_random() else "NOT above"
-    return (f"Kept {result.size:,} of {result.n_edges:,} edges ({how}): faithfulness {at['faithfulness']:.3f} "
-            f"[{at['ci'][0]:.3f}, {at['ci'][1]:.3f}] (95% CI over {result.curve.n_examples} examples); random band "
-            f"at that size: mean {at['random_mean']:.3f}, 95% quantile {at['random_high']:.3f} over "
-            f"{len(result.curve.random[0])} circuits: the CI is {beats} the random band.")

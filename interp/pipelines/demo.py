@@ -37,8 +37,12 @@ def stage_train(ctx: DemoContext) -> None:
 
 
 def stage_report(ctx: DemoContext) -> None:
+    from .circuits import save_circuit_of
     from .report import build_report
 
+    # the circuit page: which conv1 -> conv2 -> fc edges carry the "circle" logit (every edge at its mean as baseline)
+    ctx.outputs["circuit"] = save_circuit_of(ctx.run, method="eap", clean="circle", corrupted="mean",
+                                             metric="class-logit", seed=0)
     index = build_report(ctx.run, steps=64 if ctx.quick else None, device=ctx.device, progress=ctx.progress)
     ctx.outputs["report"] = index
     print(f"Report: {index}")
@@ -59,8 +63,11 @@ def stage_transformer(ctx: DemoContext) -> None:
     from .report import build_report
     from ..runs import load_run
 
+    from .circuits import save_circuit_of
+
     demo_stage(ctx)
     run = load_run(ctx.outputs["induction run"])
+    save_circuit_of(run, method="eap-ig", corrupted="mean", metric="loss", seed=0)  # drawn on its report
     ctx.outputs["induction report"] = build_report(run, progress=ctx.progress, log=None)
 
 
