@@ -13,9 +13,9 @@ from torch import nn
 
 from interp.analysis.vision.tuning import Probe
 from interp.claims import INCONCLUSIVE, NOT_SUPPORTED, SUPPORTED, CheckOptions, check_claims, list_claims, model_run
-from interp.claims.curve_circuit import (UnitReadout, axis_difference, cell_spacing, examine_detector,
-                                         preferred_curves, tangent_alignment, tangent_field,
-                                         weight_patching_agreement)
+from interp.analysis.vision.curve_circuit import (UnitReadout, axis_difference, cell_spacing, preferred_curves,
+                                                 tangent_alignment, tangent_field, weight_patching_agreement)
+from interp.claims.curve_circuit import examine_detector
 from interp.claims.registry import default_claims
 from interp.data import stimuli as S
 from interp.hooks import hook_count
