@@ -189,8 +189,8 @@ class Claim:
 
 
 _CLAIMS: dict[str, Claim] = {}
-_MODULES = ("first_layer", "curves", "layer_statistics", "inception", "transformers", "clever_hans", "cue_token",
-            "universality", "curve_circuit")
+_MODULES = ("first_layer", "curves", "layer_statistics", "inception", "transformers", "induction_circuit",
+            "clever_hans", "cue_token", "universality", "curve_circuit")
 """The modules whose claims register when imported, in the order :func:`list_claims` lists them."""
 
 
@@ -219,7 +219,7 @@ def list_claims(kind: str | None = None) -> list[Claim]:
     registration within a module: the same order whichever module was imported first.
 
     >>> [c.id for c in list_claims("transformer")]
-    ['induction-k-composition', 'no-induction-one-layer', 'copying-ov-positive', 'cue-token']
+    ['induction-k-composition', 'no-induction-one-layer', 'copying-ov-positive', 'induction-circuit', 'cue-token']
     """
     _ensure_loaded()
     claims = [c for c in _CLAIMS.values() if kind is None or c.kind == kind]
