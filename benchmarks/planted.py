@@ -18,8 +18,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FILES = ["tests/test_planted_first_layer.py", "tests/test_planted_heads.py", "tests/test_planted_clever_hans.py",
-         "tests/test_claims_vision.py", "tests/test_claims_transformers.py"]
+FILES = ["tests/claims/test_planted_first_layer.py", "tests/claims/test_planted_heads.py",
+         "tests/claims/test_planted_clever_hans.py", "tests/claims/test_claims_vision.py",
+         "tests/claims/test_claims_transformers.py", "tests/claims/test_planted_universality.py",
+         "tests/claims/test_planted_curve_circuit.py", "tests/claims/test_planted_induction_circuit.py"]
 
 # test-name pattern -> (claim, expected verdict); the first match wins.
 CASES = [
@@ -51,6 +53,14 @@ CASES = [
     (r"watermark_net_is_a_clever_hans|watermark_net_against", "clever-hans", "supported"),
     (r"clean_net_is_not_a_clever_hans|plain_shapes_is_not", "clever-hans", "not supported"),
     (r"mark_that_does_not_fit", "clever-hans", "inconclusive"),
+    (r"two_training_seeds_match", "universality-across-seeds", "supported"),
+    (r"own_shuffled_weights", "universality-across-seeds", "not supported"),
+    (r"tangent_arc_is_supported", "curve-circuit", "supported"),
+    (r"random_arrangement_is_not", "curve-circuit", "not supported or inconclusive"),
+    (r"crossing_the_curve_refute", "curve-circuit", "not supported"),
+    (r"line_detector_net_has_no_curve", "curve-circuit", "inconclusive (no detector)"),
+    (r"trained_model_supports_the_circuit", "induction-circuit", "supported"),
+    (r"untrained_model_has_no_gain", "induction-circuit", "inconclusive"),
 ]
 
 
