@@ -169,9 +169,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1 repetition; visualize and start-up only")
     parser.add_argument("--only", choices=["contention", "startup"], default=None)
     parser.add_argument("--policies", default=",".join(POLICIES))
+    parser.add_argument("--workloads", default=None, help="comma-separated indexes into the workloads (0,1,2)")
     args = parser.parse_args()
     reps = 1 if args.quick else args.reps
     workloads = list(WORKLOADS)[:1] if args.quick else list(WORKLOADS)
+    if args.workloads:
+        workloads = [list(WORKLOADS)[int(i)] for i in args.workloads.split(",")]
     policies = [p for p in args.policies.split(",") if p]
     from interp.device import machine_description
 

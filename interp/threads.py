@@ -85,20 +85,24 @@ def _cgroup_quota() -> float | None:
 
 
 def busy_elsewhere(samples: int = 5, interval: float = 0.002) -> int:
-    """Runnable threads of other processes right now (median of a few samples, ~10 ms):
-    the kernel's count of running tasks (``/proc/loadavg``) less this process's own. 0 where
-    the kernel does not say (not Linux)."""
+    """Runnable threads of other processes right now: the kernel's count of running tasks
+    (``/proc/loadavg``) less this process's own, the fewest over a few samples (~10 ms). The
+    fewest, because a CPU-bound neighbour is runnable in every sample while a kernel worker,
+    or one of our own OpenMP threads going to sleep between the two reads, shows in one at most
+    (with the median, such blips made a quiet machine look busy and halved the thread count now
+    and then). 0 where the kernel does not say (not Linux)."""
     counts = []
     for i in range(samples):
+        before = _own_running()
         try:
             with open("/proc/loadavg") as f:
                 running = int(f.read().split()[3].split("/")[0])
         except (OSError, ValueError, IndexError):
             return 0
-        counts.append(max(0, running - _own_running()))
+        counts.append(max(0, running - max(before, _own_running())))
         if i + 1 < samples:
             time.sleep(interval)
-    return sorted(counts)[len(counts) // 2]
+    return min(counts)
 
 
 def _own_running() -> int:

@@ -447,3 +447,36 @@ def test_cli_visualize_json(tiny_run_dir, cli, tmp_path):
     assert result["kind"] == "featvis" and result["units"] == [0, 1, 2] and result["settings"]["steps"] == 3
     assert result["natural_source"]["n_images"] == 50 and result["quality"][0]["natural"] is not None
     assert (Path(result["path"]) / "index.json").is_file()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_ascent_adam_is_torchs_adam_maximising_step_for_step(fused):
+    """Our optimiser (no torch.optim: its import of torch._dynamo costs a second of start-up)."""
+    from interp.analysis.vision.optimize import AscentAdam
+
+    g = torch.Generator().manual_seed(0)
+    ours = torch.randn(2, 3, 8, 8, generator=g).requires_grad_(True)
+    theirs = ours.detach().clone().requires_grad_(True)
+    weight = torch.randn(2, 3, 8, 8, generator=g)
+    reference = torch.optim.Adam([theirs], lr=0.05, maximize=True, fused=True)
+    adam = AscentAdam([ours], lr=0.05)
+    adam.fused = fused
+    for _ in range(25):
+        for p, opt in ((ours, adam), (theirs, reference)):
+            opt.zero_grad(set_to_none=True)
+            torch.sin(p * weight).sum().backward()
+            opt.step()
+    assert torch.allclose(ours, theirs, atol=0 if fused else 1e-6, rtol=0 if fused else 1e-5)
+    start = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))  # where both began
+    assert (ours - start).abs().max() > 0.1
+
+
+def test_visualisation_does_not_import_torch_dynamo(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, torch; from interp.zoo import build_model; from interp.analysis.vision.featvis import "
+            "visualize; visualize(build_model('tutorial', {}), 'conv1', steps=2, size=16); "
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
