@@ -67,7 +67,7 @@ class FaithfulnessCurve:
                 for k, f, c, m, h in zip(self.sizes, self.faithfulness, self.ci, self.random_mean, self.random_high)]
 
 
-def default_sizes(n_edges: int, points: int = 12) -> list[int]:
+def default_sizes(n_edges: int, points: int = 24) -> list[int]:
     """Circuit sizes from 1 edge to all of them, spaced geometrically (small circuits matter most)."""
     if n_edges <= points:
         return list(range(1, n_edges + 1))
