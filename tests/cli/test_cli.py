@@ -235,3 +235,28 @@ def test_transformer_layer_options_take_the_module_name_too():
         _index_list("blocks.x", "layer")
     with pytest.raises(InterpError):
         _index_list("blocks.1", "head")  # heads are indices only
+
+
+def test_every_help_and_interp_runs_start_without_torch(tmp_path):
+    """`interp --help`, every command's and verb's --help, and `interp runs` never import torch (#21)."""
+    import subprocess
+    import sys
+
+    code = """
+import argparse, contextlib, io, sys
+from interp.cli import build_parser, main
+def helps(parser):
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from helps(sub)
+count = sum(1 for p in helps(build_parser()) if p.format_help())
+with contextlib.redirect_stdout(io.StringIO()):
+    main(["runs"])
+print(count, "torch" in sys.modules)
+"""
+    env = {"PATH": "/usr/bin:/bin", "INTERP_MODELS_DIR": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    count, imported = out.split()
+    assert int(count) > 30 and imported == "False", out
