@@ -22,6 +22,8 @@ from .registry import ReportContext, Section
 
 MAX_DRAWN = 40
 """Edges drawn in a diagram: the kept circuit's strongest (the table lists more)."""
+HEAD_INPUTS = {"q": 0.2, "k": 0.5, "v": 0.8}
+"""Where on a head's box an edge into its query, key or value input ends (fraction of its height)."""
 TABLE_EDGES = 40
 NODE = 44            # node square, px
 ROW = 62             # vertical distance between nodes
@@ -204,11 +206,14 @@ def diagram(index: dict, image_of, pages: dict) -> dict:
     edges = []
     for row, (source, target) in reversed(list(zip(drawn, ends))):  # the strongest drawn last, on top
         (x1, y1), (x2, y2) = where[source], where[target]
-        edges.append({"x1": x1 + NODE, "y1": y1 + NODE / 2, "x2": x2, "y2": y2 + NODE / 2,
+        # a head's query, key and value inputs enter its box at the top, middle and bottom
+        entry = HEAD_INPUTS.get(row["target"].rsplit(".", 1)[-1], 0.5) if row["target"] != target else 0.5
+        edges.append({"x1": x1 + NODE, "y1": y1 + NODE / 2, "x2": x2, "y2": y2 + NODE * entry,
                       "width": round(max(0.6, MAX_WIDTH * abs(row["score"]) / strongest), 2),
                       "colour": NEGATIVE if row["score"] < 0 else POSITIVE, "title": f"{row['edge']}: "
                       f"{row['score']:+.4g}"})
-    return {"width": MARGIN * 2 + max(0, len(columns) - 1) * COLUMN + NODE + 40, "height": height,
+    heads = any(row["target"] != target for row, (_, target) in zip(drawn, ends))
+    return {"heads": heads, "width": MARGIN * 2 + max(0, len(columns) - 1) * COLUMN + NODE + 40, "height": height,
             "columns": [{"label": layer, "x": MARGIN + c * COLUMN + NODE / 2} for c, layer in enumerate(columns)],
             "nodes": nodes, "edges": edges, "drawn": len(drawn), "size": index.get("size", len(circuit)),
             "positive": POSITIVE, "negative": NEGATIVE}
