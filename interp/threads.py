@@ -2,14 +2,15 @@
 
 Why: torch's OpenMP threads wait for each other at the end of every parallel region by
 spinning. When another process holds a core, one of our threads is descheduled and its
-sibling spins through its time slice: on 2 cores with two busy processes beside it, the
-demo's 128-step feature visualisation took 22-55 s against 0.4 s quiet (benchmarks/
-contention.py). One thread has no sibling to wait for; two threads are faster only
-while both cores are free (0.4 s vs 0.6-0.8 s). So: all the cores this process may use
-(affinity and cgroup quota) when no other process is running on them, one fewer per
-process that is, re-checked at most once a second by long loops (:func:`adapt`).
-``OMP_WAIT_POLICY=PASSIVE`` was measured too and is not the default: it halves the
-quiet speed of small models (0.8 s) and still loses 2-5x under load.
+sibling spins through its time slice: on 2 cores with two busy processes beside it, torch's
+defaults made one training epoch 8.9x and a 128-step feature visualisation 6x slower than
+quiet (single runs up to 21x), where a fair share is about 2x (benchmarks/contention.py,
+RESULTS.md). One thread has no sibling to wait for; two are faster only while both cores
+are free. So: all the cores this process may use (affinity and cgroup quota) when no other
+process is running on them, one fewer per process that is, re-checked at most once a second
+by long loops (:func:`adapt`): 1.6-2.2x under the same load, the same as torch's defaults
+quiet. ``OMP_WAIT_POLICY=PASSIVE`` and a fixed single thread were measured too and are not
+the default: they cost 1.5-2.5x and 1.2-1.4x of the quiet speed.
 
 An explicit choice always wins and is never adapted: ``--threads N``, ``INTERP_THREADS=N``,
 or ``OMP_NUM_THREADS``; ``INTERP_THREADS=torch`` leaves torch's own defaults alone.
