@@ -64,6 +64,7 @@ class ImageClassificationTask:
     def attach(self, data: ImageData, config) -> None:
         self.data = data
         self.train_cfg = config.train
+        self.bf16 = resolve_precision(config.train.precision, self.device) == "bf16"  # once, not per batch
         # Whole splits live on the device as uint8: 150 MB for CIFAR-10.
         self.train_x = data.train_x.to(self.device)
         self.train_y = data.train_y.to(self.device)
@@ -104,8 +105,7 @@ class ImageClassificationTask:
         return x
 
     def _autocast(self):
-        enabled = resolve_precision(self.train_cfg.precision, self.device) == "bf16"
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16)
 
     def loss(self, model, batch):
         x, y = batch

@@ -97,6 +97,7 @@ class LanguageModelTask:
     def attach(self, config) -> None:
         self.config = config
         self.train_cfg = config.train
+        self.bf16 = resolve_precision(config.train.precision, self.device) == "bf16"  # once, not per batch
         self.block_size = config.model_config["block_size"]
         self.collect_head_scores = self.spec is not None
         g = torch.Generator().manual_seed(EVAL_SEED)
@@ -141,8 +142,7 @@ class LanguageModelTask:
         # train.precision=bf16 (or auto where bf16 is native): the forward pass autocasts to bfloat16
         # (about 2x faster steps on CPUs with AVX512-BF16, the same loss per step); evaluation
         # stays in float32.
-        bf16 = resolve_precision(self.train_cfg.precision, self.device) == "bf16"
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             logits = model(x)
         loss = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1))
         return loss, {"n": y.numel()}
