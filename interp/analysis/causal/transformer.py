@@ -51,7 +51,7 @@ import torch.nn.functional as F
 from ...errors import InterpError, unknown
 from ...hooks import eval_mode
 from ..language.bridge import as_bridge
-from ..language.heads import head_type_masks
+from ..language.heads import head_type_masks, repeated_positions
 from ..language.tokens import task_tokens, token_digest
 from .graph import Edge
 
@@ -66,14 +66,6 @@ _REBUILD_TOLERANCE = 1e-3
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def induction_positions(tokens: torch.Tensor) -> torch.Tensor:
-    """``(B, T-1)`` bool: positions ``t`` whose token occurred earlier, so induction can predict ``t+1``.
-
-    The mask of :func:`~interp.analysis.language.patching.induction_loss` (the duplicate-token one).
-    """
-    return head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1].to(tokens.device)
 
 
 def broken_repeat(tokens: torch.Tensor, *, seed: int = 0, pool: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,7 +94,7 @@ def broken_repeat(tokens: torch.Tensor, *, seed: int = 0, pool: torch.Tensor | N
 
 def negative_induction_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """``(B,)``: minus each sequence's mean next-token loss at the induction positions."""
-    where = induction_positions(tokens).float()
+    where = repeated_positions(tokens).float()
     loss = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none")
     return -(loss * where).sum(1) / where.sum(1).clamp_min(1)
 
@@ -110,7 +102,7 @@ def negative_induction_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch
 def induction_logit_diff(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """``(B,)``: correct next token's logit minus the mean of the other tokens' logits, averaged over
     the induction positions."""
-    where = induction_positions(tokens).float()
+    where = repeated_positions(tokens).float()
     logits = logits[:, :-1].float()
     correct = logits.gather(-1, tokens[:, 1:, None])[..., 0]
     others = (logits.sum(-1) - correct) / (logits.shape[-1] - 1)

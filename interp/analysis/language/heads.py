@@ -125,6 +125,16 @@ def head_type_masks(tokens: torch.Tensor) -> dict[str, torch.Tensor]:
     return {"prev_token": prev, "induction": induction, "duplicate": duplicate, "first_token": first}
 
 
+def repeated_positions(tokens: torch.Tensor) -> torch.Tensor:
+    """``(B, T-1)`` bool on ``tokens``' device: positions ``t`` whose token occurred earlier in its
+    sequence, so an induction head can predict ``t+1`` (where induction losses are measured).
+
+    >>> repeated_positions(torch.tensor([[5, 7, 5, 7]]))
+    tensor([[False, False,  True]])
+    """
+    return head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1].to(tokens.device)
+
+
 def _score_terms(patterns: torch.Tensor, tokens: torch.Tensor):
     """Per head type: each sequence's attention mass on the mask's keys summed over the query rows that
     have one ``(B, L, H)``, and how many such rows it has ``(B,)``."""

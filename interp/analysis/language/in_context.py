@@ -14,13 +14,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .heads import head_type_masks
+from .heads import repeated_positions
 
 
 def _position_losses(logits: torch.Tensor, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Next-token losses ``(B, T-1)`` and masks of the positions whose token is new / repeated in its
     sequence (position 0, BOS, is neither)."""
-    repeated = head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1]  # (B, T-1): token at t seen before
+    repeated = repeated_positions(tokens.cpu())  # (B, T-1): token at t seen before
     loss = F.cross_entropy(logits[:, :-1].detach().float().transpose(1, 2).cpu(), tokens[:, 1:].cpu(),
                            reduction="none")
     first = ~repeated

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from ...errors import InterpError
 from .bridge import as_bridge, check_heads
-from .heads import check_forward_memory, head_type_masks
+from .heads import check_forward_memory, repeated_positions
 from .tokens import task_tokens, token_digest
 
 KINDS = ("zero", "mean")
@@ -50,7 +50,7 @@ class AblationResult:
 
 def induction_loss(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
     """Mean next-token loss at positions whose token occurred earlier (where induction applies)."""
-    where = head_type_masks(tokens.cpu())["duplicate"].any(-1)[:, :-1].to(logits.device)  # (B, T-1)
+    where = repeated_positions(tokens).to(logits.device)  # (B, T-1)
     loss = F.cross_entropy(logits[:, :-1].float().transpose(1, 2), tokens[:, 1:], reduction="none")
     return loss[where].mean()
 

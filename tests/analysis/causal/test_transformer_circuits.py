@@ -16,12 +16,11 @@ import torch
 
 from interp.analysis.causal.discovery import faithfulness_curve, rank_correlation
 from interp.analysis.causal.graph import Edge, EdgeScores
-from interp.analysis.causal.transformer import (TransformerGraph, broken_repeat, induction_positions,
-                                                 negative_induction_loss)
+from interp.analysis.causal.transformer import TransformerGraph, broken_repeat, negative_induction_loss
 from interp.analysis.causal.transformer_edges import (eap_ig_scores, eap_scores, patching_scores, path_patch,
                                                        transformer_graph)
 from interp.analysis.language.bridge import bridge_hook_count
-from interp.analysis.language.heads import head_scores
+from interp.analysis.language.heads import head_scores, repeated_positions
 from interp.analysis.language.patching import induction_loss
 from interp.data.text import repeated_random_tokens
 from interp.errors import InterpError
@@ -103,13 +102,13 @@ def test_loss_metric_is_the_induction_loss_per_sequence(graph):
 def test_broken_repeat_keeps_the_first_block_and_breaks_the_rest():
     tokens = repeated_random_tokens(16, 40, 64, torch.Generator().manual_seed(0), bos=0, min_block=5, max_block=12)
     broken = broken_repeat(tokens, seed=1)
-    first_repeat = induction_positions(tokens).float().argmax(1)  # the first position whose token was seen before
+    first_repeat = repeated_positions(tokens).float().argmax(1)  # the first position whose token was seen before
     for row, start in zip(range(len(tokens)), first_repeat.tolist()):
         assert torch.equal(broken[row, :start], tokens[row, :start])
         assert (broken[row, start:] != tokens[row, start:]).float().mean() > 0.8
     assert (broken[:, 1:] != 0).all()  # BOS is not drawn
     assert torch.equal(broken_repeat(tokens, seed=1), broken) and not torch.equal(broken_repeat(tokens, seed=2), broken)
-    assert induction_positions(broken).float().mean() < 0.5 * induction_positions(tokens).float().mean()
+    assert repeated_positions(broken).float().mean() < 0.5 * repeated_positions(tokens).float().mean()
 
 
 # ------------------------------------------------------------------------- planted truth
