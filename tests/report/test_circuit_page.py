@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 from test_report import page_urls
-from test_report_browser import browser  # noqa: F401  (the module's headless Chromium fixture)
+from test_report_browser import browser, watch  # noqa: F401  (browser: the module's headless Chromium fixture)
 
 from interp.analysis.causal.circuit import find_circuit
 from interp.io import encode_png, write_bytes, write_json
@@ -91,13 +91,7 @@ def test_user_strings_are_escaped_and_nothing_is_remote(circuit_report):
 def test_the_page_opens_in_chromium_without_errors(circuit_report, browser):  # noqa: F811
     root, result = circuit_report
     page = browser.new_page(viewport={"width": 1200, "height": 900})
-    problems = []
-    page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
-    page.on("request", lambda r: None if r.url.startswith(("file://", "data:")) else problems.append(
-        f"network request: {r.url}"))
-    page.on("dialog", lambda d: problems.append(f"dialog opened: {d.message}"))
+    problems = watch(page)
     for name in ("circuits/eap-logit-diff.html", "circuits.html"):
         page.goto((root / name).as_uri())
         page.wait_for_load_state("load")

@@ -24,18 +24,25 @@ def browser():
         b.close()
 
 
-def test_every_page_loads_cleanly(browser, tiny_report):
-    index = tiny_report
-    root = index.parent
-    pages = sorted(root.rglob("*.html"))
-    page = browser.new_page(viewport={"width": 1200, "height": 900})
-    problems = []
+def watch(page) -> list[str]:
+    """What goes wrong on ``page`` from now on (console errors, page errors, failed or network
+    requests, dialogs), collected into the list returned."""
+    problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
     page.on("requestfailed", lambda r: problems.append(f"failed request: {r.url}"))
     page.on("request", lambda r: None if r.url.startswith(("file://", "data:")) else problems.append(
         f"network request: {r.url}"))
     page.on("dialog", lambda d: problems.append(f"dialog opened: {d.message}"))
+    return problems
+
+
+def test_every_page_loads_cleanly(browser, tiny_report):
+    index = tiny_report
+    root = index.parent
+    pages = sorted(root.rglob("*.html"))
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    problems = watch(page)
     for html in pages:
         page.goto(html.as_uri())
         page.wait_for_load_state("load")

@@ -7,7 +7,6 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from torch import nn
 
 import interp.results
 from interp.analysis.causal import circuit as circuit_module
@@ -19,6 +18,7 @@ from interp.analysis.causal.graph import Edge
 from interp.errors import InterpError
 from interp.hooks import hook_count
 from interp.results.circuits import load_circuit, save_circuit
+from test_cnn_circuits import Planted  # the hand-built 3-edge circuit
 
 LAYERS = ["conv1", "conv2", "fc1"]   # a part of the tutorial net: 6*16 + 16*120 edges, fast
 
@@ -60,24 +60,6 @@ def test_without_top_the_minimal_circuit_is_kept_else_the_most_faithful_size():
     assert chosen_size(curve([0.1, 0.85, 1.0], 4), None) == 4
     assert chosen_size(curve([0.1, 0.6, 0.5], None), None) == 4     # none reaches 0.8: the best size
     assert chosen_size(curve([0.1, 0.85, 1.0], 4), 16) == 16
-
-
-class Planted(nn.Module):
-    """Logit 0 reads only conv2:1, which reads only conv1:0 and conv1:2: a 3-edge circuit."""
-
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(1)
-        self.conv1, self.conv2 = nn.Conv2d(3, 4, 3), nn.Conv2d(4, 3, 3)
-        self.fc = nn.Linear(3 * 2 * 2, 3)
-        with torch.no_grad():
-            self.conv2.weight[1, [1, 3]] = 0
-            self.conv2.bias[1] = 0.5
-            self.fc.weight[0].view(3, 4)[[0, 2]] = 0
-
-    def forward(self, x):
-        a = self.conv2(self.conv1(x).relu())
-        return self.fc(nn.functional.max_pool2d(a.relu(), 2).flatten(1))
 
 
 @pytest.mark.parametrize("method", ["eap", "patching"])
