@@ -61,11 +61,10 @@ only as fine as this grid."""
 
 
 def machine(threads: int) -> dict:
-    cpuinfo = Path("/proc/cpuinfo")
-    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if cpuinfo.exists() else platform.processor()
+    from interp.device import cpu_model
+
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads": threads, "torch": torch.__version__,
+    return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads, "torch": torch.__version__,
             "capability": torch.backends.cpu.get_cpu_capability(), "python": platform.python_version(),
             "load": [round(x, 2) for x in load]}
 

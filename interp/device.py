@@ -84,6 +84,18 @@ def resolve_precision(precision: str, device: str | torch.device = "cpu") -> str
     return precision
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` says."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")),
+                        platform.processor() or platform.machine())
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
 def machine_description() -> str:
     """One line for benchmark output: CPU model, usable cores, torch and its CPU capability,
     whether bf16 is native, the load average (other processes change every timing).
@@ -92,16 +104,10 @@ def machine_description() -> str:
     'AMD EPYC, 2 cores, torch 2.14.1, capability AVX512, native bf16: yes, load 0.31'
     """
     import os
-    import platform
 
     from .threads import available_cores
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
-    except OSError:
-        pass
+    cpu = cpu_model()
     load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?"
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (f"{cpu}, {available_cores()} cores, torch {torch.__version__}, capability "
