@@ -158,19 +158,13 @@ def timed(fn, repeats: int, slow_s: float = 10.0) -> tuple[float, int, object]:
 # ------------------------------------------------------------------------------ statistics
 
 
-def _ranks(v: torch.Tensor) -> torch.Tensor:
-    """Average ranks (ties share their mean rank), as rank_correlation uses."""
-    _, inverse, counts = torch.unique(v, return_inverse=True, return_counts=True)
-    last = torch.cumsum(counts, 0).double()
-    return ((last - (counts.double() - 1) / 2) - 1)[inverse]
-
-
 def rho_with_ci(a: torch.Tensor, b: torch.Tensor, *, draws: int = 400, seed: int = 0) -> dict:
     """Spearman rho of two score vectors, a bootstrap 95% CI over edges (ranks of the full sample,
     resampled pairs) and the null: the 95% quantile of rho with ``b`` shuffled (``draws`` shuffles)."""
+    from interp.analysis.causal.discovery import average_ranks
     from interp.stats import bootstrap_ci
 
-    ra, rb = _ranks(a.double()), _ranks(b.double())
+    ra, rb = average_ranks(a.double()), average_ranks(b.double())
 
     def pearson(x, y):  # (draws, n) each
         x, y = x - x.mean(-1, keepdim=True), y - y.mean(-1, keepdim=True)

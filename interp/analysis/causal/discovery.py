@@ -136,26 +136,30 @@ def faithfulness_curve(graph: CircuitGraph, scores: EdgeScores, *, sizes: Sequen
         settings={"n_random": n_random, "seed": seed, **scores.settings})
 
 
+def average_ranks(values: torch.Tensor) -> torch.Tensor:
+    """0-based ranks of ``values`` (float64), ties sharing their mean rank.
+
+    >>> average_ranks(torch.tensor([3.0, 1.0, 3.0]))
+    tensor([1.5000, 0.0000, 1.5000], dtype=torch.float64)
+    """
+    _, inverse, counts = torch.unique(values, return_inverse=True, return_counts=True)
+    last = torch.cumsum(counts, 0).double()  # 1-based position of each distinct value's last copy
+    return (last - (counts.double() - 1) / 2 - 1)[inverse]
+
+
+def spearman(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Spearman correlation of two equally long vectors (ties by average rank); NaN when either is constant."""
+    rx, ry = average_ranks(x.double()), average_ranks(y.double())
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    denominator = float(rx.norm() * ry.norm())
+    return float((rx * ry).sum()) / denominator if denominator else float("nan")
+
+
 def rank_correlation(a: EdgeScores, b: EdgeScores) -> float:
     """Spearman correlation of two methods' scores over their common edges (ties by average rank)."""
     da, db = a.as_dict(), b.as_dict()
     common = [e for e in a.edges if e in db]
     if len(common) < 2:
         return float("nan")
-    x = torch.tensor([da[e] for e in common], dtype=torch.float64)
-    y = torch.tensor([db[e] for e in common], dtype=torch.float64)
-
-    def ranks(v):
-        order = torch.argsort(v)
-        r = torch.empty_like(v)
-        r[order] = torch.arange(len(v), dtype=torch.float64)
-        for value in torch.unique(v):  # average rank for ties
-            tie = v == value
-            if tie.sum() > 1:
-                r[tie] = r[tie].mean()
-        return r
-
-    rx, ry = ranks(x), ranks(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = float(rx.norm() * ry.norm())
-    return float((rx * ry).sum()) / denominator if denominator else float("nan")
+    return spearman(torch.tensor([da[e] for e in common], dtype=torch.float64),
+                    torch.tensor([db[e] for e in common], dtype=torch.float64))

@@ -26,7 +26,7 @@ from ...hooks import StopForward, capture, get_module
 from ...stats import bootstrap_ci
 from ..causal.cnn import CNNGraph
 from ..causal.cnn_edges import patching_scores, weight_scores
-from ..causal.discovery import rank_correlation
+from ..causal.discovery import rank_correlation, spearman
 from ..causal.graph import Edge, EdgeScores
 from .tuning import Probe, stimulus_jitter
 
@@ -216,11 +216,7 @@ def _model_input(probe: Probe, images: torch.Tensor) -> torch.Tensor:
 
 
 def _spearman_of(values: torch.Tensor) -> torch.Tensor:  # (draws, n, 2) -> (draws,)
-    out = []
-    for draw in values:
-        edges = [Edge(str(i), "u") for i in range(len(draw))]
-        out.append(rank_correlation(EdgeScores(edges, draw[:, 0], "a", "m"), EdgeScores(edges, draw[:, 1], "b", "m")))
-    return torch.tensor(out, dtype=torch.float64).nan_to_num(0.0)
+    return torch.tensor([spearman(draw[:, 0], draw[:, 1]) for draw in values], dtype=torch.float64).nan_to_num(0.0)
 
 
 def weight_patching_agreement(probe: Probe, source: str, layer: str, unit: int, orientation: float,
@@ -243,8 +239,7 @@ def weight_patching_agreement(probe: Probe, source: str, layer: str, unit: int, 
     value = rank_correlation(weights, magnitude)
     g = torch.Generator().manual_seed(seed)
     shuffles = (torch.randperm(len(named), generator=g) for _ in range(permutations))
-    null = torch.tensor([rank_correlation(weights, EdgeScores(named, magnitude.scores[p], "permuted", "m"))
-                         for p in shuffles])
+    null = torch.tensor([spearman(weights.scores, magnitude.scores[p]) for p in shuffles])
     pairs = torch.stack([weights.scores, magnitude.scores], 1)
     ci = bootstrap_ci(pairs, _spearman_of, draws=400, seed=seed)
     return Agreement(weights, patching, value, ci, null.nan_to_num(0.0),

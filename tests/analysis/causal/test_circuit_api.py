@@ -148,3 +148,16 @@ def test_a_damaged_result_is_a_clear_error(small, tmp_path):
     (folder / "edges.json").write_text("[[")
     with pytest.raises(InterpError, match="corrupt"):
         load_circuit(folder)
+
+
+def test_spearman_and_average_ranks_match_scipy():
+    from scipy.stats import rankdata, spearmanr
+
+    from interp.analysis.causal.discovery import average_ranks, spearman
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 7, (200,), generator=g).double()  # many ties
+    y = x + torch.randn(200, generator=g, dtype=torch.float64)
+    assert torch.allclose(average_ranks(x), torch.tensor(rankdata(x.numpy()) - 1, dtype=torch.float64))
+    assert abs(spearman(x, y) - spearmanr(x.numpy(), y.numpy()).statistic) < 1e-12
+    assert spearman(torch.ones(5), torch.arange(5.0)) != spearman(torch.ones(5), torch.arange(5.0))  # NaN: constant
