@@ -293,6 +293,16 @@ def write_jsonl(path: str | os.PathLike, rows: list[dict]) -> None:
     write_text(path, "".join(json.dumps(r, sort_keys=True, default=_json_default) + "\n" for r in rows))
 
 
+def read_json_object(file: str | os.PathLike) -> dict | None:
+    """The JSON object in ``file``, or None when it is missing, unreadable, not JSON or not an
+    object: for code that looks at files which may be anything (a folder's contents, saved results)."""
+    try:
+        data = json.loads(Path(file).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     path = Path(path)
     if not path.exists():

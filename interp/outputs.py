@@ -22,7 +22,6 @@ savers do for their files.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InterpError
-from .io import jsonable, nearest_existing
+from .io import jsonable, nearest_existing, read_json_object
 
 
 @dataclass(frozen=True)
@@ -137,19 +136,11 @@ def _names(entries: list[Path], shown: int = 3) -> str:
     return ", ".join(names[:shown]) + (f", ... ({len(names) - shown} more)" if len(names) > shown else "")
 
 
-def _read_json(file: Path) -> dict | None:
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def _result_files(folder: Path, kinds: frozenset[str]) -> dict[Path, dict]:
     """The JSON files directly in ``folder`` that declare one of ``kinds``, with their content."""
     found = {}
     for file in sorted(folder.glob("*.json")):
-        data = _read_json(file)
+        data = read_json_object(file)
         if data is not None and data.get("kind") in kinds:
             found[file] = data
     return found
@@ -159,7 +150,7 @@ def _result_kinds(folder: Path) -> set[str]:
     """The kinds the JSON files directly in ``folder`` declare."""
     kinds = set()
     for file in folder.glob("*.json"):
-        kind = (_read_json(file) or {}).get("kind")
+        kind = (read_json_object(file) or {}).get("kind")
         if isinstance(kind, str):
             kinds.add(kind)
     return kinds
@@ -232,7 +223,7 @@ def result_folder(path: str | os.PathLike, layer: str, settings: dict, units: li
         wanted["units"] = list(units)
     candidate = path
     for attempt in range(1, 1000):
-        index = _read_json(candidate / "index.json") if candidate.is_dir() else None
+        index = read_json_object(candidate / "index.json") if candidate.is_dir() else None
         if index is None or _same(index, wanted):
             return candidate
         suffix = settings_hash(wanted) + ("" if attempt == 1 else f"-{attempt}")

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from ..errors import InterpError
+from ..io import read_json_object
 from ..results.circuits import FOLDER, saved_circuits
 from .registry import ReportContext, Section
 
@@ -132,7 +133,7 @@ class NodeImages:
         if featvis is not None:
             folder, index = featvis
             return folder, {u: e["images"][0] for u, e in index.get("units", {}).items() if e.get("images")}
-        index = _read(root / "examples" / layer / "index.json")
+        index = read_json_object(root / "examples" / layer / "index.json")
         if index and index.get("kind") == "examples":
             return f"examples/{layer}", {u: e["top"]["file"] for u, e in index.get("units", {}).items()}
         return None
@@ -149,18 +150,10 @@ class NodeImages:
             found = None
         if found is not None:
             return found[0].relative_to(root).as_posix(), found[1]
-        index = _read(root / "featvis" / layer / "index.json")  # interp visualize, any settings
+        index = read_json_object(root / "featvis" / layer / "index.json")  # interp visualize, any settings
         if index and index.get("kind") == "featvis":
             return f"featvis/{layer}", index
         return None
-
-
-def _read(file: Path) -> dict | None:
-    try:
-        data = json.loads(file.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def diagram(index: dict, image_of, pages: dict) -> dict:
