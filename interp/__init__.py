@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "InterpError", "Run", "attribute", "configure_threads", "build_report", "capture", "check_claims", "create_model",
-    "dataset_examples", "head_scores", "hook_count", "layer_weights", "list_claims", "list_models", "load_run",
+    "dataset_examples", "dynamics", "head_scores", "load_snapshot", "hook_count", "layer_weights", "list_claims", "list_models", "load_run",
     "make_config", "parse_unit", "resume", "to_bridge", "train", "visualize", "WordVectors",
 ]
 
@@ -43,6 +43,8 @@ _LAZY = {
     "check_claims": ("claims.registry", "check_claims"),
     "list_claims": ("claims.registry", "list_claims"),
     "build_report": ("pipelines.report", "build_report"),
+    "dynamics": ("pipelines.dynamics", "dynamics"),
+    "load_snapshot": ("snapshots", "load_snapshot"),
 }
 
 

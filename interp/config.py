@@ -75,6 +75,9 @@ class TrainConfig:
     """Evaluate on the held-out split every N epochs (0: only after the last)."""
     time_budget: float = 0.0
     """Stop after this many seconds of training (0: no budget)."""
+    checkpoints: str = ""
+    """Weight snapshots kept during training for ``interp dynamics`` (:mod:`interp.snapshots`):
+    log, linear, N, log:N, linear:N; empty: none."""
     seed: int = 0
 
 

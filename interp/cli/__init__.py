@@ -18,7 +18,7 @@ import sys
 import traceback
 
 COMMAND_MODULES = ("core", "imports", "featvis", "report", "attribution", "transformers", "embeddings", "claims",
-                   "circuit")
+                   "circuit", "dynamics")
 
 DESCRIPTION = """\
 interp: circuits-style interpretability for small models.

@@ -34,6 +34,7 @@ def register(sub, common) -> None:
                "  interp train tutorial --dataset ../shared/data/cifar10-jpeg --recipe quick   # bf16 where native\n"
                "     (the tutorial's 2 epochs: 57% in about 5 s on 2 CPU cores with AVX512-BF16)\n"
                "  interp train --resume tutorial                 # continue an interrupted run\n"
+               "  interp train attn-only --dataset induction --checkpoints log   # snapshots for interp dynamics\n"
                "  interp train word2vec                          # the word2vec exercise on the embedded toy corpus\n"
                "  interp train word2vec-sgns --dataset ../shared/data/tinyshakespeare.txt --set min_count=3\n"
                "     (word2vec settings: dim, window, min_count, negatives, subsample, dynamic_window, stopwords)")
@@ -59,6 +60,9 @@ def register(sub, common) -> None:
                    help="override a model, training or data setting, e.g. pooling=avg, kernel_size=3, "
                         "channels=8,16, batch_norm=true, train.weight_decay=0; repeatable")
     p.add_argument("--resume", metavar="NAME", help="continue an interrupted run from its last checkpoint")
+    p.add_argument("--checkpoints", metavar="SCHEDULE",
+                   help="keep weight snapshots during training for `interp dynamics`: log (about 30, log-spaced: "
+                        "more early), linear, N (N log-spaced), log:N or linear:N (= --set checkpoints=...)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
     p.add_argument("--skip-bad-images", action="store_true",
                    help="image folders: leave out files that cannot be decoded (each named in a warning) "
@@ -152,6 +156,10 @@ def cmd_train(args) -> int:
 
     progress = not args.no_progress
     if args.resume:
+        if args.checkpoints:
+            from ..errors import InterpError
+
+            raise InterpError("--checkpoints cannot change on --resume: the schedule is part of the run's config")
         if args.model:
             print(f"note: --resume continues {args.resume} with its saved config; ignoring {args.model!r}",
                   file=sys.stderr)
@@ -172,8 +180,9 @@ def cmd_train(args) -> int:
         run = train(args.model, dataset, name=args.name, device=args.device, progress=progress,
                     recipe=args.recipe, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     seed=args.seed, overwrite=args.overwrite,
-                    overrides={**parse_set_options(args.sets), **({"skip_bad_images": "true"}
-                                                                    if args.skip_bad_images else {})})
+                    overrides={**parse_set_options(args.sets),
+                               **({"skip_bad_images": "true"} if args.skip_bad_images else {}),
+                               **({"checkpoints": args.checkpoints} if args.checkpoints else {})})
     print(format_summary(run))
     return 0
 

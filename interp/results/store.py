@@ -44,6 +44,7 @@ RESULT_MODULES = (
     "interp.results.claims",
     "interp.results.zoo",
     "interp.results.circuits",
+    "interp.results.dynamics",
 )
 
 

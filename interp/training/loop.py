@@ -32,6 +32,7 @@ from ..errors import InterpError, unknown
 from ..io import read_jsonl, save_tensors, write_json, write_jsonl
 from ..runs import (LOCK_FILE, Run, check_run_name, check_weights, load_run, load_weights, models_dir, read_config,
                     read_json, run_lock)
+from ..snapshots import parse_schedule, save_snapshot, snapshot_steps
 from ..threads import adapt as adapt_threads
 from ..zoo import build_model, count_parameters, get_spec
 
@@ -103,6 +104,7 @@ def _check_train(cfg: TrainConfig) -> None:
         raise unknown("schedule", cfg.schedule, SCHEDULES)
     if cfg.precision not in PRECISIONS:
         raise unknown("precision", cfg.precision, PRECISIONS)
+    parse_schedule(cfg.checkpoints)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -337,6 +339,11 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
     stopped_early = None
     final: dict[str, Any] | None = None
     reuse_last = getattr(task, "final_extends_evaluation", False)
+    # Snapshots for `interp dynamics`: the weights after these optimiser steps (0: the init).
+    snapshot_at = set(snapshot_steps(cfg.checkpoints, total_steps))
+    if start_epoch == 0 and 0 in snapshot_at:
+        save_snapshot(run_dir, model, 0, epoch=0.0, seconds=0.0)
+    steps_done = start_epoch * steps_per_epoch
     _write_state(run_dir, "running", start_epoch)
     try:
         for epoch in range(start_epoch, cfg.epochs):
@@ -371,6 +378,10 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
                     if cfg.grad_clip > 0:
                         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     optimizer.step()
+                steps_done = epoch * steps_per_epoch + step + 1
+                if steps_done in snapshot_at:
+                    save_snapshot(run_dir, model, steps_done, epoch=steps_done / steps_per_epoch,
+                                  seconds=elapsed + time.perf_counter() - t0)
                 n = stats["n"]
                 loss_sum += loss.detach() * n
                 if "correct" in stats:
@@ -417,6 +428,8 @@ def _fit(run_dir: Path, config: RunConfig, task, model, optimizer, start_epoch: 
     except Exception:  # any failure: marked, so the run is never the default --run
         _write_state(run_dir, "failed", epoch)
         raise
+    if stopped_early and snapshot_at and steps_done not in snapshot_at:  # the weights training ended with
+        save_snapshot(run_dir, model, steps_done, epoch=steps_done / steps_per_epoch, seconds=elapsed)
     if final is None:  # resumed after the last epoch's checkpoint, or no evaluation ran
         final = task.evaluate(model, final=True)
     summary = {

@@ -66,6 +66,19 @@ def to_bridge(model_or_run: Any, *, fold_ln: bool = False):
     return bridge
 
 
+def reload_bridge(bridge, model_or_run: Any):
+    """``bridge`` (from :func:`to_bridge` of a model of the same shapes, not weight-folded) with the weights
+    of another model: a checkpoint series reads many weights through one bridge instead of booting one each.
+
+    >>> bridge = reload_bridge(bridge, load_snapshot(run, 120))
+    """
+    model = _as_gpt(model_or_run)
+    if isinstance(model, HFCausalLM):
+        return to_bridge(model)
+    bridge.load_state_dict(bridge_state_dict(model), strict=True)
+    return bridge.eval()
+
+
 def _boot_hf(model: HFCausalLM, device):
     """An imported Hugging Face model through TransformerLens's own adapter for its architecture.
 

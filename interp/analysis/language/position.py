@@ -54,21 +54,37 @@ def icl_score(loss: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def per_position_loss(model, tokens: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
-    """Mean cross-entropy of predicting ``tokens[:, t+1]`` at each position ``t`` ``(T-1,)``.
+def per_sequence_position_loss(model, tokens: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """Cross-entropy of predicting ``tokens[:, t+1]`` at each position ``t`` of each sequence ``(B, T-1)``.
 
     ``model`` is any callable mapping ``(B, T)`` ids to logits (our GPT or a bridge).
     """
     import torch.nn.functional as F
 
     device = next(model.parameters()).device
-    total = torch.zeros(tokens.shape[1] - 1)
+    out = []
     for i in range(0, len(tokens), batch_size):
         x = tokens[i:i + batch_size].to(device)
         logits = model(x[:, :-1]).float()
-        loss = F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none")  # (B, T-1)
-        total += loss.sum(0).cpu()
-    return total / len(tokens)
+        out.append(F.cross_entropy(logits.transpose(1, 2), x[:, 1:], reduction="none").cpu())  # (B, T-1)
+    return torch.cat(out)
+
+
+def per_position_loss(model, tokens: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
+    """Mean cross-entropy at each position ``(T-1,)`` (see :func:`per_sequence_position_loss`)."""
+    return per_sequence_position_loss(model, tokens, batch_size=batch_size).mean(0)
+
+
+def position_tokens(run, n_sequences: int = 256, *, seed: int = 0) -> torch.Tensor:
+    """The default sequences ``(n, T+1)`` for loss by position: windows of the run's validation text
+    (character runs) or sequences of its induction task."""
+    context = run.config.model_config["block_size"]
+    if run_vocabulary(run).is_char:
+        from ...data.text import load_char_corpus, random_windows
+
+        corpus = load_char_corpus(run.config.data.name, progress=False)
+        return random_windows(corpus.val, n_sequences, context, torch.Generator().manual_seed(seed))
+    return task_tokens(run, n_sequences, seed=seed, seq_len=context + 1)
 
 
 def loss_by_position(model_or_run, tokens: torch.Tensor | None = None, *, n_sequences: int = 256,
@@ -81,16 +97,8 @@ def loss_by_position(model_or_run, tokens: torch.Tensor | None = None, *, n_sequ
     model = getattr(model_or_run, "model", model_or_run)
     data = "given tokens"
     if tokens is None:
-        run = model_or_run
-        data = run.config.data.name
-        context = run.config.model_config["block_size"]
-        if run_vocabulary(run).is_char:
-            from ...data.text import load_char_corpus, random_windows
-
-            corpus = load_char_corpus(data, progress=False)
-            tokens = random_windows(corpus.val, n_sequences, context, torch.Generator().manual_seed(seed))
-        else:
-            tokens = task_tokens(run, n_sequences, seed=seed, seq_len=context + 1)
+        data = model_or_run.config.data.name
+        tokens = position_tokens(model_or_run, n_sequences, seed=seed)
         settings = {"n_sequences": n_sequences, "seed": seed}
     else:
         settings = {"tokens": token_digest(tokens)}
