@@ -24,6 +24,7 @@ CONTRIBUTORS: list[str] = [
     "interp.report.embedding_pages:contribute",
     "interp.report.claims_pages:contribute",
     "interp.report.circuit_pages:contribute",
+    "interp.report.dynamics_section:contribute",
 ]
 
 

@@ -102,6 +102,15 @@ def test_dynamics_of_a_tiny_lm_reuses_its_checkpoints_and_round_trips(tiny_lm, m
     assert torch.equal(back.heads["induction"], result.heads["induction"])
     assert (folder / "dynamics.png").stat().st_size > 1000
 
+    from interp.report.dynamics_section import contribute
+    from interp.report.registry import ReportContext
+
+    ctx = ReportContext(run=tiny_lm, root=tiny_lm.report_dir())
+    contribute(ctx)  # the run page's "Over training" section renders what was saved
+    section = next(s for s in ctx.pages["index.html"].sections if s.id == "dynamics")
+    assert (ctx.root / section.data["figure"]).is_file()
+    assert sorted(r["name"] for r in section.data["rows"]) == sorted(result.series)
+
 
 def test_dynamics_of_a_cnn_and_its_errors(tiny_run, cli, tmp_path):
     from interp.pipelines.dynamics import dynamics

@@ -153,11 +153,13 @@ def test_occlusion_attributes_only_to_the_quadrant_the_model_sees():
     attr = attribute(model, x, 0, ["occlusion", "ig", "saliency"], steps=16)
     # Default window 4 px, stride 2: windows touching the quadrant reach 2 px past it, no further.
     occ = attr.pixel_map("occlusion").abs()
-    assert occ[:, 18:, :].sum() == 0 and occ[:, :, 18:].sum() == 0
+    # Float noise only outside (1e-8: batched forward passes sum in another order on some CPUs).
+    noise = 1e-6 * occ.max()
+    assert occ[:, 18:, :].max() <= noise and occ[:, :, 18:].max() <= noise
     assert occ[:, :16, :16].sum() / occ.sum() > 0.75
     # Windows aligned with the quadrant's edge: exactly nothing outside, something in every window inside.
     aligned = attribute(model, x, 0, ["occlusion"], window=4, stride=4).pixel_map("occlusion").abs()
-    assert aligned[:, 16:, :].sum() == 0 and aligned[:, :, 16:].sum() == 0
+    assert aligned[:, 16:, :].max() <= 1e-6 * aligned.max() and aligned[:, :, 16:].max() <= 1e-6 * aligned.max()
     assert (aligned[:, :16:4, :16:4] > 0).float().mean() > 0.9
     for method in ("ig", "saliency"):  # gradients outside the quadrant are exactly zero
         pm = attr.pixel_map(method).abs()
