@@ -92,9 +92,16 @@ def test_dynamics_of_a_tiny_lm_reuses_its_checkpoints_and_round_trips(tiny_lm, m
     assert hook_count(tiny_lm.model) == 0
 
     calls = []
+    original = pipeline.transformer_point
     monkeypatch.setattr(pipeline, "transformer_point", lambda *a, **k: calls.append(1))
     again = pipeline.dynamics(tiny_lm, n=16, null_models=2, progress=False, log=None)  # every point from the store
     assert calls == [] and again.series["loss"].values == loss.values
+    monkeypatch.setattr(pipeline, "transformer_point", original)
+    import shutil
+
+    shutil.rmtree(tiny_lm.report_dir() / "dynamics-points")  # recomputed from scratch: the same series
+    fresh = pipeline.dynamics(tiny_lm, n=16, null_models=2, progress=False, log=None, save=False)
+    assert all(fresh.series[k].values == result.series[k].values for k in result.series)
 
     folder = tiny_lm.report_dir() / "dynamics"
     back = load(folder)
@@ -124,6 +131,11 @@ def test_dynamics_of_a_cnn_and_its_errors(tiny_run, cli, tmp_path):
     assert {"accuracy", "loss", "selectivity:conv1", "selectivity:conv2"} <= set(result.series)
     assert result.units["conv2"].shape == (len(result.steps), 16)
     assert result.series["accuracy"].values[-1] > result.series["accuracy"].null[0]
+    claims = dynamics(run, metrics=["claims"], claims=["gabor-first-layer"], claim_null_models=2, n=100,
+                      null_models=0, progress=False, log=None, save=False)
+    row = claims.claims[0]
+    assert row["claim"] == "gabor-first-layer" and len(row["statuses"]) == len(claims.steps)
+    assert (row["first_supported"] is None) == (row["statuses"][-1] != "supported")
     code, out, err = cli("dynamics", "--run", "cnn", "--metrics", "heads")
     assert code == 2 and "heads" in err and "accuracy" in err and "Traceback" not in err
     code, out, err = cli("dynamics", "--run", "cnn", "--n", "100", "--null-models", "1", "--no-progress")
