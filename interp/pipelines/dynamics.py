@@ -70,9 +70,10 @@ def _reinitialised(run, seed: int):
 
     from ..zoo import build_model
 
-    torch.manual_seed(seed)
-    model = build_model(run.config.model, run.config.model_config).to(run.device).eval()
-    return replace(run, model=model)
+    with torch.random.fork_rng(devices=[]):  # the caller's random state stays as it was
+        torch.manual_seed(seed)
+        model = build_model(run.config.model, run.config.model_config)
+    return replace(run, model=model.to(run.device).eval())
 
 
 def dynamics(run: Any, *, metrics: list[str] | None = None, claims: list[str] | None = None, n: int | None = None,
