@@ -184,7 +184,8 @@ def test_cli_default_steps_are_the_visualisers():
 
 def test_specificity_on_planted_colour_units():
     model = Colours()
-    fv = visualize(model, "relu", size=16, steps=128)
+    # 256 steps: at 128 the magenta unit's image (red 0.61, blue 0.54) ties the red unit to 1e-4 on an Intel Xeon
+    fv = visualize(model, "relu", size=16, steps=256)
     assert [q.rank for q in fv.quality] == [1] * 6, [q.to_dict() for q in fv.quality]
     assert all(q.specific and q.z > 1 for q in fv.quality)
     assert not fv.failed_units()
