@@ -18,7 +18,7 @@ import sys
 import traceback
 
 COMMAND_MODULES = ("core", "imports", "featvis", "report", "attribution", "transformers", "embeddings", "claims",
-                   "circuit", "dynamics")
+                   "circuit", "dynamics", "sae")
 
 DESCRIPTION = """\
 interp: circuits-style interpretability for small models.

@@ -45,6 +45,8 @@ RESULT_MODULES = (
     "interp.results.zoo",
     "interp.results.circuits",
     "interp.results.dynamics",
+    "interp.results.sae",
+    "interp.results.sae_dashboards",
 )
 
 
