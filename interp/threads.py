@@ -123,6 +123,9 @@ def _own_running() -> int:
     return max(1, n)
 
 
+MAX_THREADS = 4096
+
+
 def _explicit(threads: int | str | None) -> tuple[int | None, str]:
     """The user's explicit thread count and where it came from, or (None, 'auto')."""
     from .errors import InterpError
@@ -138,8 +141,9 @@ def _explicit(threads: int | str | None) -> tuple[int | None, str]:
             n = int(value)
         except (TypeError, ValueError):
             n = 0
-        if n < 1:
-            raise InterpError(f"{source} must be a number of threads >= 1, auto or torch; got {value!r}")
+        if not 1 <= n <= MAX_THREADS:  # torch takes a C int: 2**64 would be an overflow, not a message
+            raise InterpError(f"{source} must be a number of threads from 1 to {MAX_THREADS}, auto or torch; "
+                              f"got {str(value)[:40]!r}")
         return n, source
     return None, "auto"
 

@@ -76,7 +76,7 @@ def test_an_explicit_count_wins_and_is_never_adapted(fresh_policy, monkeypatch, 
 
 @pytest.mark.parametrize("bad", ["0", "-2", "two"])
 def test_a_bad_count_is_a_user_error(fresh_policy, bad):
-    with pytest.raises(InterpError, match="threads >= 1, auto or torch"):
+    with pytest.raises(InterpError, match="threads from 1 to 4096, auto or torch"):
         threads.configure_threads(bad)
 
 
