@@ -46,7 +46,6 @@ RESULT_MODULES = (
     "interp.results.circuits",
     "interp.results.dynamics",
     "interp.results.sae",
-    "interp.results.sae_dashboards",
 )
 
 
