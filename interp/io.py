@@ -12,6 +12,7 @@ import errno
 import glob
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -443,6 +444,21 @@ def npz_bytes(arrays: dict) -> bytes:
 def jsonable(obj: Any) -> Any:
     """``obj`` with tensors and arrays as lists and other odd values as strings: plain JSON."""
     return json.loads(json.dumps(obj, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, recursively (strict JSON: ``allow_nan=False``).
+
+    >>> finite_json({"a": [1.0, float("nan")], "b": (float("inf"),)})
+    {'a': [1.0, None], 'b': [None]}
+    """
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def load_tensor_file(path: Path, unreadable: Callable[[str], str]) -> Any:

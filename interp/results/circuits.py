@@ -19,7 +19,6 @@ settings goes beside it (``METHOD-METRIC-HASH``, :func:`interp.outputs.result_fo
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from ..analysis.causal.circuit import CircuitResult
 from ..analysis.causal.discovery import FaithfulnessCurve
 from ..analysis.causal.graph import Edge, EdgeScores
 from ..errors import InterpError
-from ..io import atomic_dir, jsonable, read_saved_folder, save_tensors, write_json
+from ..io import atomic_dir, finite_json, jsonable, read_saved_folder, save_tensors, write_json
 from ..outputs import result_folder
 from ..plots import new_figure, save_figure
 from .store import register
@@ -60,17 +59,6 @@ def circuit_folder(result: CircuitResult, directory: str | os.PathLike | None = 
     wanted = Path(directory) if directory is not None else \
         circuits_dir(result.run) / f"{result.method}-{result.metric}"
     return result_folder(wanted, graph_key(result), result.settings)
-
-
-def _finite(value):
-    """NaN and infinities as None (strict JSON), recursively."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _number(value) -> float:
@@ -111,7 +99,7 @@ def _summary(result: CircuitResult) -> dict:
 
 def describe_circuit(result: CircuitResult) -> dict:
     """What ``interp circuit --json`` prints: the summary, the kept circuit's edges and the curve."""
-    return _finite(_summary(result))
+    return finite_json(_summary(result))
 
 
 # ----------------------------------------------------------------------------- figure
@@ -156,7 +144,7 @@ def save_circuit(result: CircuitResult, directory: str | os.PathLike | None = No
         write_json(tmp / "index.json", {
             "kind": "circuit", "layer": graph_key(result), **describe_circuit(result), "files": FILES,
             "data": FILES["data"], "scores": {"method": result.scores.method, "metric": result.scores.metric,
-                                              "seconds": _finite(result.scores.seconds),
+                                              "seconds": finite_json(result.scores.seconds),
                                               "settings": jsonable(result.scores.settings)}})
     return folder
 

@@ -10,7 +10,6 @@ its settings), with the Induction Heads paper's figure drawn at save time.
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import torch
 from ..analysis.dynamics.phase import PhaseChange
 from ..analysis.dynamics.series import Dynamics, MetricSeries
 from ..errors import InterpError
-from ..io import atomic_dir, jsonable, read_saved_folder, save_tensors, write_json
+from ..io import atomic_dir, finite_json, jsonable, read_saved_folder, save_tensors, write_json
 from ..outputs import result_folder
 from ..plots import DPI, pyplot, save_figure
 from .store import register
@@ -29,19 +28,9 @@ PLOTTED = {"transformer": ["loss", "icl", "induction", "prev_token", "k_composit
            "cnn": ["accuracy", "loss"]}
 
 
-def _finite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def describe_dynamics(result: Dynamics) -> dict:
     """What ``interp dynamics --json`` prints and ``index.json`` holds."""
-    return _finite(jsonable({
+    return finite_json(jsonable({
         "run": result.run, "model_kind": result.kind, "steps": result.steps, "epochs": result.epochs,
         "seconds": result.seconds, "elapsed": result.elapsed, "coincide": result.coincide,
         "series": {name: {"title": s.title, "direction": s.direction, "values": s.values,

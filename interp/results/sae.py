@@ -21,7 +21,6 @@ Metrics live in the SAE's folder, one JSON per setting (``metrics-HASH.json``,
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 from ..analysis.dictionary.metrics import SAEMetrics
 from ..analysis.dictionary.sae import SparseAutoencoder, TrainedSAE
 from ..errors import InterpError
-from ..io import atomic_dir, jsonable, read_saved_folder, save_tensors, write_json
+from ..io import atomic_dir, finite_json, jsonable, read_saved_folder, save_tensors, write_json
 from ..outputs import result_folder
 from ..plots import new_figure, save_figure
 from .store import register, settings_hash
@@ -37,16 +36,6 @@ from .store import register, settings_hash
 FOLDER = "sae"
 FILES = {"data": "sae.safetensors", "figure": "training.png"}
 COLOURS = {"sae": "tab:red", "random": "0.6", "neurons": "tab:blue"}
-
-
-def _finite(value):
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def sae_dir(run_name: str, root: Path | None = None) -> Path:
@@ -77,7 +66,7 @@ def sae_folder(run: str, layer: str, settings: dict, directory: str | os.PathLik
 
 
 def describe_sae(trained: TrainedSAE) -> dict:
-    return _finite({"run": trained.run, "layer": trained.layer, "source": trained.source,
+    return finite_json({"run": trained.run, "layer": trained.layer, "source": trained.source,
                     "config": trained.sae.config(), "settings": jsonable(trained.settings),
                     "curve": jsonable(trained.curve)})
 
@@ -153,7 +142,7 @@ def saved_saes(root: str | os.PathLike) -> list[tuple[Path, dict]]:
 
 
 def describe_metrics(metrics: SAEMetrics) -> dict:
-    return _finite(jsonable(metrics.to_dict()))
+    return finite_json(jsonable(metrics.to_dict()))
 
 
 def plot_metrics(metrics: SAEMetrics):
