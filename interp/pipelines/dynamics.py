@@ -124,10 +124,11 @@ def dynamics(run: Any, *, metrics: list[str] | None = None, claims: list[str] | 
 
     from tqdm.auto import tqdm
 
+    digests = [_file_digest(s.path) for s in snaps]  # read once: the points' and the claims' cache keys
     points = []
-    for snap in tqdm(snaps, desc=f"dynamics {run.name}", unit="checkpoint", disable=not progress or None,
-                     leave=False):
-        points.append(_cached_point(cache, snap.path.stem, _file_digest(snap.path),
+    for snap, digest in tqdm(list(zip(snaps, digests)), desc=f"dynamics {run.name}", unit="checkpoint",
+                             disable=not progress or None, leave=False):
+        points.append(_cached_point(cache, snap.path.stem, digest,
                                     lambda: measure(load_snapshot(run, snap, device=run.device))))
     null_points = [_cached_point(cache, f"null-{i}", _key(run.config.model_config),
                                  lambda: measure(_reinitialised(run, NULL_SEED + i))) for i in range(null_models)]
@@ -149,8 +150,8 @@ def dynamics(run: Any, *, metrics: list[str] | None = None, claims: list[str] | 
                                             for p in points]) for layer in probe.layers}
     if not language and "claims" in groups:
         ids = list(claims or DEFAULT_CLAIMS)
-        result.claims = claims_over_training(run, snaps, ids, cache, null_models=claim_null_models, seed=seed,
-                                             progress=progress)
+        result.claims = claims_over_training(run, snaps, digests, ids, cache, null_models=claim_null_models,
+                                             seed=seed, progress=progress)
         result.settings["claims"] = {"ids": ids, "null_models": claim_null_models}
     result.coincide = coincidence(series, PAIRS)
     result.elapsed = round(time.perf_counter() - start, 2)
@@ -184,9 +185,10 @@ def _key(settings: dict) -> str:
     return settings_hash(json.loads(json.dumps(settings, default=str)))
 
 
-def claims_over_training(run, snaps, ids: list[str], cache: Path, *, null_models: int, seed: int,
-                         progress: bool = True) -> list[dict]:
-    """Each claim's verdict and headline at every checkpoint, and the first step from which it stays supported."""
+def claims_over_training(run, snaps, digests: list[str], ids: list[str], cache: Path, *, null_models: int,
+                         seed: int, progress: bool = True) -> list[dict]:
+    """Each claim's verdict and headline at every checkpoint (``digests``: each snapshot's content key), and
+    the first step from which it stays supported."""
     from tqdm.auto import tqdm
 
     from ..claims.registry import check_claims
@@ -194,8 +196,8 @@ def claims_over_training(run, snaps, ids: list[str], cache: Path, *, null_models
 
     per_claim: dict[str, dict] = {c: {"claim": c, "statuses": [], "values": []} for c in ids}
     folder = cache / f"claims-{_key({'ids': ids, 'null_models': null_models, 'seed': seed})}"
-    for snap in tqdm(snaps, desc="claims over training", unit="checkpoint", disable=not progress or None, leave=False):
-        digest = _file_digest(snap.path)
+    for snap, digest in tqdm(list(zip(snaps, digests)), desc="claims over training", unit="checkpoint",
+                             disable=not progress or None, leave=False):
         file = folder / f"{snap.path.stem}.json"
         saved = read_json_object(file) if file.is_file() else None
         if not saved or saved.get("weights") != digest:
